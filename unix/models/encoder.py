@@ -1,0 +1,124 @@
+"""Text encoder + cross-modal encoder.
+
+Text tokens ``(B, T)`` pass through ``text_layers`` text-only layers. Visual tokens ``(B, N, D)``
+of the samples that have an image are concatenated in front of them, both get a modality
+embedding, and ``fusion_layers`` layers attend over ``[visual; text]`` with one padding mask.
+A sample without an image has its visual positions masked, so it is encoded from text alone;
+a batch without any image skips the visual part entirely.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from unix.config import UnixConfig
+from unix.models.image_encoder import ImageEncoder
+from unix.modules.layers import EncoderLayer, SinusoidalPositions
+
+EncoderOut = Dict[str, Optional[torch.Tensor]]
+
+IMAGE, TEXT = 0, 1  # modality ids
+
+
+def make_layers(cfg: UnixConfig, n: int, cls=EncoderLayer) -> nn.ModuleList:
+    return nn.ModuleList(
+        cls(cfg.embed_dim, cfg.ffn_dim, cfg.heads, cfg.dropout, cfg.attention_dropout,
+            cfg.activation_dropout, cfg.normalize_before) for _ in range(n)
+    )
+
+
+class UnixEncoder(nn.Module):
+    """Encodes text tokens and optional images into one memory for the decoder.
+
+    Args:
+        cfg: model configuration.
+        embed_tokens: token embedding (V, D), shared with the decoder when tied.
+        padding_idx: index of the padding symbol.
+    """
+
+    def __init__(self, cfg: UnixConfig, embed_tokens: nn.Embedding, padding_idx: int):
+        super().__init__()
+        self.cfg = cfg
+        self.padding_idx = padding_idx
+        self.embed_tokens = embed_tokens
+        self.embed_scale = math.sqrt(cfg.embed_dim)
+        self.positions = SinusoidalPositions(cfg.embed_dim, cfg.max_positions)
+        self.text_layers = make_layers(cfg, cfg.text_layers)
+        self.modality = nn.Embedding(2, cfg.embed_dim)
+        nn.init.normal_(self.modality.weight, std=0.02)
+        self.fusion_layers = make_layers(cfg, cfg.fusion_layers)
+        self.final_norm = nn.LayerNorm(cfg.embed_dim) if cfg.normalize_before else None
+        has_images = bool(cfg.image_encoder) or cfg.image_feature_dim > 0
+        self.image_encoder = ImageEncoder(
+            cfg.embed_dim, cfg.image_encoder, cfg.image_weights, cfg.freeze_image_encoder,
+            cfg.image_feature_dim, cfg.max_visual_tokens) if has_images else None
+
+    # -- parts ---------------------------------------------------------------------------------
+    def encode_text_tokens(self, src_tokens: torch.Tensor):
+        """(B, T) token ids -> text-encoder states (B, T, D) and padding mask (B, T)."""
+        pad = src_tokens.eq(self.padding_idx)
+        x = self.embed_scale * self.embed_tokens(src_tokens) + self.positions.for_padded(pad)
+        x = F.dropout(x, self.cfg.dropout, self.training)
+        for layer in self.text_layers:
+            x = layer(x, pad)
+        return x, pad
+
+    def encode_visual_tokens(self, images: Optional[torch.Tensor] = None,
+                             features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Pixels (B, 3, H, W) or features (B, N, C) -> visual tokens (B, N, D)."""
+        if self.image_encoder is None:
+            raise RuntimeError("this model was built without an image encoder "
+                               "(set image_encoder or image_feature_dim)")
+        return self.image_encoder(images=images, features=features)
+
+    # -- full encoder --------------------------------------------------------------------------
+    def forward(self, src_tokens: torch.Tensor, images: Optional[torch.Tensor] = None,
+                image_features: Optional[torch.Tensor] = None,
+                image_mask: Optional[torch.Tensor] = None) -> EncoderOut:
+        """Encode a batch.
+
+        Args:
+            src_tokens: (B, T) source ids (language tag first), padded with ``padding_idx``.
+            images: (B, 3, H, W) pixels, rows without an image are ignored.
+            image_features: (B, N, C) precomputed backbone features, instead of ``images``.
+            image_mask: (B,) bool, True where the sample has an image (default: all, when
+                images or features are given).
+
+        Returns:
+            dict with ``out`` (B, N+T, D) memory, ``padding_mask`` (B, N+T) True at padding,
+            ``text`` (B, T, D) text-encoder states and ``text_padding_mask`` (B, T).
+        """
+        text, text_pad = self.encode_text_tokens(src_tokens)
+        x = text + self.modality.weight[TEXT]
+        pad = text_pad
+        pixels_or_feats = image_features if image_features is not None else images
+        if pixels_or_feats is not None:
+            B = src_tokens.shape[0]
+            if image_mask is None:
+                image_mask = torch.ones(B, dtype=torch.bool, device=src_tokens.device)
+            if image_mask.any():
+                rows = image_mask.nonzero(as_tuple=True)[0]
+                if image_features is not None:
+                    vis_rows = self.encode_visual_tokens(features=image_features[rows])
+                else:
+                    vis_rows = self.encode_visual_tokens(images=images[rows])
+                vis = vis_rows.new_zeros(B, vis_rows.shape[1], vis_rows.shape[2]).index_copy(0, rows, vis_rows)
+                vis = vis + self.modality.weight[IMAGE]
+                vis_pad = ~image_mask[:, None].expand(B, vis.shape[1])
+                x = torch.cat([vis.to(x.dtype), x], dim=1)
+                pad = torch.cat([vis_pad, text_pad], dim=1)
+        for layer in self.fusion_layers:
+            x = layer(x, pad)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return {"out": x, "padding_mask": pad, "text": text, "text_padding_mask": text_pad}
+
+
+def reorder_encoder_out(enc: EncoderOut, new_order: torch.Tensor) -> EncoderOut:
+    """Select batch rows (e.g. repeat each sample for its beams): every tensor on dim 0."""
+    return {k: (v.index_select(0, new_order) if torch.is_tensor(v) else v) for k, v in enc.items()}

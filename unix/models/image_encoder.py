@@ -1,0 +1,109 @@
+"""Image encoder: any timm backbone (CNN or ViT) -> a sequence of visual tokens.
+
+The backbone's feature map ``(B, C, h, w)`` (CNN) or token sequence ``(B, N, C)`` (ViT) becomes
+``(B, N, D)`` visual tokens through a linear projection, plus learned visual positions. Features
+computed earlier (see :mod:`unix.data.feature_cache`) can be given instead of pixels; they take
+the same projection, so a model trained on cached features runs on pixels with the same backbone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+logger = logging.getLogger(__name__)
+
+
+def create_backbone(name: str, weights: str = "") -> nn.Module:
+    """Create a timm backbone without classifier, loading weights from a local file.
+
+    Args:
+        name: timm model name, e.g. ``tf_efficientnet_lite0`` or ``vit_tiny_patch16_224``.
+        weights: path of a state dict (timm key names, or a file
+            :func:`unix.models.pretrained.load_backbone_weights` understands); ``""`` = random.
+    """
+    import timm
+
+    model = timm.create_model(name, pretrained=False, num_classes=0, global_pool="")
+    if weights:
+        from unix.models.pretrained import load_backbone_weights, resolve_weights
+
+        load_backbone_weights(model, resolve_weights(name, weights))
+    return model
+
+
+def feature_map_to_tokens(feats: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) -> (B, h*w, C); (B, N, C) is returned as is."""
+    if feats.dim() == 4:
+        return feats.flatten(2).transpose(1, 2)
+    if feats.dim() == 3:
+        return feats
+    raise ValueError(f"unexpected backbone output of shape {tuple(feats.shape)}")
+
+
+class ImageEncoder(nn.Module):
+    """Backbone (optional) + projection to the model width.
+
+    Args:
+        dim: model width ``D``.
+        backbone: timm name; ``""`` means features are always given precomputed.
+        weights: local weights of the backbone.
+        freeze: freeze the backbone (kept in eval mode, no gradients).
+        feature_dim: channels ``C`` of precomputed features when there is no backbone.
+        max_tokens: largest number of visual tokens ``N``.
+    """
+
+    def __init__(self, dim: int, backbone: str = "", weights: str = "", freeze: bool = True,
+                 feature_dim: int = 0, max_tokens: int = 256):
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone: Optional[nn.Module] = create_backbone(backbone, weights) if backbone else None
+        if self.backbone is not None:
+            feature_dim = self.backbone.num_features
+        if feature_dim <= 0:
+            raise ValueError("an image encoder needs a timm backbone name or image_feature_dim > 0")
+        self.feature_dim = feature_dim
+        self.freeze = freeze and self.backbone is not None
+        if self.freeze:
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+        self.proj = nn.Linear(feature_dim, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.positions = nn.Parameter(torch.zeros(max_tokens, dim))
+        nn.init.normal_(self.positions, std=0.02)
+        self.max_tokens = max_tokens
+        self.calls = 0  # number of forward passes (tests check that beam search encodes once)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze:
+            self.backbone.eval()
+        return self
+
+    def backbone_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels (B, 3, H, W) -> backbone tokens (B, N, C)."""
+        if self.backbone is None:
+            raise RuntimeError("this model has no image backbone: give precomputed image features")
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            return feature_map_to_tokens(self.backbone.forward_features(images))
+
+    def forward(self, images: Optional[torch.Tensor] = None,
+                features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Encode pixels (B, 3, H, W) or precomputed features (B, N, C) into (B, N, D)."""
+        self.calls += 1
+        if features is None:
+            if images is None:
+                raise ValueError("give images or features")
+            features = self.backbone_features(images)
+        if features.shape[-1] != self.feature_dim:
+            raise ValueError(f"image features have {features.shape[-1]} channels, "
+                             f"the encoder expects {self.feature_dim}")
+        n = features.shape[1]
+        if n > self.max_tokens:
+            raise ValueError(f"{n} visual tokens exceed max_visual_tokens={self.max_tokens}")
+        x = self.proj(features.to(self.proj.weight.dtype))
+        return self.norm(x + self.positions[:n])
