@@ -18,6 +18,8 @@ from typing import List
 
 import torch
 
+from unix.checkpoint import unsupported_global
+
 logger = logging.getLogger(__name__)
 
 
@@ -70,10 +72,13 @@ def _wrap_loader(load_fn):
         try:
             return load_fn(path, *args, **kwargs)
         except pickle.UnpicklingError as e:
+            culprit = unsupported_global(e)
+            if culprit is None:
+                raise UnsafeCheckpointError(f"cannot read checkpoint {path}: not a torch checkpoint or corrupt") from e
             raise UnsafeCheckpointError(
                 f"refusing to load checkpoint {path}: it holds a pickled object that is not on the "
-                f"allow-list of what fairseq stores (torch.load weights_only=True). If you trust "
-                f"this file, convert it to a plain state dict first. Details: {str(e).splitlines()[0]}"
+                f"allow-list of what fairseq stores (torch.load weights_only=True): {culprit}. If you "
+                f"trust this file, convert it to a plain state dict first."
             ) from e
 
     load_checkpoint_to_cpu.__unix_wrapped__ = True

@@ -37,6 +37,18 @@ class UnixMMTTask(ImageTaskMixin, TranslationTask):
             tag = check_lang_in_vocab(cfg.target_lang, set(src_dict.symbols), f"dictionary of {cfg.data}")
             self.tgt_lang_idx = src_dict.index(tag)
 
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        """Use the shared ``dict.txt`` of the data directory for both sides when there is one."""
+        shared = os.path.join(cfg.data.split(os.pathsep)[0], "dict.txt")
+        if not os.path.exists(shared):
+            return super().setup_task(cfg, **kwargs)
+        if cfg.source_lang is None or cfg.target_lang is None:
+            raise ValueError("give the language pair with -s/--source-lang and -t/--target-lang")
+        dictionary = cls.load_dictionary(shared)
+        logger.info("shared dictionary %s: %d types", shared, len(dictionary))
+        return cls(cfg, dictionary, dictionary)
+
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         paths = self.cfg.data.split(os.pathsep)
         data_path = paths[(epoch - 1) % len(paths)] if split == self.cfg.train_subset else paths[0]

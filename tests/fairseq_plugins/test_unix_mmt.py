@@ -1,0 +1,120 @@
+"""unix_mmt end to end: stock fairseq-train and fairseq-generate on a tiny generated corpus."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from unix.data.feature_cache import build_feature_cache
+from unix.data.images import read_image_list
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+USER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "fairseq_plugins")
+TRAIN_ARGS = ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--optimizer", "adam",
+              "--lr", "0.003", "--max-tokens", "500", "--no-progress-bar", "--log-format", "simple",
+              "--log-interval", "1", "--num-workers", "0", "--seed", "1"]
+
+
+def run(cmd, **kw):
+    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def train(corpus, save, *extra, updates=6):
+    return run(["fairseq-train", str(corpus / "bin"), "--user-dir", USER_DIR, "--task", "unix_mmt", "-s", "en",
+                "-t", "de", "--arch", "unix_tiny", "--save-dir", str(save), "--max-update", str(updates),
+                *TRAIN_ARGS, *extra])
+
+
+def generate(corpus, ckpt, *extra):
+    return run(["fairseq-generate", str(corpus / "bin"), "--user-dir", USER_DIR, "--task", "unix_mmt", "-s", "en",
+                "-t", "de", "--path", str(ckpt), "--beam", "5", "--gen-subset", "test", "--max-tokens", "500",
+                "--scoring", "sacrebleu", "--post-process", "sentencepiece", *extra])
+
+
+@pytest.fixture(scope="module")
+def pixel_run(tiny_corpus, tmp_path_factory):
+    save = tmp_path_factory.mktemp("ck_pixels")
+    train(tiny_corpus, save, "--image-root", str(tiny_corpus / "images"), "--image-encoder", "test_efficientnet")
+    return save
+
+
+def test_train_and_generate_with_pixels(tiny_corpus, pixel_run):
+    out = generate(tiny_corpus, pixel_run / "checkpoint_last.pt", "--image-root", str(tiny_corpus / "images"))
+    hyps = [l for l in out.stdout.splitlines() if l.startswith("D-")]
+    assert len(hyps) == 12  # every test sentence, although 12 is not a multiple of 8
+    assert "BLEU" in out.stdout and "Translated 12 sentences" in out.stderr
+    # the language tag is in front of every source
+    assert all(l.split("\t")[1].startswith("__de__") for l in out.stdout.splitlines() if l.startswith("S-"))
+
+
+def test_resume_from_checkpoint_last(tiny_corpus, pixel_run):
+    out = train(tiny_corpus, pixel_run, "--image-root", str(tiny_corpus / "images"), "--image-encoder",
+                "test_efficientnet", updates=8)
+    assert "Loaded checkpoint" in out.stderr + out.stdout
+    assert "num_updates 8" in out.stderr + out.stdout
+
+
+def test_train_and_generate_with_feature_cache(tiny_corpus, tmp_path):
+    paths = [p for p in read_image_list(str(tiny_corpus / "bin" / "train.images.txt"), str(tiny_corpus / "images")) if p]
+    build_feature_cache(paths, str(tmp_path / "feats"), "test_efficientnet")
+    save = tmp_path / "ck"
+    train(tiny_corpus, save, "--image-root", str(tiny_corpus / "images"), "--image-features", str(tmp_path / "feats"))
+    out = generate(tiny_corpus, save / "checkpoint_last.pt", "--image-root", str(tiny_corpus / "images"),
+                   "--image-features", str(tmp_path / "feats"))
+    assert out.stdout.count("\nD-") + out.stdout.startswith("D-") == 12
+
+
+def test_text_only_training(tiny_corpus, tmp_path):
+    train(tiny_corpus, tmp_path / "ck", updates=3)
+    out = generate(tiny_corpus, tmp_path / "ck" / "checkpoint_last.pt")
+    assert "Translated 12 sentences" in out.stderr
+
+
+def test_beam_search_encodes_images_once(tiny_corpus, pixel_run):
+    """One encoder pass per batch: beams reorder the encoder output, they do not re-encode."""
+    import fairseq_plugins  # noqa: F401  (registers the plugins)
+    from fairseq import checkpoint_utils
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(pixel_run / "checkpoint_last.pt")],
+        arg_overrides={"data": str(tiny_corpus / "bin"), "image_root": str(tiny_corpus / "images")})
+    model = models[0].eval()
+    task.load_dataset("test")
+    ds = task.dataset("test")
+    sample = ds.collater([ds[i] for i in range(6)])
+    assert sample["net_input"]["image_mask"].tolist().count(True) == 4
+    from fairseq.dataclass.configs import GenerationConfig
+
+    gen = task.build_generator(models, GenerationConfig(beam=5, max_len_b=20))
+    image_encoder = model.encoder.core.image_encoder
+    image_encoder.calls = 0
+    with torch.no_grad():
+        hypos = task.inference_step(gen, models, sample)
+    assert len(hypos) == 6 and all(len(h) == 5 for h in hypos)
+    assert image_encoder.calls == 1
+
+
+def test_fairseq_model_is_the_core_model(tiny_corpus, pixel_run):
+    import fairseq_plugins  # noqa: F401
+    from fairseq import checkpoint_utils
+
+    from unix import UnixModel
+
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(pixel_run / "checkpoint_last.pt")],
+        arg_overrides={"data": str(tiny_corpus / "bin"), "image_root": str(tiny_corpus / "images")})
+    core = models[0].as_unix_model().eval()
+    assert isinstance(core, UnixModel)
+    task.load_dataset("valid")
+    ds = task.dataset("valid")
+    s = ds.collater([ds[i] for i in range(4)])
+    ni = s["net_input"]
+    with torch.no_grad():
+        ref = models[0](**ni)[0]
+        out = core(ni["src_tokens"], ni["prev_output_tokens"], images=ni.get("images"), image_mask=ni.get("image_mask"))
+    torch.testing.assert_close(out, ref)

@@ -1,0 +1,22 @@
+"""Pre-training objectives as pure functions: contrastive (InfoNCE, ITM) and seq2seq losses."""
+
+from unix.losses.contrastive import (
+    LOG_MAX_SCALE,
+    ContrastiveOutput,
+    HardNegatives,
+    clamp_logit_scale_,
+    contrastive_loss,
+    distributed_world_size,
+    gather_features,
+    itm_loss,
+    itm_pairs,
+    logit_scale_value,
+    sample_hard_negatives,
+)
+from unix.losses.seq2seq import SequenceLoss, label_smoothed_nll_loss, sequence_loss
+
+__all__ = [
+    "LOG_MAX_SCALE", "ContrastiveOutput", "HardNegatives", "SequenceLoss", "clamp_logit_scale_",
+    "contrastive_loss", "distributed_world_size", "gather_features", "itm_loss", "itm_pairs",
+    "label_smoothed_nll_loss", "logit_scale_value", "sample_hard_negatives", "sequence_loss",
+]

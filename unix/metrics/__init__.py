@@ -1,0 +1,1 @@
+"""Metrics: BLEU (tokenized and sacreBLEU), CIDEr and friends, VQA accuracy."""
