@@ -1,0 +1,206 @@
+"""Task ``unix_vqa``: image + question -> answer text, generated with beam search.
+
+Data: what ``fairseq-preprocess -s question -t answer`` writes with the one shared ``dict.txt``,
+plus per split an image list ``<split>.<image-list-suffix>`` aligned with the questions (every
+question needs an image). Training targets hold one answer; evaluation targets may hold the
+answers of several annotators joined by ``<sep>`` (their validation *loss* then covers the
+whole joined string; use ``--eval-accuracy``). The answer-language tag (``__en__``) is put in
+front of every question. ``scripts/prepare_easy_vqa.py`` writes this layout; see
+``examples/vqa/README.md``.
+
+Options beyond ``unix_mmt``'s: ``--constraint-answers FILE`` (closed-set decoding: beam search
+only produces answers of the list, see :mod:`fairseq_plugins.generation.trie_generator`) and
+``--eval-accuracy`` (generate on the valid set and log ``accuracy``, the VQA accuracy in percent).
+"""
+
+import json
+import logging
+import os
+from argparse import Namespace
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq import metrics, utils
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
+
+from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
+from fairseq_plugins.generation.trie_generator import TrieConstrainedSequenceGenerator, load_answer_trie
+from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
+from unix.data.images import ImageError
+from unix.data.tokenizer import check_lang_in_vocab
+from unix.metrics.references import SEP
+from unix.metrics.vqa import batch_vqa_accuracy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UnixVQAConfig(TranslationConfig, UnixImageDataConfig):
+    """Options of ``unix_vqa``: fairseq's translation options, the shared image options, and these."""
+
+    source_lang: Optional[str] = field(default="question", metadata={
+        "help": "file suffix of the questions", "argparse_alias": "-s"})
+    target_lang: Optional[str] = field(default="answer", metadata={
+        "help": "file suffix of the answers", "argparse_alias": "-t"})
+    answer_lang: str = field(default="en", metadata={
+        "help": "language of the answers: its tag (__en__) is put in front of every question"})
+    constraint_answers: Optional[str] = field(default=None, metadata={
+        "help": "closed-set decoding: answer list, one answer a line in sentencepiece pieces "
+                "(answers.spm.txt of scripts/prepare_easy_vqa.py); beam search then only produces "
+                "these answers, and every training answer must be in it"})
+    eval_accuracy: bool = field(default=False, metadata={
+        "help": "generate answers on the valid set and log 'accuracy' (VQA accuracy, percent)"})
+    eval_accuracy_args: Optional[str] = field(default='{"beam": 5}', metadata={
+        "help": "generation arguments for --eval-accuracy, as JSON"})
+    eval_accuracy_post_process: Optional[str] = field(default="sentencepiece", metadata={
+        "help": "post-process of answers and references before scoring (as --post-process)"})
+    eval_accuracy_print_samples: bool = field(default=False, metadata={
+        "help": "log a generated answer and its references for every valid batch"})
+
+
+def _positive(v) -> bool:
+    return v is not None and not isinstance(v, str) and v > 0
+
+
+# generation options that closed-set decoding cannot honour -> "is it switched on?"
+_NOT_WITH_CLOSED_SET = {
+    "sampling": bool, "match_source_len": bool, "constraints": bool, "print_alignment": bool,
+    "diverse_beam_groups": _positive, "prefix_size": _positive, "no_repeat_ngram_size": _positive,
+    "diversity_rate": lambda v: v is not None and v > -1, "min_len": lambda v: v is not None and v > 1,
+}
+
+
+@register_task("unix_vqa", dataclass=UnixVQAConfig)
+class UnixVQATask(ImageTaskMixin, TranslationTask):
+    """Generative visual question answering (image + question -> answer text)."""
+
+    def __init__(self, cfg, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        self.answer_lang_idx = None
+        if cfg.lang_tag:
+            tag = check_lang_in_vocab(cfg.answer_lang, set(src_dict.symbols), f"dictionary of {cfg.data}")
+            self.answer_lang_idx = src_dict.index(tag)
+        self.answer_trie = load_answer_trie(cfg.constraint_answers, tgt_dict) if cfg.constraint_answers else None
+        self.sequence_generator = None
+
+    # -- data ----------------------------------------------------------------------------------
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        paths = utils.split_paths(self.cfg.data)
+        data_path = paths[(epoch - 1) % len(paths)] if split == self.cfg.train_subset else paths[0]
+        src, tgt = self.cfg.source_lang, self.cfg.target_lang
+        dataset = load_langpair_dataset(
+            data_path, split, src, self.src_dict, tgt, self.tgt_dict, combine=combine,
+            dataset_impl=self.cfg.dataset_impl, upsample_primary=self.cfg.upsample_primary,
+            left_pad_source=self.cfg.left_pad_source, left_pad_target=self.cfg.left_pad_target,
+            max_source_positions=self.cfg.max_source_positions,
+            max_target_positions=self.cfg.max_target_positions, truncate_source=self.cfg.truncate_source,
+            num_buckets=self.cfg.num_batch_buckets, shuffle=(split != "test"),
+            pad_to_multiple=self.cfg.required_seq_len_multiple, prepend_bos_src=self.answer_lang_idx,
+        )
+        prefix = os.path.join(data_path, f"{split}.{src}-{tgt}")
+        check_nonempty(dataset, prefix, min_src=2 if self.answer_lang_idx is not None else 1)
+        if split == self.cfg.train_subset:
+            self.check_training_answers(dataset, f"{prefix}.{tgt}")
+        self.datasets[split] = self.with_images(split, dataset)
+
+    def check_training_answers(self, dataset, where: str) -> None:
+        """Every training target is one answer, and one of the answer list when there is one.
+
+        Raises:
+            ValueError: naming the binarized file and the line (= question) at fault.
+        """
+        sep = self.tgt_dict.index(SEP)
+        sep = None if sep == self.tgt_dict.unk() else sep
+        eos = self.tgt_dict.eos()
+        bad_sep, bad_answer = [], []
+        for i in range(len(dataset.tgt)):
+            tokens = dataset.tgt[i].tolist()
+            if tokens and tokens[-1] == eos:
+                tokens = tokens[:-1]
+            if sep is not None and sep in tokens:
+                bad_sep.append((i, tokens))
+            elif self.answer_trie is not None and tokens not in self.answer_trie:
+                bad_answer.append((i, tokens))
+        text = lambda tokens: self.tgt_dict.string(tokens, self.cfg.eval_accuracy_post_process)  # noqa: E731
+        if bad_sep:
+            i, tokens = bad_sep[0]
+            raise ValueError(f"{where}: line {i + 1}: training answer {text(tokens)!r} joins "
+                             f"several answers with {SEP}; train on one answer per question "
+                             f"({len(bad_sep)} such lines)")
+        if bad_answer:
+            i, tokens = bad_answer[0]
+            raise ValueError(f"{where}: line {i + 1}: training answer {text(tokens)!r} is not "
+                             f"in the answer list {self.cfg.constraint_answers} ({len(bad_answer)} such "
+                             f"lines); add the answers to the list or drop those questions")
+
+    def with_images(self, split: str, dataset):
+        """Attach each question's image; every question needs one (unless ``--no-images``)."""
+        if not self.uses_images:
+            if not self.cfg.no_images:
+                raise ValueError("unix_vqa answers questions about images: give --image-root (pixels) or "
+                                 "--image-features (a feature cache), or --no-images for a question-only model")
+            return dataset
+        src = self.image_source(split, len(dataset))
+        missing = [i for i, p in enumerate(src.paths) if p is None]
+        if missing:
+            raise ImageError(f"{src.list_path}:{missing[0] + 1}: question without an image (empty line); "
+                             f"every unix_vqa question needs one ({len(missing)} in all)")
+        return ImagePairDataset(dataset, src)
+
+    # -- model and generation ------------------------------------------------------------------
+    def build_model(self, cfg, from_checkpoint=False):
+        self.prepare_model_cfg(cfg)
+        model = super().build_model(cfg, from_checkpoint)
+        if self.cfg.eval_accuracy:
+            gen_args = json.loads(self.cfg.eval_accuracy_args or "{}")
+            self.sequence_generator = self.build_generator([model], Namespace(**gen_args))
+        return model
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
+                        prefix_allowed_tokens_fn=None):
+        """fairseq's generator; with ``--constraint-answers``, its closed-set subclass."""
+        if self.answer_trie is None or getattr(args, "score_reference", False):
+            return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs,
+                                           prefix_allowed_tokens_fn)
+        for name, switched_on in _NOT_WITH_CLOSED_SET.items():
+            if switched_on(getattr(args, name, None)):
+                raise ValueError(f"--{name.replace('_', '-')} cannot be combined with --constraint-answers "
+                                 "(closed-set decoding is beam search over the answer list)")
+        if prefix_allowed_tokens_fn is not None or seq_gen_cls is not None:
+            raise ValueError("a prefix_allowed_tokens_fn or another generator class cannot be combined "
+                             "with --constraint-answers")
+        extra = dict(extra_gen_cls_kwargs or {}, answer_trie=self.answer_trie)
+        return super().build_generator(models, args, seq_gen_cls=TrieConstrainedSequenceGenerator,
+                                       extra_gen_cls_kwargs=extra)
+
+    # -- validation accuracy -------------------------------------------------------------------
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        if self.cfg.eval_accuracy:
+            preds, targets = self.generate_answers(sample, model)
+            accs = batch_vqa_accuracy(preds, targets)
+            logging_output["_vqa_acc_sum"] = sum(accs)
+            logging_output["_vqa_count"] = len(accs)
+            if self.cfg.eval_accuracy_print_samples and preds:
+                logger.info("example answer: %r, references: %r", preds[0], targets[0])
+        return loss, sample_size, logging_output
+
+    def generate_answers(self, sample, model):
+        """Beam-search answers of a batch: (predicted strings, target strings), both post-processed."""
+        gen_out = self.inference_step(self.sequence_generator, [model], sample, prefix_tokens=None)
+        pp = self.cfg.eval_accuracy_post_process
+        preds = [self.tgt_dict.string(hypos[0]["tokens"].int().cpu(), pp) for hypos in gen_out]
+        targets = [self.tgt_dict.string(utils.strip_pad(t, self.tgt_dict.pad()).int().cpu(), pp)
+                   for t in sample["target"]]
+        return preds, targets
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if not self.cfg.eval_accuracy:
+            return
+        count = sum(log.get("_vqa_count", 0) for log in logging_outputs)
+        if count > 0:
+            metrics.log_scalar("_vqa_acc_sum", sum(log.get("_vqa_acc_sum", 0.0) for log in logging_outputs))
+            metrics.log_scalar("_vqa_count", count)
+            metrics.log_derived("accuracy", lambda m: round(100.0 * m["_vqa_acc_sum"].sum / m["_vqa_count"].sum, 2))

@@ -1,0 +1,53 @@
+"""VQA accuracy against hand-computed values."""
+
+import pytest
+
+from unix.metrics.references import join_references
+from unix.metrics.vqa import VQAAccuracy, batch_vqa_accuracy, normalize_answer, vqa_accuracy
+
+
+@pytest.mark.parametrize("raw, norm", [
+    ("Yes", "yes"), ("yes.", "yes"), ("The Two dogs!", "2 dogs"), ("an apple", "apple"),
+    ("t-shirt", "t shirt"), ("1,000", "1000"), ("3.5", "3.5"), ("none", "0"), ("Dont", "don't"),
+    ("  light   Blue ", "light blue"), ("ten", "10"),
+])
+def test_normalize_answer(raw, norm):
+    assert normalize_answer(raw) == norm
+
+
+def test_single_reference_is_exact_match_after_normalization():
+    assert vqa_accuracy("two", ["2"]) == 1.0
+    assert vqa_accuracy("The dark blue", ["dark blue"]) == 1.0
+    assert vqa_accuracy("blue", ["dark blue"]) == 0.0
+
+
+def test_soft_accuracy_with_several_references():
+    refs = ["2", "2", "3", "two", "2", "3", "4", "3", "3", "2"]  # "2" x5 (with "two"), "3" x4, "4" x1
+    assert vqa_accuracy("2", refs) == 1.0
+    assert vqa_accuracy("4", refs) == pytest.approx(1 / 3)
+    assert vqa_accuracy("5", refs) == 0.0
+    assert vqa_accuracy("yes", ["yes", "no"]) == pytest.approx(1 / 3)
+    assert vqa_accuracy("no", ["no", "no", "yes"]) == pytest.approx(2 / 3)
+
+
+def test_no_reference_is_an_error():
+    with pytest.raises(ValueError):
+        vqa_accuracy("yes", [])
+
+
+def test_corpus_accuracy_from_sep_joined_targets():
+    metric = VQAAccuracy()
+    assert metric.add("red", "Red") == 1.0
+    assert metric.add(join_references(["no", "no", "yes"]), "no") == pytest.approx(2 / 3)
+    assert metric.add(join_references(["dark blue", "blue"]), "green") == 0.0
+    # (1 + 2/3 + 0) / 3 = 55.555...%
+    assert metric.score() == pytest.approx(100 * (5 / 3) / 3)
+    s = metric.summary()
+    assert s["n"] == 3 and s["match"] == pytest.approx(200 / 3)
+    assert "55.56" in metric.result_string()
+
+
+def test_batch_accuracy():
+    assert batch_vqa_accuracy(["a dog", "cat"], ["dog", "dog <sep> cat"]) == [1.0, pytest.approx(1 / 3)]
+    with pytest.raises(ValueError):
+        batch_vqa_accuracy(["x"], [])
