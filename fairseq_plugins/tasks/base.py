@@ -24,7 +24,9 @@ class UnixImageDataConfig:
     image_list_suffix: str = field(default="images.txt", metadata={
         "help": "image list of split S is <data>/S.<suffix>"})
     no_images: bool = field(default=False, metadata={"help": "ignore images (text-only)"})
-    verify_images: bool = field(default=False, metadata={"help": "decode every image at load time"})
+    skip_image_check: bool = field(default=False, metadata={
+        "help": "do not decode every image when a split is loaded (pixels only; by default a corrupt "
+                "image is reported at load time with its list line, not deep inside a batch)"})
     shuffle_images: bool = field(default=False, metadata={
         "help": "evaluation aid: permute images among the sentences that have one (seeded)"})
     lang_tag: bool = field(default=True, metadata={"help": "prepend the target-language tag to the source"})
@@ -73,7 +75,7 @@ class ImageTaskMixin:
         data_path = self.cfg.data.split(os.pathsep)[0]
         list_path = os.path.join(data_path, f"{split}.{self.cfg.image_list_suffix}")
         src = load_image_source(list_path, num_sentences, self.cfg.image_root, cache=self.feature_cache(),
-                                transform=self.image_transform_getter(), verify=self.cfg.verify_images)
+                                transform=self.image_transform_getter(), verify=not self.cfg.skip_image_check)
         if self.cfg.shuffle_images:
             rows = [i for i, p in enumerate(src.paths) if p is not None]
             perm = np.random.RandomState(self.cfg.seed if hasattr(self.cfg, "seed") else 1).permutation(rows)

@@ -98,7 +98,7 @@ def test_missing_and_corrupt_image(tiny_corpus, tmp_path):
         _load(corpus)
     (corpus / "images" / "red.png").write_bytes(b"garbage")
     with pytest.raises(ValueError, match=r"valid.images.txt:\d+: cannot read image .*red.png"):
-        _load(corpus, verify_images=True)
+        _load(corpus)
 
 
 def test_unknown_target_language(tiny_corpus):

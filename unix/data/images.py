@@ -87,10 +87,12 @@ def load_image(path: str, where: str = ""):
 
 
 def verify_images(paths: Sequence[Optional[str]], list_path: str = "images") -> None:
-    """Check that every image decodes (header and data); raise naming the list line."""
+    """Check that every distinct image decodes (header and data); raise naming the list line."""
+    seen = set()
     for i, p in enumerate(paths, start=1):
-        if p is not None:
+        if p is not None and p not in seen:
             load_image(p, where=f"{list_path}:{i}")
+            seen.add(p)
 
 
 def build_transform(backbone: str = "", image_size: int = 224, train: bool = False) -> Callable:

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Evaluate trained Multi30K systems and write the results table (with command and commit).
+
+For each system of a JSON config (see examples/multi30k_mmt/systems.json): average the last N
+epoch checkpoints, run ``fairseq-generate --beam 5`` on test_2016_flickr, and score
+(a) tokenized BLEU comparable with the published tables and (b) sacreBLEU, on all 1,000
+sentences and on the sentences whose image is available. Systems with images are also
+decoded with the images shuffled among those sentences (does the model use the image?).
+
+Example::
+
+    python scripts/mmt_results.py --config examples/multi30k_mmt/systems.json \\
+        --data ../shared/data --bin data-bin/multi30k --out examples/multi30k_mmt/RESULTS.md
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+
+import torch
+
+from scripts import average_checkpoints, score_mmt
+
+logger = logging.getLogger("mmt_results")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="JSON list of systems")
+    p.add_argument("--data", default="../shared/data", help="root of multi30k/ and flickr8k/")
+    p.add_argument("--bin", required=True, help="binarized data (scripts/prepare_multi30k.py)")
+    p.add_argument("--out", required=True, help="markdown file to write")
+    p.add_argument("--work", default=None, help="where generate outputs go (default: next to --out)")
+    p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
+    return p.parse_args(argv)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def generate(bin_dir, ckpt, system, out_path, extra=()):
+    cmd = ["fairseq-generate", bin_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
+           "--task", system["task"], "-s", system["src"], "-t", system["tgt"], "--path", ckpt,
+           "--gen-subset", "test", "--beam", "5", "--max-tokens", "4096", "--post-process", "sentencepiece",
+           "--required-batch-size-multiple", "1", *system.get("generate_args", []), *extra]
+    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
+    with open(out_path, "w") as f:
+        subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    return cmd
+
+
+def evaluate(system, a, work):
+    name, tgt = system["name"], system["tgt"]
+    ckpt_dir = system["checkpoints"]
+    avg = os.path.join(work, f"{name}.avg{system.get('average', 10)}.pt")
+    paths = average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
+    torch.save(average_checkpoints.average(paths), avg)
+    updates = torch.load(paths[-1], map_location="cpu", weights_only=True)["optimizer_history"][-1]["num_updates"]
+    m30k = os.path.join(a.data, "multi30k")
+    ref = os.path.join(m30k, f"test_2016_flickr.{tgt}")
+    ref_tok = os.path.join(m30k, "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
+    subset = os.path.join(a.bin, "test.images.txt")
+    out = os.path.join(work, f"{name}.test.txt")
+    cmd = generate(a.bin, avg, system, out)
+    row = {"name": name, "updates": updates, "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
+           "generate": " ".join(shlex.quote(c) for c in cmd),
+           "all": score_mmt.score(out, ref, tgt, ref_tok),
+           "with_image": score_mmt.score(out, ref, tgt, ref_tok, subset)}
+    if system.get("images"):
+        out_shuf = os.path.join(work, f"{name}.test.shuffled.txt")
+        generate(a.bin, avg, system, out_shuf, ["--shuffle-images"])
+        row["shuffled"] = score_mmt.score(out_shuf, ref, tgt, ref_tok, subset)
+    return row
+
+
+def fmt(s):
+    return f"{s['tokenized_bleu']['bleu']:.2f} / {s['sacrebleu']['bleu']:.2f}" if s else "-"
+
+
+def write_markdown(rows, a, path):
+    argv = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    lines = [
+        "# Multi30K test_2016_flickr results",
+        "",
+        f"Written by `python {argv}` at commit `{git_commit()}` on "
+        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.",
+        "",
+        "Each cell: (a) tokenized BLEU-4 on lowercased Moses-tokenised text, comparable with the published "
+        "tables / (b) sacreBLEU on raw true-case text. Checkpoints: average of the last epoch checkpoints.",
+        "",
+        "| system | updates | averaged | all 1000 (a / b) | with image (a / b) | shuffled images (a / b) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['updates']} | {r['epochs'][0]}..{r['epochs'][1]} | {fmt(r['all'])} | "
+                     f"{fmt(r['with_image'])} (n={r['with_image']['n']}) | {fmt(r.get('shuffled'))} |")
+    sig = rows[0]["all"]["sacrebleu"]["signature"] if rows else ""
+    lines += ["", f"sacreBLEU signature: `{sig}`", "", "Generate commands:", ""]
+    lines += [f"- {r['name']}: `{r['generate']}`" for r in rows]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
+    a = parse_args(argv)
+    subs = dict(v.split("=", 1) for v in a.var)
+    with open(a.config) as f:
+        text = f.read()
+    for k, v in subs.items():
+        text = text.replace("{" + k + "}", v)
+    systems = json.loads(text)
+    work = a.work or os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
+    os.makedirs(work, exist_ok=True)
+    rows = []
+    for system in systems:
+        if not os.path.isdir(system["checkpoints"]):
+            logger.warning("skipping %s: no checkpoints at %s", system["name"], system["checkpoints"])
+            continue
+        rows.append(evaluate(system, a, work))
+    write_markdown(rows, a, a.out)
+    logger.info("wrote %s", a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
