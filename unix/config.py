@@ -33,6 +33,8 @@ class UnixConfig:
         max_visual_tokens: largest number ``N`` of visual tokens (size of the visual positions).
         embed_proj_dim: size of the pooled, normalised embeddings of ``encode_image``/``encode_text``
             (contrastive heads; 0 = no heads, as in fine-tuning).
+        itm_head: add the image-text matching head (2-way classifier over the pooled fused
+            encoder output, :meth:`UnixModel.match_logits`); pre-training only.
     """
 
     embed_dim: int = 128
@@ -53,6 +55,7 @@ class UnixConfig:
     image_feature_dim: int = 0
     max_visual_tokens: int = 256
     embed_proj_dim: int = 0
+    itm_head: bool = False
 
     @classmethod
     def from_arch(cls, arch: str, **overrides: Any) -> "UnixConfig":

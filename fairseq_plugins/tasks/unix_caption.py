@@ -1,0 +1,277 @@
+"""Task ``unix_caption``: image -> caption in the language named by a target-language tag.
+
+Data (``scripts/prepare_captions.py``): a ``tag-cap`` pair binarized with the one shared
+``dict.txt``. The source of a sample is only its language tag (``__de__``), so one model captions
+in every language of the vocabulary; the target is the caption. Training splits have one sample
+per (photo, caption); evaluation splits (``valid_en``, ``test_de``, ...) one sample per photo
+whose target holds all its references joined by ``<sep>``. Every split has an image list
+``<split>.images.txt`` (one photo per sample, no empty line), read as pixels (``--image-root``)
+or as cached backbone features (``--image-features``; checked against the model's backbone).
+
+Validation: the loss is computed on the first reference of each photo; with ``--eval-cider`` the
+model also generates one caption per photo and ``cider`` (corpus CIDEr-D x100, pycocoevalcap) is
+logged, usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``.
+"""
+
+import json
+import logging
+import os
+from argparse import Namespace
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from fairseq import metrics
+from fairseq.data import BaseWrapperDataset
+from fairseq.tasks import register_task
+from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
+
+from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
+from unix.data.captions import first_reference
+from unix.data.feature_cache import FeatureCache, cache_key
+from unix.data.images import ImageError, build_transform
+from unix.data.tokenizer import check_lang_in_vocab, is_lang_tag
+from unix.metrics.caption import CorpusCiderD, ptb_tokenize, ptb_tokenize_groups
+from unix.metrics.references import SEP, split_references
+
+logger = logging.getLogger(__name__)
+
+SRC, TGT = "tag", "cap"  # file suffixes of the binarized pair: <split>.tag-cap.{tag,cap}
+SPLIT_KEY = "unix_split"  # batch key naming the split a batch comes from (CIDEr needs its references)
+
+
+@dataclass
+class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
+    caption_lang: Optional[str] = field(default=None, metadata={
+        "help": "caption every photo in this language, replacing the tags of the data (e.g. to caption "
+                "the test photos in fr); scores against the split's own references are then meaningless "
+                "unless the split is in this language"})
+    eval_cider: bool = field(default=False, metadata={
+        "help": "generate on the validation sets and log 'cider' (CIDEr-D x100 against all references)"})
+    eval_cider_args: str = field(default='{"beam": 1, "max_len_a": 0, "max_len_b": 40}', metadata={
+        "help": "generation args for --eval-cider, as JSON"})
+    eval_cider_print_samples: bool = field(default=False, metadata={
+        "help": "log one generated caption and its references per validation batch"})
+
+
+def check_feature_cache(path: str, backbone: str, weights: str) -> FeatureCache:
+    """Open a feature cache, refusing it unless computed by ``backbone`` with ``weights``.
+
+    Raises:
+        StaleCacheError: if the cache's backbone, weights fingerprint or transform differ.
+    """
+    from unix.models.pretrained import resolve_weights
+
+    resolved = resolve_weights(backbone, weights) if weights else ""
+    if not resolved:
+        logger.warning("the model's backbone %s is randomly initialised: cached features can only be checked "
+                       "for backbone name and transform", backbone)
+    return FeatureCache(path, expected_key=cache_key(backbone, resolved, build_transform(backbone, train=False)))
+
+
+class _SplitTaggedDataset(BaseWrapperDataset):
+    """Adds the split name to every batch (``batch["unix_split"]``)."""
+
+    def __init__(self, dataset, split: str):
+        super().__init__(dataset)
+        self.split = split
+
+    def collater(self, samples):
+        batch = self.dataset.collater(samples)
+        if batch:
+            batch[SPLIT_KEY] = self.split
+        return batch
+
+
+class _TagOverrideDataset(BaseWrapperDataset):
+    """Source dataset whose first token (the language tag) is replaced by ``tag``."""
+
+    def __init__(self, dataset, tag: int):
+        super().__init__(dataset)
+        self.tag = tag
+
+    def __getitem__(self, index):
+        item = self.dataset[index].clone()
+        item[0] = self.tag
+        return item
+
+
+@register_task("unix_caption", dataclass=UnixCaptionConfig)
+class UnixCaptionTask(ImageTaskMixin, TranslationTask):
+    """Multilingual image captioning (image + language tag -> caption)."""
+
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        if cfg.source_lang is None and cfg.target_lang is None:
+            cfg.source_lang, cfg.target_lang = SRC, TGT
+        return super().setup_task(cfg, **kwargs)
+
+    def __init__(self, cfg, src_dict, tgt_dict):
+        super().__init__(cfg, src_dict, tgt_dict)
+        self.lang_tag_ids = {i for i, s in enumerate(src_dict.symbols) if is_lang_tag(s)}
+        self.caption_lang_idx = None
+        if cfg.caption_lang:
+            tag = check_lang_in_vocab(cfg.caption_lang, set(src_dict.symbols), f"dictionary of {cfg.data}")
+            self.caption_lang_idx = src_dict.index(tag)
+        self.sep_idx = tgt_dict.index(SEP) if SEP in tgt_dict.indices else None
+        if cfg.eval_cider and self.sep_idx is None:
+            raise ValueError(f"--eval-cider needs the reference separator {SEP} in the dictionary of {cfg.data}")
+        self._pairs: Dict[str, object] = {}
+        self._cider: Dict[str, Tuple[CorpusCiderD, List[List[str]]]] = {}
+        self._train_transform = None
+        self._loading_split: Optional[str] = None
+        self.cider_generator = None
+
+    # -- images ----------------------------------------------------------------------------------
+    def prepare_model_cfg(self, model_cfg) -> None:
+        """Check cached features against the model's backbone; pick the train transform when fine-tuning."""
+        backbone = getattr(model_cfg, "image_encoder", "") or ""
+        freeze = getattr(model_cfg, "freeze_image_encoder", True) and not getattr(model_cfg, "finetune_image_encoder", False)
+        if self.uses_images and self.cfg.image_features and backbone:
+            if not freeze:
+                raise ValueError("a fine-tuned backbone needs pixels (--image-root without --image-features): "
+                                 "cached features are computed once by a frozen backbone")
+            self._feature_cache = check_feature_cache(self.cfg.image_features, backbone,
+                                                      getattr(model_cfg, "image_weights", "") or "")
+        super().prepare_model_cfg(model_cfg)
+        if self.uses_images and not self.cfg.image_features and backbone and not freeze:
+            self._train_transform = build_transform(backbone, train=True)
+            logger.info("fine-tuned backbone %s: timm's train transform for %s", backbone, self.cfg.train_subset)
+
+    def image_source(self, split: str, num_sentences: int):
+        self._loading_split = split
+        try:
+            return super().image_source(split, num_sentences)
+        finally:
+            self._loading_split = None
+
+    def image_transform_getter(self):
+        train = self._loading_split == self.cfg.train_subset
+
+        def get():
+            if train and self._train_transform is not None:
+                return self._train_transform
+            return self._image_transform
+
+        get.is_getter = True
+        return get
+
+    # -- data ------------------------------------------------------------------------------------
+    def check_sources(self, dataset, path: str) -> None:
+        """Every source must be exactly one language tag of the dictionary (then ``</s>``)."""
+        sizes = np.asarray(dataset.src_sizes)
+        bad = np.flatnonzero(sizes != 2)
+        if len(bad):
+            raise ValueError(f"{path}: line {bad[0] + 1}: the source must be one language tag (e.g. __en__), "
+                             f"got {sizes[bad[0]] - 1} tokens ({len(bad)} such lines)")
+        known = ", ".join(sorted(self.src_dict[i][2:-2] for i in self.lang_tag_ids)) or "none"
+        for i in range(len(dataset.src)):
+            tok = int(dataset.src[i][0])
+            if tok not in self.lang_tag_ids:
+                raise ValueError(f"{path}: line {i + 1}: source {self.src_dict[tok]!r} is not a language tag "
+                                 f"of the dictionary (languages known: {known}); a tag missing from the "
+                                 "vocabulary is binarized as <unk>")
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        if not self.uses_images and not self.cfg.no_images:
+            raise ValueError("unix_caption needs images: --image-root (pixels) and/or --image-features "
+                             "(cached features); --no-images only for a blind baseline")
+        paths = self.cfg.data.split(os.pathsep)
+        data_path = paths[(epoch - 1) % len(paths)] if split == self.cfg.train_subset else paths[0]
+        src, tgt = self.cfg.source_lang, self.cfg.target_lang
+        dataset = load_langpair_dataset(
+            data_path, split, src, self.src_dict, tgt, self.tgt_dict, combine=combine,
+            dataset_impl=self.cfg.dataset_impl, upsample_primary=self.cfg.upsample_primary,
+            left_pad_source=self.cfg.left_pad_source, left_pad_target=False,
+            max_source_positions=self.cfg.max_source_positions, max_target_positions=self.cfg.max_target_positions,
+            num_buckets=self.cfg.num_batch_buckets, shuffle=not split.startswith("test"),
+            pad_to_multiple=self.cfg.required_seq_len_multiple,
+        )
+        prefix = os.path.join(data_path, f"{split}.{src}-{tgt}")
+        check_nonempty(dataset, prefix)
+        self.check_sources(dataset, f"{prefix}.{src}")
+        if self.caption_lang_idx is not None:
+            own = {int(dataset.src[i][0]) for i in range(min(len(dataset), 1000))}
+            if own != {self.caption_lang_idx} and dataset.tgt is not None:
+                logger.warning("%s: captioning in %s, but the targets are in %s: scores against them are "
+                               "meaningless", split, self.cfg.caption_lang,
+                               ", ".join(sorted(self.src_dict[t] for t in own)))
+            dataset.src = _TagOverrideDataset(dataset.src, self.caption_lang_idx)
+        self._pairs[split] = dataset
+        self._cider.pop(split, None)
+        wrapped = self.wrap_with_images(split, dataset)
+        if wrapped is not dataset:
+            missing = [i for i, p in enumerate(wrapped.images.paths) if p is None]
+            if missing:
+                raise ImageError(f"{wrapped.images.list_path}:{missing[0] + 1}: empty line, but every caption "
+                                 f"needs its photo ({len(missing)} lines without one)")
+        self.datasets[split] = _SplitTaggedDataset(wrapped, split)
+
+    # -- model and validation ----------------------------------------------------------------------
+    def build_model(self, cfg, from_checkpoint=False):
+        self.prepare_model_cfg(cfg)
+        model = super().build_model(cfg, from_checkpoint)
+        if self.cfg.eval_cider:
+            self.cider_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_cider_args)))
+        return model
+
+    def first_reference_sample(self, sample):
+        """The sample with multi-reference targets cut to their first reference (for the loss)."""
+        if self.sep_idx is None or sample.get("target") is None or not sample["target"].eq(self.sep_idx).any():
+            return sample
+        target, prev = first_reference(sample["target"], self.sep_idx, self.tgt_dict.eos(), self.tgt_dict.pad())
+        out = dict(sample)
+        out["net_input"] = dict(sample["net_input"], prev_output_tokens=prev)
+        out["target"] = target
+        out["ntokens"] = int(target.ne(self.tgt_dict.pad()).sum())
+        return out
+
+    def corpus_cider(self, split: str) -> Tuple[CorpusCiderD, List[List[str]]]:
+        """CIDEr-D with the document frequencies of all references of ``split`` (computed once)."""
+        if split not in self._cider:
+            pair = self._pairs[split]
+            refs = [split_references(self.tgt_dict.string(pair.tgt[i], "sentencepiece", escape_unk=True))
+                    for i in range(len(pair))]
+            empty = [i for i, r in enumerate(refs) if not r]
+            if empty:
+                raise ValueError(f"{split}: sample {empty[0]} (line {empty[0] + 1}) has no reference")
+            tok = ptb_tokenize_groups(refs)
+            self._cider[split] = (CorpusCiderD(tok), tok)
+            logger.info("%s: CIDEr-D document frequencies from %d photos, %.2f references each", split, len(tok),
+                        sum(map(len, tok)) / max(len(tok), 1))
+        return self._cider[split]
+
+    def cider_of_batch(self, sample, model) -> Tuple[float, int]:
+        """Generate one caption per photo of a validation batch; return (sum of CIDEr-D, photos)."""
+        split = sample.get(SPLIT_KEY)
+        if split is None or split not in self._pairs:
+            raise RuntimeError("--eval-cider: batch without a known split (was it loaded by unix_caption?)")
+        cider, refs_tok = self.corpus_cider(split)
+        gen_out = self.inference_step(self.cider_generator, [model], sample, prefix_tokens=None)
+        # decoded as fairseq-generate --post-process sentencepiece does, so both give the same CIDEr-D
+        hyps = [self.tgt_dict.string(g[0]["tokens"].int().cpu(), "sentencepiece") for g in gen_out]
+        ids = sample["id"].tolist()
+        scores = cider.image_scores(ptb_tokenize(hyps), [refs_tok[i] for i in ids])
+        if self.cfg.eval_cider_print_samples and hyps:
+            logger.info("%s example: %r | references: %r", split, hyps[0], refs_tok[ids[0]])
+        return float(scores.sum()), len(ids)
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super().valid_step(self.first_reference_sample(sample), model, criterion)
+        if self.cfg.eval_cider:
+            logging_output["_cider_sum"], logging_output["_cider_n"] = self.cider_of_batch(sample, model)
+        return loss, sample_size, logging_output
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if not self.cfg.eval_cider:
+            return
+        n = sum(log.get("_cider_n", 0) for log in logging_outputs)
+        if n > 0:  # validation batches only
+            metrics.log_scalar_sum("_cider_sum", sum(log.get("_cider_sum", 0.0) for log in logging_outputs))
+            metrics.log_scalar_sum("_cider_n", n)
+
+            def cider(meters):
+                return round(100.0 * meters["_cider_sum"].sum / max(meters["_cider_n"].sum, 1), 2)
+
+            metrics.log_derived("cider", cider)

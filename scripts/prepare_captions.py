@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Prepare multilingual captioning data for the ``unix_caption`` task.
+
+Sources (plain files, see ../shared/data/README.md):
+  * Flickr8k: five English captions per photo and the official train/dev/test splits;
+  * Multi30K Task 2: five English + five German captions per image, and Task 1: the German,
+    French and Czech translations, for the Multi30K images that are Flickr8k photos.
+
+Every caption goes to the *Flickr8k* split of its photo, whatever its Multi30K split, so no test
+photo is ever trained on. Captions of one photo and language are gathered from all sources and
+near-duplicates dropped (Multi30K's English captions of Flickr8k photos are Flickr8k's own).
+
+Output (``--out``), a ``tag-cap`` pair binarized by ``fairseq-preprocess`` with the project's one
+vocabulary (``--spm-model``; ``dict.txt`` written from it):
+  * ``train``: one sample per (photo, language, caption); source = the language tag (``__de__``);
+  * ``valid_<lang>``, ``test_<lang>``: one sample per photo that has references in that language,
+    target = all its references joined by ``<sep>``; plus ``<split>.refs.txt`` (raw references,
+    the same order) for ``scripts/score_captions.py``;
+  * ``<split>.images.txt``: the Flickr8k file of each sample (relative to ``flickr8k/images``);
+  * ``manifest.json``: counts per split and language.
+
+Example::
+
+    python scripts/prepare_captions.py --data ../shared/data --spm-model data-bin/multi30k/spm.model \\
+        --out data-bin/captions
+"""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List, Sequence, Tuple
+
+from unix.data.captions import CaptionDataError, CaptionSet, read_aligned, read_flickr8k_captions, read_name_list
+from unix.data.images import ImageError, flickr8k_index, verify_images
+from unix.data.tokenizer import DEFAULT_LANGS, SpmTokenizer, check_lang_in_vocab, lang_tag, write_fairseq_dict
+from unix.metrics.caption import MissingReferenceError
+from unix.metrics.references import SEP, join_references
+
+logger = logging.getLogger("prepare_captions")
+
+SPLIT_LISTS = {"train": "train_images.txt", "valid": "dev_images.txt", "test": "test_images.txt"}
+TASK2 = {"splits": ("train", "val", "test_2016"), "langs": ("en", "de")}
+TASK1 = {"splits": ("train", "val", "test_2016_flickr"), "langs": ("de", "fr", "cs")}
+SRC, TGT = "tag", "cap"
+# Evaluation references per language: English keeps the Flickr8k benchmark's own five captions
+# (Multi30K's extra English captions of the same photos are used for training only); the other
+# languages have every caption of the photo (Task 2 German + Task 1 translations).
+EVAL_SOURCES = {"en": ("flickr8k",)}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data", help="root holding flickr8k/ and multi30k/")
+    p.add_argument("--spm-model", required=True, help="the project's sentencepiece model (.vocab next to it)")
+    p.add_argument("--out", default="data-bin/captions", help="output directory")
+    p.add_argument("--langs", nargs="+", default=list(DEFAULT_LANGS), help="caption languages to keep")
+    p.add_argument("--no-multi30k", action="store_true", help="Flickr8k English captions only")
+    p.add_argument("--max-images", type=int, default=0, help="keep the first N photos of every split (a slice)")
+    p.add_argument("--verify-images", action="store_true", help="decode every photo (slow; finds corrupt files)")
+    p.add_argument("--workers", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def read_splits(f8k: str, max_images: int = 0) -> Dict[str, List[str]]:
+    """Official Flickr8k splits; a photo in two splits or missing on disk is an error (file:line)."""
+    splits, seen = {}, {}
+    images_dir = os.path.join(f8k, "images")
+    for split, fname in SPLIT_LISTS.items():
+        path = os.path.join(f8k, fname)
+        names = read_name_list(path)
+        for i, name in enumerate(names, start=1):
+            if name in seen:
+                raise CaptionDataError(f"{path}:{i}: photo {name} is also in {seen[name]}")
+            seen[name] = f"{path}:{i}"
+            if not os.path.isfile(os.path.join(images_dir, name)):
+                raise ImageError(f"{path}:{i}: photo not found: {os.path.join(images_dir, name)}")
+        splits[split] = names[:max_images] if max_images else names
+    return splits
+
+
+def collect(data: str, langs: Sequence[str], use_multi30k: bool = True,
+            max_images: int = 0) -> Tuple[Dict[str, List[str]], CaptionSet, Dict[str, int]]:
+    """Read every source; return (photos per split, captions per photo and language, counts)."""
+    f8k, m30k = os.path.join(data, "flickr8k"), os.path.join(data, "multi30k")
+    splits = read_splits(f8k, max_images)
+    allowed = {p for names in splits.values() for p in names}
+    caps = CaptionSet()
+    stats = {"multi30k_lines_without_flickr8k_photo": 0, "multi30k_lines_outside_splits": 0}
+    if "en" in langs:
+        path = os.path.join(f8k, "captions.txt")
+        f8k_caps = read_flickr8k_captions(path)
+        for split, names in splits.items():
+            for i, name in enumerate(names, start=1):
+                if not f8k_caps.get(name):
+                    raise MissingReferenceError(f"{os.path.join(f8k, SPLIT_LISTS[split])}:{i}: "
+                                                f"no caption for {name} in {path}")
+                for c in f8k_caps[name]:
+                    caps.add(name, "en", c, where=path, source="flickr8k")
+    if use_multi30k:
+        index = flickr8k_index(os.path.join(f8k, "images"))
+        sources = [("multi30k_task2", os.path.join(m30k, "captions", f"{s}_images.txt"),
+                    [(lang, os.path.join(m30k, "captions", f"{s}.{k}.{lang}")) for lang in TASK2["langs"]
+                     if lang in langs for k in range(1, 6)]) for s in TASK2["splits"]]
+        sources += [("multi30k_task1", os.path.join(m30k, "image_splits", f"{s}.txt"),
+                     [(lang, os.path.join(m30k, f"{s}.{lang}")) for lang in TASK1["langs"] if lang in langs])
+                    for s in TASK1["splits"]]
+        for source, images_path, files in sources:
+            if not files:
+                continue
+            for line, name, row in read_aligned(images_path, [p for _, p in files]):
+                photo = index.get(name.split(".")[0])
+                if photo is None:
+                    stats["multi30k_lines_without_flickr8k_photo"] += 1
+                    continue
+                if photo not in allowed:
+                    stats["multi30k_lines_outside_splits"] += 1
+                    continue
+                for (lang, path), caption in zip(files, row):
+                    caps.add(photo, lang, caption, where=f"{path}:{line}", source=source)
+    stats["duplicates_dropped"], stats["empty_dropped"] = caps.duplicates, caps.empty
+    return splits, caps, stats
+
+
+def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: CaptionSet, langs: Sequence[str],
+                 tok: SpmTokenizer) -> Dict[str, Dict[str, float]]:
+    """Write raw pieces (``<name>.tag`` / ``<name>.cap``) to ``tmp``, image lists and refs to ``out``."""
+    counts: Dict[str, Dict[str, float]] = {}
+
+    def write(name: str, rows):
+        with open(os.path.join(tmp, f"{name}.{SRC}"), "w", encoding="utf-8") as fs, \
+                open(os.path.join(tmp, f"{name}.{TGT}"), "w", encoding="utf-8") as ft, \
+                open(os.path.join(out, f"{name}.images.txt"), "w", encoding="utf-8") as fi:
+            for tag, target, photo in rows:
+                fs.write(tag + "\n")
+                ft.write(target + "\n")
+                fi.write(photo + "\n")
+
+    train_rows = [(lang_tag(lang), tok.encode_line(c), p) for p in splits["train"] for lang in langs
+                  for c in caps.refs(p, lang)]
+    if not train_rows:
+        raise CaptionDataError("no training caption at all: check --data and --langs")
+    write("train", train_rows)
+    counts["train"] = {lang: caps.count(lang, splits["train"])[1] for lang in langs}
+    for split in ("valid", "test"):
+        for lang in langs:
+            sources = EVAL_SOURCES.get(lang)
+            photos = [p for p in splits[split] if caps.refs(p, lang, sources)]
+            if not photos:
+                logger.warning("%s_%s: no photo has a %s reference; split not written", split, lang, lang)
+                continue
+            name = f"{split}_{lang}"
+            refs = [caps.refs(p, lang, sources) for p in photos]
+            write(name, [(lang_tag(lang), f" {SEP} ".join(tok.encode_line(r) for r in rs), p)
+                         for p, rs in zip(photos, refs)])
+            with open(os.path.join(out, f"{name}.refs.txt"), "w", encoding="utf-8") as f:
+                for rs in refs:
+                    f.write(join_references(rs) + "\n")
+            missing = len(splits[split]) - len(photos)
+            counts[name] = {"photos": len(photos), "refs_per_photo": round(sum(map(len, refs)) / len(photos), 3),
+                            "photos_without_reference": missing}
+    return counts
+
+
+def binarize(tmp: str, out: str, names: Sequence[str], workers: int) -> None:
+    """fairseq-preprocess all splits, then rename fairseq's valid1, test2, ... to our split names."""
+    valid = [n for n in names if n.startswith("valid_")]
+    test = [n for n in names if n.startswith("test_")]
+    dict_path = os.path.join(out, "dict.txt")
+    cmd = ["fairseq-preprocess", "-s", SRC, "-t", TGT, "--trainpref", os.path.join(tmp, "train"),
+           "--destdir", out, "--srcdict", dict_path, "--tgtdict", dict_path, "--workers", str(workers)]
+    if valid:
+        cmd += ["--validpref", ",".join(os.path.join(tmp, n) for n in valid)]
+    if test:
+        cmd += ["--testpref", ",".join(os.path.join(tmp, n) for n in test)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fairseq-preprocess failed:\n{proc.stderr[-3000:]}")
+    for kind, group in (("valid", valid), ("test", test)):
+        for k, name in enumerate(group):
+            fairseq_name = kind if k == 0 else f"{kind}{k}"
+            for lang in (SRC, TGT):
+                for ext in ("bin", "idx"):
+                    os.replace(os.path.join(out, f"{fairseq_name}.{SRC}-{TGT}.{lang}.{ext}"),
+                               os.path.join(out, f"{name}.{SRC}-{TGT}.{lang}.{ext}"))
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
+    args = parse_args(argv)
+    if not os.path.isdir(os.path.join(args.data, "flickr8k")):
+        raise FileNotFoundError(f"Flickr8k not found under {args.data!r} (expected {args.data}/flickr8k/)")
+    vocab_file = args.spm_model[: -len(".model")] + ".vocab" if args.spm_model.endswith(".model") else ""
+    if not os.path.exists(args.spm_model) or not os.path.exists(vocab_file):
+        raise FileNotFoundError(f"need the sentencepiece model and its .vocab: {args.spm_model}, {vocab_file}")
+    tok = SpmTokenizer(args.spm_model)
+    vocab = set(tok.vocab())
+    for lang in args.langs:
+        check_lang_in_vocab(lang, vocab, f"sentencepiece model {args.spm_model}")
+    if SEP not in vocab:
+        raise CaptionDataError(f"the sentencepiece model {args.spm_model} lacks the reference separator {SEP}")
+
+    splits, caps, stats = collect(args.data, args.langs, not args.no_multi30k, args.max_images)
+    if args.verify_images:
+        images_dir = os.path.join(args.data, "flickr8k", "images")
+        for split, names in splits.items():
+            verify_images([os.path.join(images_dir, n) for n in names],
+                          os.path.join(args.data, "flickr8k", SPLIT_LISTS[split]))
+    os.makedirs(args.out, exist_ok=True)
+    spm_model = os.path.join(args.out, "spm.model")
+    if os.path.abspath(args.spm_model) != os.path.abspath(spm_model):
+        shutil.copy(args.spm_model, spm_model)
+        shutil.copy(vocab_file, os.path.join(args.out, "spm.vocab"))
+    n_dict = write_fairseq_dict(os.path.join(args.out, "spm.vocab"), os.path.join(args.out, "dict.txt"))
+    with tempfile.TemporaryDirectory() as tmp:
+        counts = write_splits(tmp, args.out, splits, caps, args.langs, tok)
+        logger.info("binarizing %s", ", ".join(counts))
+        binarize(tmp, args.out, list(counts), args.workers)
+    manifest = {"langs": list(args.langs), "dict_symbols": n_dict, "splits": counts, "sources": stats,
+                "image_root": os.path.abspath(os.path.join(args.data, "flickr8k", "images")),
+                "multi30k": not args.no_multi30k, "max_images": args.max_images}
+    with open(os.path.join(args.out, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    for name, c in counts.items():
+        logger.info("%s: %s", name, c)
+    logger.info("sources: %s", stats)
+    logger.info("done: %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""unix_caption end to end: stock fairseq-train (--eval-cider) and fairseq-generate --scoring cider."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from tests.caption_data import direct_cider, prepare_tiny
+from unix.data.feature_cache import build_feature_cache
+
+pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="CIDEr's PTB tokenizer needs java")
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+USER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "fairseq_plugins")
+
+
+def run(cmd):
+    proc = subprocess.run([str(c) for c in cmd], env=ENV, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("caption_e2e")
+    d = prepare_tiny(root)
+    d["cache"] = root / "cache"
+    torch.manual_seed(1)  # the random test backbone of the cache (the model itself trains with --seed 1)
+    build_feature_cache(sorted(str(p) for p in d["images"].iterdir()), str(d["cache"]), "test_efficientnet", "")
+    d["save"] = root / "ckpt"
+    proc = run([
+        "fairseq-train", d["bin"], "--user-dir", USER_DIR, "--task", "unix_caption", "--arch", "unix_tiny",
+        "--image-root", d["images"], "--image-features", d["cache"], "--valid-subset", "valid_en,valid_de",
+        "--eval-cider", "--best-checkpoint-metric", "cider", "--maximize-best-checkpoint-metric",
+        "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--optimizer", "adam",
+        "--lr", "0.005", "--dropout", "0.1", "--batch-size", "16", "--max-update", "120", "--validate-interval", "8",
+        "--save-dir", d["save"], "--no-epoch-checkpoints", "--no-progress-bar", "--log-format", "simple",
+        "--log-interval", "10", "--num-workers", "0", "--seed", "1", "--cpu"])
+    d["train_log"] = proc.stdout + proc.stderr  # fairseq logs to stdout
+    return d
+
+
+def test_training_logs_cider_and_keeps_the_best_checkpoint(trained):
+    valid = [line for line in trained["train_log"].splitlines() if "valid on 'valid_en'" in line]
+    assert valid, trained["train_log"][-2000:]
+    ciders = [float(re.search(r"\| cider ([\d.]+)", line).group(1)) for line in valid]
+    best = float(re.search(r"best_cider ([\d.]+)", valid[-1]).group(1))
+    assert len(valid) >= 2 and best == max(ciders)
+    assert any("valid on 'valid_de'" in line and "| cider " in line for line in trained["train_log"].splitlines())
+    assert (trained["save"] / "checkpoint_best.pt").exists()
+
+
+def test_generate_scores_cider_like_validation_against_all_references(trained):
+    from unix.metrics.references import split_references
+
+    out = run(["fairseq-generate", trained["bin"], "--user-dir", USER_DIR, "--task", "unix_caption",
+               "--gen-subset", "valid_de", "--path", trained["save"] / "checkpoint_last.pt",
+               "--image-root", trained["images"], "--image-features", trained["cache"], "--beam", "1",
+               "--max-len-b", "40", "--batch-size", "2", "--scoring", "cider", "--post-process", "sentencepiece",
+               "--cpu"]).stdout
+    hyps = {int(m.group(1)): m.group(2) for m in re.finditer(r"^D-(\d+)\t\S+\t(.*)$", out, re.M)}
+    targets = {int(m.group(1)): m.group(2) for m in re.finditer(r"^T-(\d+)\t(.*)$", out, re.M)}
+    refs_file = [split_references(line) for line in open(trained["bin"] / "valid_de.refs.txt", encoding="utf-8")]
+    assert sorted(hyps) == list(range(len(refs_file))) == [0, 1, 2]  # no photo dropped (3 % batch size 2 != 0)
+    assert all(split_references(targets[i]) == refs_file[i] for i in hyps) and len(refs_file[0]) == 6
+    printed = float(re.search(r"CIDEr-D = ([\d.]+) \(x100", out).group(1))
+    direct = 100 * direct_cider([hyps[i] for i in sorted(hyps)], [refs_file[i] for i in sorted(hyps)])
+    assert printed == pytest.approx(direct, abs=0.006)
+    assert "3 images, 6.00 references per image" in out
+    # the last validation (end of training, greedy, <= 40 tokens) scored the model of checkpoint_last.pt
+    last = [line for line in trained["train_log"].splitlines() if "valid on 'valid_de'" in line][-1]
+    assert printed == pytest.approx(float(re.search(r"\| cider ([\d.]+)", last).group(1)), abs=0.006)

@@ -1,0 +1,228 @@
+"""unix_caption and the ``cider`` scorer in process: data checks, multi-reference validation, CIDEr,
+stale caches and bad input."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.caption_data import direct_cider, prepare_tiny
+from unix.data.feature_cache import StaleCacheError, build_feature_cache
+from unix.data.images import ImageError
+from unix.data.tokenizer import UnknownLanguageError
+from unix.metrics.references import split_references
+
+USER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "fairseq_plugins")
+java = pytest.mark.skipif(shutil.which("java") is None, reason="CIDEr's PTB tokenizer needs java")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    import timm
+
+    root = tmp_path_factory.mktemp("caption_task")
+    d = prepare_tiny(root)
+    for seed, name in ((0, "a.pt"), (1, "b.pt")):
+        torch.manual_seed(seed)
+        torch.save(timm.create_model("test_efficientnet", num_classes=0, global_pool="").state_dict(), root / name)
+        d[f"weights_{name[0]}"] = root / name
+    photos = sorted(str(p) for p in d["images"].iterdir())
+    d["cache"] = root / "cache_a"
+    build_feature_cache(photos, str(d["cache"]), "test_efficientnet", str(d["weights_a"]))
+    return d
+
+
+def setup(bin_dir, *args):
+    """(task, cfg) as fairseq-train builds them."""
+    import fairseq_plugins  # noqa: F401
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    parser = options.get_training_parser()
+    ns = options.parse_args_and_arch(parser, [str(bin_dir), "--user-dir", USER_DIR, "--task", "unix_caption",
+                                              "--arch", "unix_tiny", "--cpu", *map(str, args)])
+    cfg = convert_namespace_to_omegaconf(ns)
+    return tasks.setup_task(cfg.task), cfg
+
+
+def batch_of(task, split):
+    ds = task.datasets[split]
+    return ds.collater([ds[i] for i in range(len(ds))])
+
+
+@java
+def test_eval_split_first_reference_loss_and_corpus_cider(data):
+    from unix.metrics.caption import ptb_tokenize_groups
+
+    task, cfg = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
+                      "--eval-cider")
+    model = task.build_model(cfg.model)
+    task.load_dataset("train")
+    assert len(task.datasets["train"]) == 50 + 48 + 8 + 8  # en, de, fr, cs captions of the 10 train photos
+    task.load_dataset("valid_de")
+    batch = batch_of(task, "valid_de")
+    assert batch["unix_split"] == "valid_de" and batch["net_input"]["image_features"].shape[:2] == (3, 25)
+    assert batch["net_input"]["image_mask"].all()
+    refs = [split_references(line) for line in open(data["bin"] / "valid_de.refs.txt", encoding="utf-8")]
+    one = task.first_reference_sample(batch)
+    for row, sid in zip(one["target"], batch["id"].tolist()):
+        assert task.tgt_dict.string(row[row.ne(task.tgt_dict.pad())], "sentencepiece") == refs[sid][0]
+    assert one["ntokens"] < batch["ntokens"] and (one["net_input"]["prev_output_tokens"][:, 0] == 2).all()
+    _, refs_tok = task.corpus_cider("valid_de")
+    assert refs_tok == ptb_tokenize_groups(refs) and len(refs_tok[0]) == 6
+    criterion = task.build_criterion(cfg.criterion)
+    _, _, log = task.valid_step(batch, model, criterion)
+    assert log["_cider_n"] == 3 and log["_cider_sum"] >= 0
+
+
+def test_caption_lang_overrides_the_tag_and_unknown_languages_are_refused(data):
+    task, _ = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
+                    "--caption-lang", "fr")
+    task.load_dataset("test_en")
+    assert int(task.datasets["test_en"][0]["source"][0]) == task.src_dict.index("__fr__")
+    with pytest.raises(UnknownLanguageError, match=r"unknown language 'xx'.*languages known: cs, de, en, fr"):
+        setup(data["bin"], "--image-features", data["cache"], "--caption-lang", "xx")
+
+
+def test_cached_features_of_other_weights_are_refused(data):
+    base = ["--image-root", data["images"], "--image-features", data["cache"], "--image-encoder", "test_efficientnet"]
+    task, cfg = setup(data["bin"], *base, "--image-weights", data["weights_b"])
+    with pytest.raises(StaleCacheError, match="weights"):
+        task.build_model(cfg.model)
+    task, cfg = setup(data["bin"], *base, "--image-weights", data["weights_a"])
+    model = task.build_model(cfg.model)
+    task.load_dataset("test_en")
+    batch = batch_of(task, "test_en")
+    with torch.no_grad():
+        out = model(**batch["net_input"])[0]
+    assert out.shape[0] == 3 and torch.isfinite(out).all()
+    task, cfg = setup(data["bin"], *base, "--image-weights", data["weights_a"], "--finetune-image-encoder")
+    with pytest.raises(ValueError, match="fine-tuned backbone needs pixels"):
+        task.build_model(cfg.model)
+
+
+def _bad_copy(data, tmp_path, lines):
+    """A copy of the binarized data whose test_en image list is ``lines``, and an image root."""
+    from PIL import Image
+
+    bin_dir, images = tmp_path / "bin", tmp_path / "images"
+    shutil.copytree(data["bin"], bin_dir)
+    shutil.copytree(data["images"], images)
+    (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    Image.new("L", (30, 30), 120).save(images / "gray.jpg")
+    Image.new("CMYK", (30, 30), (0, 120, 200, 10)).save(images / "cmyk.jpg")
+    (bin_dir / "test_en.images.txt").write_text("".join(x + "\n" for x in lines))
+    return bin_dir, images
+
+
+def pixel_task(bin_dir, images, *extra):
+    task, cfg = setup(bin_dir, "--image-root", images, "--image-encoder", "test_efficientnet", *extra)
+    task.build_model(cfg.model)
+    return task
+
+
+def test_bad_photos_are_reported_with_list_file_and_line(data, tmp_path):
+    good = (data["bin"] / "test_en.images.txt").read_text().split()
+    bin_dir, images = _bad_copy(data, tmp_path, ["gray.jpg", "corrupt.jpg", "cmyk.jpg"])
+    with pytest.raises(ImageError, match=r"test_en.images.txt:2: cannot read image .*corrupt.jpg"):
+        pixel_task(bin_dir, images).load_dataset("test_en")  # every photo is decoded when a split is loaded
+    task = pixel_task(bin_dir, images, "--skip-image-check")
+    task.load_dataset("test_en")
+    ds = task.datasets["test_en"]
+    assert ds[0]["image"].shape == ds[2]["image"].shape == (3, 160, 160)  # grayscale and CMYK -> RGB
+    with pytest.raises(ImageError, match=r"test_en.images.txt:2: cannot read image .*corrupt.jpg"):
+        ds[1]
+    (bin_dir / "test_en.images.txt").write_text(f"{good[0]}\nmissing.jpg\n{good[2]}\n")
+    with pytest.raises(ImageError, match=r"test_en.images.txt:2: image not found: .*missing.jpg"):
+        pixel_task(bin_dir, images).load_dataset("test_en")
+    (bin_dir / "test_en.images.txt").write_text(f"{good[0]}\n{good[1]}\n\n")
+    with pytest.raises(ImageError, match=r"test_en.images.txt:3: empty line, but every caption needs its photo"):
+        pixel_task(bin_dir, images).load_dataset("test_en")
+    (bin_dir / "test_en.images.txt").write_text(f"{good[0]}\n{good[1]}\n")
+    with pytest.raises(ImageError, match=r"test_en.images.txt: 2 lines but the split has 3"):
+        pixel_task(bin_dir, images).load_dataset("test_en")
+
+
+def _binarize(task, prefix: Path, lines):
+    from fairseq.data import indexed_dataset
+
+    builder = indexed_dataset.make_builder(f"{prefix}.bin", impl="mmap", vocab_size=len(task.src_dict))
+    for line in lines:
+        builder.add_item(task.src_dict.encode_line(line, add_if_not_exist=False, append_eos=True).long())
+    builder.finalize(f"{prefix}.idx")
+
+
+def test_source_that_is_not_one_known_language_tag_is_refused(data, tmp_path):
+    bin_dir = tmp_path / "bin"
+    shutil.copytree(data["bin"], bin_dir)
+    task, _ = setup(bin_dir, "--image-root", data["images"], "--image-features", data["cache"])
+    photo = (data["bin"] / "test_en.images.txt").read_text().split()[0]
+    for split, tags in (("test_xx", ["__en__", "__xx__"]), ("test_two", ["__en__", "__en__ __de__"])):
+        _binarize(task, bin_dir / f"{split}.tag-cap.tag", tags)
+        _binarize(task, bin_dir / f"{split}.tag-cap.cap", ["\u2581a \u2581red", "\u2581a \u2581blue"])
+        (bin_dir / f"{split}.images.txt").write_text(f"{photo}\n{photo}\n")
+    with pytest.raises(ValueError, match=r"test_xx.tag-cap.tag: line 2: source '<unk>' is not a language tag"):
+        task.load_dataset("test_xx")
+    with pytest.raises(ValueError, match=r"test_two.tag-cap.tag: line 2: the source must be one language tag"):
+        task.load_dataset("test_two")
+
+
+def test_fine_tuned_backbone_trains_on_timm_train_transform(data):
+    task = pixel_task(data["bin"], data["images"], "--finetune-image-encoder")
+    task.load_dataset("train")
+    task.load_dataset("valid_en")
+    train_tf = repr(task.datasets["train"].dataset.images._transform())
+    valid_tf = repr(task.datasets["valid_en"].dataset.images._transform())
+    assert "RandomResizedCrop" in train_tf and "RandomResizedCrop" not in valid_tf and "CenterCrop" in valid_tf
+    assert task.datasets["train"][0]["image"].shape == (3, 160, 160)
+
+
+# -- the cider scorer of fairseq-generate ------------------------------------------------------
+
+REFS = [["A dog runs on the grass .", "a brown dog is running", "The dog plays outside."],
+        ["Zwei Männer sitzen auf einer Bank.", "zwei Personen sitzen"],
+        ["A red car in the street .", "a car is parked", "the red car waits", "a parked car"],
+        ["A child climbs the stairs ."]]
+HYPS = ["a dog runs on grass", "zwei männer sitzen", "a blue bicycle .", "a child climbing stairs"]
+
+
+def build_scorer():
+    import fairseq_plugins  # noqa: F401  (registers the scorer)
+    from fairseq import scoring
+
+    assert "cider" in scoring.SCORER_REGISTRY
+    return scoring.build_scorer("cider", None)
+
+
+@java
+def test_cider_scorer_equals_pycocoevalcap_over_all_references():
+    from unix.metrics.references import join_references
+
+    scorer = build_scorer()
+    for k, (h, rs) in enumerate(zip(HYPS, REFS)):
+        target = join_references(rs)
+        if k == 2:  # a target still in sentencepiece pieces (no --post-process) is joined first
+            target = " ".join("\u2581" + w for w in target.split())
+        scorer.add_string(target, h)
+    expected = 100 * direct_cider(HYPS, REFS)
+    assert expected > 10
+    assert scorer.score() == pytest.approx(expected, rel=1e-9)
+    assert f"CIDEr-D = {expected:.2f}" in scorer.result_string() and "4 images, 2.50 references" in \
+        scorer.result_string()
+    first_only = build_scorer()
+    for h, rs in zip(HYPS, REFS):
+        first_only.add_string(rs[0], h)
+    assert first_only.score() == pytest.approx(100 * direct_cider(HYPS, [rs[:1] for rs in REFS]), rel=1e-9)
+    assert first_only.score() != pytest.approx(scorer.score())
+
+
+def test_cider_scorer_names_the_sample_without_reference():
+    from unix.metrics.caption import MissingReferenceError
+
+    scorer = build_scorer()
+    scorer.add_string("a dog <sep> a cat", "a dog")
+    scorer.add_string(" <sep> ", "a cat")
+    with pytest.raises(MissingReferenceError, match="scored sample #2 has an empty target"):
+        scorer.result_string()

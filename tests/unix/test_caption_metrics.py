@@ -1,0 +1,144 @@
+"""Caption metrics and caption data helpers (unix.metrics.caption, unix.data.captions)."""
+
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from unix.data.captions import (
+    CaptionDataError,
+    CaptionSet,
+    first_reference,
+    join_pieces,
+    lang_of_source,
+    parse_generate_output,
+    read_aligned,
+    read_flickr8k_captions,
+)
+from unix.metrics.caption import (
+    CorpusCiderD,
+    MissingReferenceError,
+    cider_d,
+    coco_scores,
+    ptb_tokenize,
+)
+
+needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="pycocoevalcap's PTB tokenizer needs java")
+
+WORDS = "a the dog cat man woman red blue runs sits on in grass street ball with two young".split()
+
+
+def random_corpus(n_images: int, seed: int = 0):
+    rng = random.Random(seed)
+    sent = lambda: " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9)))  # noqa: E731
+    refs = [[sent() for _ in range(rng.randint(1, 5))] for _ in range(n_images)]
+    hyps = [rng.choice(r) if rng.random() < 0.3 else sent() for r in refs]
+    return hyps, refs
+
+
+def test_corpus_cider_batches_average_to_pycocoevalcap_corpus_score():
+    from pycocoevalcap.cider.cider import Cider
+
+    hyps, refs = random_corpus(23)
+    gts = {i: r for i, r in enumerate(refs)}
+    res = {i: [h] for i, h in enumerate(hyps)}
+    direct, direct_per_image = Cider().compute_score(gts, res)
+    corpus = CorpusCiderD(refs)
+    batches = [range(0, 8), range(8, 11), range(11, 23)]
+    per_image = np.concatenate([corpus.image_scores([hyps[i] for i in b], [refs[i] for i in b]) for b in batches])
+    assert direct > 0.1  # some hypotheses copy a reference
+    assert per_image.mean() == pytest.approx(direct, rel=1e-12)
+    np.testing.assert_allclose(per_image, direct_per_image, rtol=1e-12)
+    score, scores = cider_d(hyps, refs, tokenize=False)
+    assert score == pytest.approx(direct, rel=1e-12)
+
+
+def test_cider_refuses_an_image_without_reference():
+    with pytest.raises(MissingReferenceError, match="image 2"):
+        cider_d(["a dog", "a cat"], [["a dog"], []], tokenize=False)
+    with pytest.raises(MissingReferenceError):
+        CorpusCiderD([["a dog"], ["  "]])
+
+
+@needs_java
+def test_ptb_tokenize_keeps_every_caption_on_its_own_line():
+    out = ptb_tokenize(["A dog\r runs.", "", "Ein Mädchen, klettert!", "x\ty\u2028z", "...", "ok"])
+    assert out == ["a dog runs", "", "ein mädchen klettert", "x y z", "", "ok"]
+
+
+@needs_java
+def test_coco_scores_english_and_german():
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    refs = [["A dog runs on the grass .", "a brown dog is running", "the dog plays outside"],
+            ["Two men sit on a bench .", "two people are sitting", "men on a bench in a park"],
+            ["A red car in the street .", "a car is parked", "the red car waits"]]
+    hyps = ["a dog runs on grass", "two men are sitting on a bench", "a blue bicycle"]
+    en = coco_scores(hyps, refs, "en")
+    assert set(en) >= {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"}
+    assert "SPICE" in en["skipped"] and "download" in en["skipped"]["SPICE"]
+    assert 0 < en["METEOR"] < 1 and 0 < en["ROUGE-L"] < 1
+    tok_h, tok_r = ptb_tokenize(hyps), [ptb_tokenize(r) for r in refs]
+    gts, res = {i: r for i, r in enumerate(tok_r)}, {i: [h] for i, h in enumerate(tok_h)}
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    assert [en[f"BLEU-{k}"] for k in range(1, 5)] == pytest.approx(bleu)
+    assert en["CIDEr"] == pytest.approx(Cider().compute_score(gts, res)[0])
+    de = coco_scores(["ein hund rennt"], [["Ein Hund rennt .", "ein brauner Hund"]], "de")
+    assert "METEOR" not in de and "English" in de["skipped"]["METEOR"]
+    assert "ROUGE-L" not in de and "BLEU-4" in de and "CIDEr" in de
+
+
+def test_first_reference_cuts_multi_reference_targets():
+    sep, eos, pad = 9, 2, 1
+    target = torch.tensor([[5, 6, sep, 7, sep, 8, eos], [5, eos, pad, pad, pad, pad, pad]])
+    tgt, prev = first_reference(target, sep, eos, pad)
+    assert tgt.tolist() == [[5, 6, eos], [5, eos, pad]]
+    assert prev.tolist() == [[eos, 5, 6], [eos, 5, pad]]
+
+
+def test_caption_set_drops_repeats_across_sources_only():
+    cs = CaptionSet()
+    assert cs.add("p.jpg", "en", "A dog runs .", source="flickr8k")
+    assert not cs.add("p.jpg", "en", "a dog  runs.", source="multi30k_task2")  # same words, other source
+    assert cs.add("p.jpg", "en", "A brown dog runs.", source="multi30k_task2")
+    assert cs.add("p.jpg", "en", "a dog runs", source="flickr8k")  # a benchmark's own repeat is kept
+    assert not cs.add("p.jpg", "en", " . ", source="flickr8k")
+    assert cs.refs("p.jpg", "en") == ["A dog runs .", "A brown dog runs.", "a dog runs"]
+    assert cs.refs("p.jpg", "en", ("flickr8k",)) == ["A dog runs .", "a dog runs"]
+    assert cs.refs("p.jpg", "de") == [] and cs.count("en") == (1, 3)
+    assert (cs.duplicates, cs.empty) == (1, 1)
+    with pytest.raises(CaptionDataError, match="f.txt:3"):
+        cs.add("p.jpg", "en", "a <sep> b", where="f.txt:3")
+
+
+def test_caption_files_report_file_and_line(tmp_path):
+    caps = tmp_path / "captions.txt"
+    caps.write_text("a_1.jpg#0\tA dog .\na_1.jpg#1\t  \nb_2.jpg#0 no tab here\n")
+    with pytest.raises(CaptionDataError, match=r"captions.txt:3"):
+        read_flickr8k_captions(str(caps))
+    caps.write_text("a_1.jpg#0\tA dog .\na_1.jpg#1\t  \n")
+    assert read_flickr8k_captions(str(caps)) == {"a_1.jpg": ["A dog ."]}
+    (tmp_path / "images.txt").write_text("1.jpg\n2.jpg\n")
+    (tmp_path / "x.de").write_text("eins\nzwei\n")
+    (tmp_path / "x.fr").write_text("un\n")
+    assert list(read_aligned(str(tmp_path / "images.txt"), [str(tmp_path / "x.de")])) == \
+        [(1, "1.jpg", ["eins"]), (2, "2.jpg", ["zwei"])]
+    with pytest.raises(CaptionDataError, match="x.fr: 1 lines but"):
+        list(read_aligned(str(tmp_path / "images.txt"), [str(tmp_path / "x.fr")]))
+
+
+def test_generate_output_parsing(tmp_path):
+    out = tmp_path / "gen.txt"
+    out.write_text("S-1\t__de__\nT-1\tein hund <sep> zwei hunde\nH-1\t-0.5\t\u2581ein \u2581hund\n"
+                   "D-1\t-0.5\tein hund\nP-1\t-0.1 -0.2\nS-0\t__de__\nH-0\t-0.7\t\nD-0\t-0.7\t\n"
+                   "Generate test_de with beam=5: CIDEr-D = 1.00\n")
+    gen = parse_generate_output(str(out))
+    assert gen[1]["D"] == "ein hund" and gen[0]["D"] == "" and gen[1]["T"].startswith("ein hund")
+    assert join_pieces(gen[1]["H"]) == "ein hund"
+    assert lang_of_source(gen[0]["S"]) == "de" and lang_of_source("a dog") is None
+    (tmp_path / "empty.txt").write_text("nothing here\n")
+    with pytest.raises(CaptionDataError, match="no hypothesis"):
+        parse_generate_output(str(tmp_path / "empty.txt"))

@@ -1,0 +1,238 @@
+"""Caption data: reading Flickr8k and Multi30K caption files, references per photo and language.
+
+Captions of one photo in one language come from several sources (Flickr8k's five English
+captions, Multi30K Task 2's five English and five German ones, Task 1's translations). They are
+gathered per photo and language by :class:`CaptionSet`; a caption repeating (up to case, spacing
+and punctuation) one of another source is dropped (Multi30K's English captions of Flickr8k photos
+are mostly Flickr8k's own, tokenized differently).
+
+Evaluation splits have one sample per photo whose target is all its references joined by
+``<sep>`` (:mod:`unix.metrics.references`); :func:`first_reference` cuts such a target batch back
+to the first reference (validation loss).
+"""
+
+import logging
+import os
+import re
+from collections import OrderedDict
+from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+
+from unix.metrics.references import SEP
+
+logger = logging.getLogger(__name__)
+
+SPM_SPACE = "\u2581"  # sentencepiece's word-start marker
+
+
+class CaptionDataError(ValueError):
+    """A caption or split file is malformed; the message names file and line."""
+
+
+def normalize_caption(text: str) -> str:
+    """Key for near-duplicate detection: lowercase, words only (``"A dog ."`` == ``"a dog"``)."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def read_name_list(path: str) -> List[str]:
+    """Read a list of image names, one a line; an empty line is an error naming file and line."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"list not found: {path}")
+    names = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            name = line.strip()
+            if not name:
+                raise CaptionDataError(f"{path}:{i}: empty line in an image list")
+            names.append(name)
+    return names
+
+
+def read_flickr8k_captions(path: str) -> "OrderedDict[str, List[str]]":
+    """Read Flickr8k's ``captions.txt`` (``<image>#<k>\\t<caption>`` a line).
+
+    Returns:
+        image file name -> its captions, in file order. Empty captions are skipped with a warning.
+
+    Raises:
+        CaptionDataError: on a line without a tab or without ``#<k>``, naming file and line.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Flickr8k captions not found: {path}")
+    out: "OrderedDict[str, List[str]]" = OrderedDict()
+    empty = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            if "\t" not in line:
+                raise CaptionDataError(f"{path}:{i}: expected '<image>#<k><TAB><caption>', got {line[:80]!r}")
+            key, caption = line.split("\t", 1)
+            name, sep, k = key.partition("#")
+            if not sep or not name or not k.isdigit():
+                raise CaptionDataError(f"{path}:{i}: expected '<image>#<k>' before the tab, got {key!r}")
+            caption = caption.strip()
+            if not caption:
+                empty.append(i)
+                continue
+            out.setdefault(name, []).append(caption)
+    if empty:
+        logger.warning("%s: %d empty captions skipped (first at line %d)", path, len(empty), empty[0])
+    return out
+
+
+def read_aligned(images_path: str, caption_paths: Sequence[str]) -> Iterator[Tuple[int, str, List[str]]]:
+    """Yield ``(line, image name, [caption of each file])`` of line-aligned Multi30K files.
+
+    Raises:
+        CaptionDataError: if a file has another number of lines than the image list.
+    """
+    names = read_name_list(images_path)
+    columns = []
+    for p in caption_paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"caption file not found: {p}")
+        with open(p, encoding="utf-8") as f:
+            col = [line.rstrip("\n").strip() for line in f]
+        if len(col) != len(names):
+            raise CaptionDataError(f"{p}: {len(col)} lines but {images_path} names {len(names)} images; "
+                                   "the files must be aligned line by line")
+        columns.append(col)
+    for i, name in enumerate(names):
+        yield i + 1, name, [col[i] for col in columns]
+
+
+class CaptionSet:
+    """Reference captions per photo and language, near-duplicates removed.
+
+    Each caption remembers its source (e.g. ``"flickr8k"``), so evaluation can keep the
+    references of a benchmark only (the first source that adds a caption owns it). A caption
+    repeating one of another source is dropped; repeats within a source are kept as released.
+
+    Example::
+
+        cs = CaptionSet()
+        cs.add("123_abc.jpg", "en", "A dog runs .", where="captions.txt:7", source="flickr8k")
+        cs.refs("123_abc.jpg", "en")  # ["A dog runs ."]
+    """
+
+    def __init__(self):
+        self._refs: Dict[str, Dict[str, List[Tuple[str, str, str]]]] = {}  # photo -> lang -> (key, text, source)
+        self.duplicates = 0
+        self.empty = 0
+
+    def add(self, photo: str, lang: str, caption: str, where: str = "", source: str = "") -> bool:
+        """Add one caption; returns False if it was empty or repeats one of *another* source.
+
+        Repeats within one source are kept (a benchmark's references stay as released).
+
+        Raises:
+            CaptionDataError: if the caption contains the reference separator ``<sep>``.
+        """
+        caption = " ".join(caption.split())
+        if SEP in caption:
+            raise CaptionDataError(f"{where or photo}: caption contains the reserved symbol {SEP}: {caption!r}")
+        key = normalize_caption(caption)
+        if not key:
+            self.empty += 1
+            return False
+        entries = self._refs.setdefault(photo, {}).setdefault(lang, [])
+        if any(k == key and src != source for k, _, src in entries):
+            self.duplicates += 1
+            return False
+        entries.append((key, caption, source))
+        return True
+
+    def refs(self, photo: str, lang: str, sources: Optional[Container[str]] = None) -> List[str]:
+        """Captions of ``photo`` in ``lang`` (only those of ``sources``, if given), in order added."""
+        entries = self._refs.get(photo, {}).get(lang, [])
+        return [c for _, c, src in entries if sources is None or src in sources]
+
+    def photos(self) -> List[str]:
+        return list(self._refs)
+
+    def langs(self) -> List[str]:
+        return sorted({lang for by_lang in self._refs.values() for lang in by_lang})
+
+    def count(self, lang: str, photos: Optional[Sequence[str]] = None,
+              sources: Optional[Container[str]] = None) -> Tuple[int, int]:
+        """(photos with at least one caption in ``lang``, captions in ``lang``) over ``photos``."""
+        photos = self.photos() if photos is None else photos
+        n = [len(self.refs(p, lang, sources)) for p in photos]
+        return sum(1 for x in n if x), sum(n)
+
+
+def parse_generate_output(path: str) -> Dict[int, Dict[str, str]]:
+    """Read a ``fairseq-generate`` output: sample id -> ``{"S", "T", "H", "D"}`` strings.
+
+    Only the first hypothesis of each sample is kept (``--nbest 1``); ``H``/``D`` drop the score.
+
+    Raises:
+        CaptionDataError: on a malformed ``H-``/``D-`` line or if no hypothesis is found.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"fairseq-generate output not found: {path}")
+    out: Dict[int, Dict[str, str]] = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, start=1):
+            m = re.match(r"^([STHD])-(\d+)\t(.*)$", line.rstrip("\n"))
+            if not m:
+                continue
+            kind, sid, rest = m.group(1), int(m.group(2)), m.group(3)
+            if kind in "HD":
+                parts = rest.split("\t", 1)
+                if len(parts) != 2:
+                    raise CaptionDataError(f"{path}:{i}: expected '{kind}-<id>\\t<score>\\t<text>'")
+                rest = parts[1]
+            out.setdefault(sid, {}).setdefault(kind, rest)
+    if not any("D" in v or "H" in v for v in out.values()):
+        raise CaptionDataError(f"{path}: no hypothesis (H-/D- line) found; is it a fairseq-generate output?")
+    return out
+
+
+def join_pieces(text: str) -> str:
+    """Undo sentencepiece pieces (``"▁a ▁dog"`` -> ``"a dog"``); other text is only stripped.
+
+    fairseq prints pieces unless ``--post-process sentencepiece`` is given; this makes both alike.
+    """
+    if SPM_SPACE not in text:
+        return text.strip()
+    return text.replace(" ", "").replace(SPM_SPACE, " ").strip()
+
+
+def lang_of_source(source: str) -> Optional[str]:
+    """``"__de__"`` -> ``"de"`` (the language tag that is a captioning source), else None."""
+    m = re.fullmatch(r"\s*__([A-Za-z0-9_-]+?)__\s*", source or "")
+    return m.group(1) if m else None
+
+
+def first_reference(target: torch.Tensor, sep: int, eos: int, pad: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Cut multi-reference targets ``r1 <sep> r2 ... </s>`` back to ``r1 </s>``.
+
+    Args:
+        target: (B, T) right-padded targets ending in ``eos``.
+        sep: index of ``<sep>``; eos, pad: indices of ``</s>`` and padding.
+
+    Returns:
+        ``(target, prev_output_tokens)``, both (B, T') right-padded: the first reference and the
+        decoder input (``eos`` then the reference shifted right, as fairseq's input feeding).
+    """
+    rows = []
+    for row in target:
+        toks = row[row.ne(pad)]
+        if toks.numel() and toks[-1] == eos:
+            toks = toks[:-1]
+        cut = (toks == sep).nonzero()
+        if len(cut):
+            toks = toks[: int(cut[0])]
+        rows.append(torch.cat([toks, toks.new_tensor([eos])]))
+    T = max(len(r) for r in rows)
+    tgt = target.new_full((len(rows), T), pad)
+    prev = target.new_full((len(rows), T), pad)
+    for i, r in enumerate(rows):
+        tgt[i, : len(r)] = r
+        prev[i, 0] = eos
+        prev[i, 1: len(r)] = r[:-1]
+    return tgt, prev
