@@ -43,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--json", default=None, help="also write the figures here")
+    p.add_argument("--markdown", default=None, help="also write a markdown report (with command and commit)")
     return p.parse_args(argv)
 
 
@@ -150,6 +151,24 @@ def to_device(batch, device):
     return utils.move_to_cuda(batch) if str(device).startswith("cuda") else batch
 
 
+def write_markdown(path, lines):
+    import datetime
+    import shlex
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    cmd = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], root)] + sys.argv[1:])
+    with open(path, "w") as f:
+        f.write(f"# Speed: unix_small vs fairseq transformer\n\nWritten by `python {cmd}` at commit `{commit}` "
+                f"on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.\n\n```\n")
+        f.write("\n".join(lines) + "\n```\n")
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     args = parse_args(argv)
@@ -198,6 +217,8 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
+    if args.markdown:
+        write_markdown(args.markdown, lines)
     return 0
 
 

@@ -161,8 +161,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not args.captions and not args.parallel:
         raise SystemExit("nothing to evaluate: give --captions and/or --parallel")
-    torch.set_grad_enabled(False)
-    results = evaluate(args)
+    with torch.no_grad():  # main() may be called from Python: leave the caller's grad mode alone
+        results = evaluate(args)
     for key, value in results.items():
         logger.info("%s = %.2f", key, value)
     text = json.dumps(results, indent=1, sort_keys=True)

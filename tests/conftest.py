@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("UNIX_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -85,3 +86,10 @@ def build_tiny_corpus(root: Path, n_train: int = 80, n_valid: int = 12, n_test: 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     return build_tiny_corpus(tmp_path_factory.mktemp("tiny_corpus"))
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_is_restored():
+    """A test (or a script's main()) must not leave autograd switched off for the next ones."""
+    yield
+    assert torch.is_grad_enabled(), "autograd was left disabled"

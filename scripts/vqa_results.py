@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Evaluate a ``unix_vqa`` checkpoint with free and closed-set decoding; write the results table.
+
+Runs ``fairseq-generate --scoring vqa_accuracy`` twice on the test split (free generation, then
+``--constraint-answers``), recomputes the accuracy from the printed answers and targets with
+:mod:`unix.metrics.vqa` as a cross-check, and writes a markdown table with the command and commit.
+
+Example::
+
+    python scripts/vqa_results.py --data data-bin/easy_vqa --path checkpoints/easy_vqa/checkpoint_best.pt \\
+        --answers data-bin/easy_vqa/answers.spm.txt --out examples/vqa/RESULTS.md \\
+        -- --image-root data-bin/easy_vqa/images --image-features data-bin/easy_vqa/feats_lite0
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+from unix.metrics.vqa import VQAAccuracy
+
+logger = logging.getLogger("vqa_results")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--path", required=True, help="checkpoint")
+    p.add_argument("--answers", required=True, help="answer list in pieces (closed-set decoding)")
+    p.add_argument("--subset", default="test")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--out", required=True, help="markdown file to write")
+    p.add_argument("--label", default="unix_small + EfficientNet-Lite0 features")
+    p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
+    return p.parse_args(argv)
+
+
+def generate(a, out_path, closed):
+    cmd = ["fairseq-generate", a.data, "--user-dir", os.path.join(ROOT, "fairseq_plugins"), "--task", "unix_vqa",
+           "--path", a.path, "--gen-subset", a.subset, "--beam", str(a.beam), "--batch-size", "128",
+           "--scoring", "vqa_accuracy", "--post-process", "sentencepiece", *a.extra]
+    if closed:
+        cmd += ["--constraint-answers", a.answers]
+    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
+    with open(out_path, "w") as f:
+        subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
+    return cmd
+
+
+def read(out_path):
+    """(printed accuracy, recomputed accuracy, number of questions) of a generate output."""
+    targets, preds, printed = {}, {}, None
+    with open(out_path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"^([TD])-(\d+)\t(.*)$", line.rstrip("\n"))
+            if m:
+                kind, i, rest = m.group(1), int(m.group(2)), m.group(3)
+                (targets if kind == "T" else preds)[i] = rest if kind == "T" else rest.split("\t", 1)[1]
+            m = re.search(r"VQA accuracy = ([\d.]+)", line)
+            if m:
+                printed = float(m.group(1))
+    if set(targets) != set(preds) or not targets:
+        raise ValueError(f"{out_path}: {len(targets)} targets, {len(preds)} answers")
+    metric = VQAAccuracy()
+    for i in targets:
+        metric.add(targets[i], preds[i])
+    return printed, metric.score(), len(targets)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
+    a = parse_args(argv)
+    work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
+    os.makedirs(work, exist_ok=True)
+    rows = []
+    for mode, closed in (("free", False), ("closed set", True)):
+        out = os.path.join(work, f"gen_{a.subset}_{mode.replace(' ', '_')}.txt")
+        cmd = generate(a, out, closed)
+        printed, recomputed, n = read(out)
+        if printed is None or abs(printed - recomputed) > 0.01:
+            raise ValueError(f"{out}: scorer printed {printed}, recomputed {recomputed:.2f}")
+        rows.append({"mode": mode, "accuracy": recomputed, "n": n, "command": " ".join(shlex.quote(c) for c in cmd)})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    argv_s = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    lines = ["# easy-VQA results", "",
+             f"Written by `python {argv_s}` at commit `{commit}` on "
+             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.", "",
+             f"| model | decoding | {a.subset} accuracy (%) | questions |", "|---|---|---|---|"]
+    lines += [f"| {a.label} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} |" for r in rows]
+    lines += ["", "Generate commands:", ""] + [f"- {r['mode']}: `{r['command']}`" for r in rows]
+    with open(a.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+        json.dump(rows, f, indent=1)
+    sys.stdout.write("\n".join(lines[4:4 + 2 + len(rows)]) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
