@@ -18,6 +18,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -62,8 +63,9 @@ def generate(bin_dir, ckpt, system, out_path, extra=()):
 
 def evaluate(system, a, work):
     name, tgt = system["name"], system["tgt"]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
     ckpt_dir = system["checkpoints"]
-    avg = os.path.join(work, f"{name}.avg{system.get('average', 10)}.pt")
+    avg = os.path.join(work, f"{slug}.avg{system.get('average', 10)}.pt")
     paths = average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
     torch.save(average_checkpoints.average(paths), avg)
     updates = torch.load(paths[-1], map_location="cpu", weights_only=True)["optimizer_history"][-1]["num_updates"]
@@ -71,14 +73,14 @@ def evaluate(system, a, work):
     ref = os.path.join(m30k, f"test_2016_flickr.{tgt}")
     ref_tok = os.path.join(m30k, "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
     subset = os.path.join(a.bin, "test.images.txt")
-    out = os.path.join(work, f"{name}.test.txt")
+    out = os.path.join(work, f"{slug}.test.txt")
     cmd = generate(a.bin, avg, system, out)
     row = {"name": name, "updates": updates, "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
            "generate": " ".join(shlex.quote(c) for c in cmd),
            "all": score_mmt.score(out, ref, tgt, ref_tok),
            "with_image": score_mmt.score(out, ref, tgt, ref_tok, subset)}
     if system.get("images"):
-        out_shuf = os.path.join(work, f"{name}.test.shuffled.txt")
+        out_shuf = os.path.join(work, f"{slug}.test.shuffled.txt")
         generate(a.bin, avg, system, out_shuf, ["--shuffle-images"])
         row["shuffled"] = score_mmt.score(out_shuf, ref, tgt, ref_tok, subset)
     return row
