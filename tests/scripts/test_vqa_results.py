@@ -1,0 +1,31 @@
+"""scripts/vqa_results.py: reading a fairseq-generate output and cross-checking the scorer."""
+
+import pytest
+
+from scripts import vqa_results
+
+
+def write(path, rows, printed):
+    with open(path, "w") as f:
+        for i, (question, target, answer) in enumerate(rows):
+            f.write(f"S-{i}\t__en__ {question}\nT-{i}\t{target}\nH-{i}\t-0.1\tpieces\nD-{i}\t-0.1\t{answer}\n")
+        f.write(f"Generate test with beam=5: VQA accuracy = {printed} (any-reference match 0, n={len(rows)})\n")
+
+
+def test_read_recomputes_the_accuracy(tmp_path):
+    rows = [("what color?", "red", "Red"),            # exact after normalization: 1
+            ("how many?", "2 <sep> 2 <sep> 3", "two"),  # two of three annotators said 2: min(2/3, 1)
+            ("is there?", "no", "yes")]               # 0
+    write(tmp_path / "gen.txt", rows, 55.56)
+    printed, recomputed, n = vqa_results.read(str(tmp_path / "gen.txt"))
+    assert n == 3 and printed == 55.56
+    assert recomputed == pytest.approx(100 * (1 + 2 / 3 + 0) / 3)
+
+
+def test_missing_answer_is_an_error(tmp_path):
+    path = tmp_path / "gen.txt"
+    write(path, [("q", "a", "a")], 100.0)
+    with open(path, "a") as f:
+        f.write("T-1\tb\n")
+    with pytest.raises(ValueError, match="2 targets, 1 answers"):
+        vqa_results.read(str(path))
