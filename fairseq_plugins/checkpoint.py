@@ -9,7 +9,6 @@ other pickled object is refused with an error that names the file and the offend
 
 from __future__ import annotations
 
-import argparse
 import collections
 import functools
 import logging
@@ -18,30 +17,13 @@ from typing import List
 
 import torch
 
-from unix.checkpoint import unsupported_global
+from unix.checkpoint import safe_globals, unsupported_global
 
 logger = logging.getLogger(__name__)
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled object outside the allow-list."""
-
-
-def _numpy_globals() -> List:
-    out = []
-    try:
-        import numpy as np
-
-        out += [np.dtype, np.ndarray]
-        try:
-            from numpy._core.multiarray import _reconstruct, scalar
-        except ImportError:  # numpy < 2
-            from numpy.core.multiarray import _reconstruct, scalar  # type: ignore
-        out += [scalar, _reconstruct]
-        out += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
-    except ImportError:
-        pass
-    return out
 
 
 def _omegaconf_globals() -> List:
@@ -58,7 +40,7 @@ def _omegaconf_globals() -> List:
 
 
 # What fairseq (and this project's tasks) store besides tensors and plain containers.
-FAIRSEQ_SAFE_GLOBALS = [argparse.Namespace, collections.OrderedDict] + _numpy_globals() + _omegaconf_globals()
+FAIRSEQ_SAFE_GLOBALS = [collections.OrderedDict] + safe_globals() + _omegaconf_globals()
 
 
 def install_safe_globals() -> None:

@@ -17,7 +17,6 @@ Example::
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from argparse import Namespace
@@ -49,7 +48,6 @@ def parse_args(argv=None):
 
 def build(args):
     import fairseq_plugins  # noqa: F401
-    from fairseq import tasks
     from fairseq.models.transformer import TransformerModel, base_architecture
 
     from fairseq_plugins.models.unix import UnixFairseqModel, UnixModelConfig
@@ -153,16 +151,10 @@ def to_device(batch, device):
 
 def write_markdown(path, lines):
     import datetime
-    import shlex
-    import subprocess
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    cmd = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], root)] + sys.argv[1:])
+    from scripts import command_line, git_commit
+
+    commit, cmd = git_commit(), command_line()
     with open(path, "w") as f:
         f.write(f"# Speed: unix_small vs fairseq transformer\n\nWritten by `python {cmd}` at commit `{commit}` "
                 f"on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.\n\n```\n")

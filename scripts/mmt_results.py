@@ -25,7 +25,7 @@ import sys
 
 import torch
 
-from scripts import average_checkpoints, score_mmt
+from scripts import average_checkpoints, command_line, git_commit, score_mmt
 
 logger = logging.getLogger("mmt_results")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,14 +40,6 @@ def parse_args(argv=None):
     p.add_argument("--work", default=None, help="where generate outputs go (default: next to --out)")
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
     return p.parse_args(argv)
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def generate(bin_dir, ckpt, system, out_path, extra=()):
@@ -91,7 +83,7 @@ def fmt(s):
 
 
 def write_markdown(rows, a, path):
-    argv = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    argv = command_line()
     lines = [
         "# Multi30K test_2016_flickr results",
         "",

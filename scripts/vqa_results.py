@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 
+from scripts import command_line, git_commit
 from unix.metrics.vqa import VQAAccuracy
 
 logger = logging.getLogger("vqa_results")
@@ -86,9 +87,7 @@ def main(argv=None) -> int:
         if printed is None or abs(printed - recomputed) > 0.01:
             raise ValueError(f"{out}: scorer printed {printed}, recomputed {recomputed:.2f}")
         rows.append({"mode": mode, "accuracy": recomputed, "n": n, "command": " ".join(shlex.quote(c) for c in cmd)})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
-    argv_s = " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+    commit, argv_s = git_commit(), command_line()
     lines = ["# easy-VQA results", "",
              f"Written by `python {argv_s}` at commit `{commit}` on "
              f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.", "",

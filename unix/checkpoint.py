@@ -22,7 +22,8 @@ class CheckpointError(ValueError):
     """The file is not a loadable unix checkpoint."""
 
 
-def _safe_globals():
+def safe_globals():
+    """What a fairseq checkpoint holds besides tensors and containers: Namespace, numpy scalars."""
     out = [argparse.Namespace]
     try:
         import numpy as np
@@ -54,7 +55,7 @@ def load_state(path: str) -> Dict[str, Any]:
         CheckpointError: unreadable file, or a pickled object outside the allow-list.
     """
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
+        with torch.serialization.safe_globals(safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise

@@ -10,6 +10,7 @@ import numpy as np
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, ImageSource, load_image_source
 from unix.data.feature_cache import FeatureCache
 from unix.data.images import build_transform
+from unix.data.tokenizer import check_lang_in_vocab
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ class ImageTaskMixin:
             args = args[len(names):]
             kwargs["required_batch_size_multiple"] = 1
         return super().get_batch_iterator(dataset, *args, **kwargs)
+
+    def lang_tag_index(self, lang: str, dictionary) -> int:
+        """Index of ``lang``'s tag (``__de__``) in ``dictionary``; a clear error if it lacks the tag."""
+        tag = check_lang_in_vocab(lang, set(dictionary.symbols), f"dictionary of {self.cfg.data}")
+        return dictionary.index(tag)
 
     def wrap_with_images(self, split: str, dataset):
         src = self.image_source(split, len(dataset))

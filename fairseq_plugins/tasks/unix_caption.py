@@ -30,7 +30,7 @@ from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, chec
 from unix.data.captions import first_reference
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
-from unix.data.tokenizer import check_lang_in_vocab, is_lang_tag
+from unix.data.tokenizer import is_lang_tag
 from unix.metrics.caption import CorpusCiderD, ptb_tokenize, ptb_tokenize_groups
 from unix.metrics.references import SEP, split_references
 
@@ -111,8 +111,7 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         self.lang_tag_ids = {i for i, s in enumerate(src_dict.symbols) if is_lang_tag(s)}
         self.caption_lang_idx = None
         if cfg.caption_lang:
-            tag = check_lang_in_vocab(cfg.caption_lang, set(src_dict.symbols), f"dictionary of {cfg.data}")
-            self.caption_lang_idx = src_dict.index(tag)
+            self.caption_lang_idx = self.lang_tag_index(cfg.caption_lang, src_dict)
         self.sep_idx = tgt_dict.index(SEP) if SEP in tgt_dict.indices else None
         if cfg.eval_cider and self.sep_idx is None:
             raise ValueError(f"--eval-cider needs the reference separator {SEP} in the dictionary of {cfg.data}")

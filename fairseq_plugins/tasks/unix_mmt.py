@@ -16,7 +16,6 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
-from unix.data.tokenizer import check_lang_in_vocab
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +33,7 @@ class UnixMMTTask(ImageTaskMixin, TranslationTask):
         super().__init__(cfg, src_dict, tgt_dict)
         self.tgt_lang_idx = None
         if cfg.lang_tag:
-            tag = check_lang_in_vocab(cfg.target_lang, set(src_dict.symbols), f"dictionary of {cfg.data}")
-            self.tgt_lang_idx = src_dict.index(tag)
+            self.tgt_lang_idx = self.lang_tag_index(cfg.target_lang, src_dict)
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):

@@ -28,7 +28,6 @@ from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
 from fairseq_plugins.generation.trie_generator import TrieConstrainedSequenceGenerator, load_answer_trie
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
 from unix.data.images import ImageError
-from unix.data.tokenizer import check_lang_in_vocab
 from unix.metrics.references import SEP
 from unix.metrics.vqa import batch_vqa_accuracy
 
@@ -79,8 +78,7 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
         super().__init__(cfg, src_dict, tgt_dict)
         self.answer_lang_idx = None
         if cfg.lang_tag:
-            tag = check_lang_in_vocab(cfg.answer_lang, set(src_dict.symbols), f"dictionary of {cfg.data}")
-            self.answer_lang_idx = src_dict.index(tag)
+            self.answer_lang_idx = self.lang_tag_index(cfg.answer_lang, src_dict)
         self.answer_trie = load_answer_trie(cfg.constraint_answers, tgt_dict) if cfg.constraint_answers else None
         self.sequence_generator = None
 
