@@ -29,6 +29,9 @@ from scripts import average_checkpoints, command_line, git_commit, score_mmt
 
 logger = logging.getLogger("mmt_results")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Published tokenized BLEU (a) on test_2016_flickr, shown under the measured rows of the same pair.
+PUBLISHED = {("en", "de"): [("Transformer-tiny, text-only (Revisit-MMT, Wu et al. ACL 2021)", 41.02),
+                            ("gated fusion MMT (Revisit-MMT, Wu et al. ACL 2021)", 41.96)]}
 
 
 def parse_args(argv=None):
@@ -67,7 +70,7 @@ def evaluate(system, a, work):
     subset = os.path.join(a.bin, "test.images.txt")
     out = os.path.join(work, f"{slug}.test.txt")
     cmd = generate(a.bin, avg, system, out)
-    row = {"name": name, "updates": updates, "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
+    row = {"name": name, "src": system["src"], "tgt": tgt, "updates": updates, "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
            "generate": " ".join(shlex.quote(c) for c in cmd),
            "all": score_mmt.score(out, ref, tgt, ref_tok),
            "with_image": score_mmt.score(out, ref, tgt, ref_tok, subset)}
@@ -99,6 +102,9 @@ def write_markdown(rows, a, path):
     for r in rows:
         lines.append(f"| {r['name']} | {r['updates']} | {r['epochs'][0]}..{r['epochs'][1]} | {fmt(r['all'])} | "
                      f"{fmt(r['with_image'])} (n={r['with_image']['n']}) | {fmt(r.get('shuffled'))} |")
+    for pair in dict.fromkeys((r["src"], r["tgt"]) for r in rows):
+        for name, bleu in PUBLISHED.get(pair, []):
+            lines.append(f"| published: {name} | - | - | {bleu:.2f} / - | - | - |")
     sig = rows[0]["all"]["sacrebleu"]["signature"] if rows else ""
     lines += ["", f"sacreBLEU signature: `{sig}`", "", "Generate commands:", ""]
     lines += [f"- {r['name']}: `{r['generate']}`" for r in rows]

@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -118,3 +117,36 @@ def test_fairseq_model_is_the_core_model(tiny_corpus, pixel_run):
         ref = models[0](**ni)[0]
         out = core(ni["src_tokens"], ni["prev_output_tokens"], images=ni.get("images"), image_mask=ni.get("image_mask"))
     torch.testing.assert_close(out, ref)
+
+
+def test_mmt_results_writes_the_table_from_a_config(tiny_corpus, pixel_run, tmp_path):
+    """scripts/mmt_results.py: averages epoch checkpoints, decodes right and shuffled images, scores."""
+    import json
+
+    from scripts import mmt_results, score_mmt
+
+    m30k = tmp_path / "data" / "multi30k"
+    (m30k / "tok").mkdir(parents=True)
+    test_de = (tiny_corpus / "raw" / "test.de").read_text()
+    (m30k / "test_2016_flickr.de").write_text(test_de)
+    (m30k / "tok" / "test_2016_flickr.lc.norm.tok.de").write_text(test_de.lower())
+    config = tmp_path / "systems.json"
+    config.write_text(json.dumps([
+        {"name": "tiny (en-de)", "task": "unix_mmt", "src": "en", "tgt": "de", "checkpoints": "{RUNS}",
+         "average": 2, "images": True, "generate_args": ["--image-root", "{IMAGES}", "--max-tokens", "500"]},
+        {"name": "absent", "task": "translation", "src": "en", "tgt": "de", "checkpoints": "{RUNS}/nothing"}]))
+    out = tmp_path / "RESULTS.md"
+    mmt_results.main(["--config", str(config), "--data", str(tmp_path / "data"), "--bin", str(tiny_corpus / "bin"),
+                      "--out", str(out), "--var", f"RUNS={pixel_run}", "--var", f"IMAGES={tiny_corpus / 'images'}"])
+    rows = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert [r["name"] for r in rows] == ["tiny (en-de)"]  # the system without checkpoints is skipped
+    row = rows[0]
+    n_with_image = sum(1 for line in (tiny_corpus / "bin" / "test.images.txt").read_text().splitlines() if line)
+    assert row["all"]["n"] == 12 and row["with_image"]["n"] == row["shuffled"]["n"] == n_with_image
+    # the table's numbers are those of score_mmt on the generate output it kept
+    again = score_mmt.score(str(tmp_path / "eval" / "tiny_en-de.test.txt"), str(m30k / "test_2016_flickr.de"), "de",
+                            str(m30k / "tok" / "test_2016_flickr.lc.norm.tok.de"))
+    assert again["sacrebleu"]["bleu"] == row["all"]["sacrebleu"]["bleu"]
+    text = out.read_text()
+    assert "| tiny (en-de) |" in text and "published: Transformer-tiny" in text and "41.02" in text
+    assert f"(n={n_with_image})" in text and "Do not edit by hand" in text

@@ -1,0 +1,131 @@
+#!/usr/bin/env python
+"""Evaluate a ``unix_caption`` checkpoint on the test split of each language; write the results table.
+
+For every language it runs ``fairseq-generate --scoring cider`` on ``test_<lang>``, scores the
+output with :mod:`scripts.score_captions` (BLEU-1..4, METEOR for English, ROUGE-L, CIDEr-D;
+pycocoevalcap on PTB tokens), checks that the CIDEr-D printed by the fairseq scorer equals the one
+recomputed from the references file, and writes a markdown table with the command and commit.
+
+Example::
+
+    python scripts/caption_results.py --data data-bin/captions --path runs/caption_lite0/checkpoint_best.pt \\
+        --langs en de --out examples/captioning/RESULTS.md \\
+        -- --image-root ../shared/data/flickr8k/images --image-features data-bin/feats_lite0
+"""
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+from typing import Dict, Optional
+
+from scripts import ROOT, command_line, git_commit
+from scripts.score_captions import pair_up
+from unix.data.captions import parse_generate_output
+from unix.metrics.caption import coco_scores
+
+logger = logging.getLogger("caption_results")
+COLUMNS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+# Published anchor on the Flickr8k test split (English), for the table's last rows.
+ANCHORS = (("Show, Attend and Tell, soft attention (Xu et al., 2015)", {"BLEU-1": 67.0, "BLEU-4": 19.5, "METEOR": 18.93}),
+           ("Show, Attend and Tell, hard attention (Xu et al., 2015)", {"BLEU-1": 67.0, "BLEU-4": 21.3, "METEOR": 20.30}))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="output directory of prepare_captions.py")
+    p.add_argument("--path", required=True, help="checkpoint")
+    p.add_argument("--langs", nargs="+", default=["en", "de"])
+    p.add_argument("--split", default="test")
+    p.add_argument("--beam", type=int, default=3)
+    p.add_argument("--max-len-b", type=int, default=40)
+    p.add_argument("--out", required=True, help="markdown file to write (a .json beside it too)")
+    p.add_argument("--label", default="unix_small + EfficientNet-Lite0 (frozen, cached)")
+    p.add_argument("--note", default="", help="one paragraph about the run, written under the table")
+    p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
+    return p.parse_args(argv)
+
+
+def generate(a, subset: str, out_path: str):
+    cmd = ["fairseq-generate", a.data, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
+           "--task", "unix_caption", "--path", a.path, "--gen-subset", subset, "--beam", str(a.beam),
+           "--max-len-b", str(a.max_len_b), "--batch-size", "64", "--scoring", "cider",
+           "--post-process", "sentencepiece", *a.extra]
+    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
+    with open(out_path, "w") as f:
+        subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
+    return cmd
+
+
+def printed_cider(out_path: str) -> Optional[float]:
+    """The ``CIDEr-D = x`` figure of fairseq-generate's last line (x100), or None."""
+    value = None
+    with open(out_path, encoding="utf-8") as f:
+        for line in f:
+            m = re.search(r"CIDEr-D = ([\d.]+)", line)
+            if m:
+                value = float(m.group(1))
+    return value
+
+
+def score(out_path: str, refs_path: str, lang: str) -> Dict[str, object]:
+    gen = parse_generate_output(out_path)
+    _, hyps, refs = pair_up(gen, out_path, refs_path)
+    return coco_scores(hyps, refs, lang)
+
+
+def format_rows(label: str, results: Dict[str, Dict[str, object]]):
+    rows = []
+    for lang, s in results.items():
+        cells = [f"{100.0 * s[c]:.2f}" if c in s else "n/a" for c in COLUMNS]
+        rows.append(f"| {label} | {lang} | {s['images']} | {s['refs_per_image']:.2f} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
+    a = parse_args(argv)
+    work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
+    os.makedirs(work, exist_ok=True)
+    results, commands = {}, {}
+    for lang in a.langs:
+        subset = f"{a.split}_{lang}"
+        out = os.path.join(work, f"gen_{subset}.txt")
+        cmd = generate(a, subset, out)
+        s = score(out, os.path.join(a.data, f"{subset}.refs.txt"), lang)
+        printed = printed_cider(out)
+        if printed is None or abs(printed - 100.0 * s["CIDEr"]) > 0.01:
+            raise ValueError(f"{out}: fairseq's cider scorer printed {printed}, "
+                             f"recomputed {100.0 * s['CIDEr']:.2f}")
+        results[lang], commands[lang] = s, " ".join(shlex.quote(c) for c in cmd)
+    lines = ["# Captioning results", "",
+             f"Written by `python {command_line()}` at commit `{git_commit()}` on "
+             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.", "",
+             "pycocoevalcap 1.2 on lowercased PTB tokens, x100; beam "
+             f"{a.beam}. METEOR is English-only in pycocoevalcap (n/a elsewhere); SPICE is skipped "
+             "(it downloads Stanford CoreNLP models).", "",
+             "| model | lang | photos | refs/photo | " + " | ".join(COLUMNS) + " |",
+             "|---|---|---|---|" + "---|" * len(COLUMNS)]
+    lines += format_rows(a.label, results)
+    if "en" in results:
+        for name, vals in ANCHORS:
+            lines.append(f"| {name} | en | 1000 | 5 | " + " | ".join(
+                f"{vals[c]:.2f}" if c in vals else "-" for c in COLUMNS) + " |")
+    if a.note:
+        lines += ["", a.note]
+    lines += ["", "Generate commands:", ""] + [f"- {lang}: `{c}`" for lang, c in commands.items()]
+    with open(a.out, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(os.path.splitext(a.out)[0] + ".json", "w", encoding="utf-8") as f:
+        json.dump({"results": results, "commands": commands, "checkpoint": a.path}, f, indent=1)
+    sys.stdout.write("\n".join(lines[6:]) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

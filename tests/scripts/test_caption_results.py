@@ -1,0 +1,52 @@
+"""scripts/caption_results.py: the table, the anchors and the cross-check of fairseq's cider scorer."""
+
+import json
+import shutil
+
+import pytest
+
+from scripts import caption_results
+from tests.scripts.test_score_captions_gallery import HYPS_EN, REFS_EN, write_generate_output, write_refs
+from unix.metrics.caption import coco_scores
+
+java = pytest.mark.skipif(shutil.which("java") is None, reason="pycocoevalcap needs java")
+
+
+def fake_generate(printed_cider):
+    """Stand-in for fairseq-generate: writes an output whose last line prints ``printed_cider``."""
+    def generate(a, subset, out_path):
+        import pathlib
+        write_generate_output(pathlib.Path(out_path), HYPS_EN, REFS_EN, pieces=True)
+        text = pathlib.Path(out_path).read_text().replace("CIDEr-D = 0.00", f"CIDEr-D = {printed_cider(subset)}")
+        pathlib.Path(out_path).write_text(text)
+        return ["fairseq-generate", a.data, "--gen-subset", subset]
+    return generate
+
+
+@java
+def test_writes_the_table_and_checks_the_printed_cider(tmp_path, monkeypatch):
+    data = tmp_path / "captions"
+    data.mkdir()
+    write_refs(data / "test_en.refs.txt", REFS_EN)
+    expected = coco_scores(HYPS_EN, REFS_EN, "en")
+    monkeypatch.setattr(caption_results, "generate", fake_generate(lambda s: f"{100 * expected['CIDEr']:.2f}"))
+    out = tmp_path / "RESULTS.md"
+    caption_results.main(["--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
+    text = out.read_text()
+    assert "Do not edit by hand" in text and "Show, Attend and Tell" in text
+    row = next(line for line in text.splitlines() if line.startswith("| unix_small"))
+    assert f"| {100 * expected['BLEU-4']:.2f} |" in row and f"| {100 * expected['CIDEr']:.2f} |" in row
+    saved = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert saved["results"]["en"]["CIDEr"] == pytest.approx(expected["CIDEr"])
+
+    monkeypatch.setattr(caption_results, "generate", fake_generate(lambda s: "12.34"))
+    with pytest.raises(ValueError, match="printed 12.34"):
+        caption_results.main(["--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
+
+
+def test_printed_cider_reads_the_last_line(tmp_path):
+    p = tmp_path / "gen.txt"
+    p.write_text("H-0\t-1\tx\nGenerate test_de with beam=3: CIDEr-D = 41.50 (x100; pycocoevalcap)\n")
+    assert caption_results.printed_cider(str(p)) == 41.5
+    p.write_text("H-0\t-1\tx\n")
+    assert caption_results.printed_cider(str(p)) is None
