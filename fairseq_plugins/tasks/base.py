@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, ImageSource, load_image_source
+from fairseq_plugins.data.random_order_dataset import RandomOrderDataset
 from unix.data.feature_cache import FeatureCache
 from unix.data.images import build_transform
 from unix.data.tokenizer import check_lang_in_vocab
@@ -31,6 +32,9 @@ class UnixImageDataConfig:
     shuffle_images: bool = field(default=False, metadata={
         "help": "evaluation aid: permute images among the sentences that have one (seeded)"})
     lang_tag: bool = field(default=True, metadata={"help": "prepend the target-language tag to the source"})
+    random_batches: bool = field(default=False, metadata={
+        "help": "cut training batches from a random permutation each epoch instead of fairseq's "
+                "length-sorted order (for short inputs whose length tells their type, e.g. VQA questions)"})
 
 
 class ImageTaskMixin:
@@ -93,9 +97,12 @@ class ImageTaskMixin:
         fairseq's ``batch_by_size`` drops a last batch whose size is not a multiple of
         ``--required-batch-size-multiple`` (default 8; fairseq issue #5036), so fairseq-generate
         and validation silently skip up to 7 sentences. Only training keeps that behaviour.
+        With ``--random-batches`` the training split is batched in a new random order each epoch.
         """
         train = self.datasets.get(getattr(self.cfg, "train_subset", "train"))
-        if dataset is not train:
+        if dataset is train and getattr(self.cfg, "random_batches", False):
+            dataset = RandomOrderDataset(dataset)
+        elif dataset is not train:
             names = ("max_tokens", "max_sentences", "max_positions", "ignore_invalid_inputs",
                      "required_batch_size_multiple")
             kwargs.update(zip(names, args))

@@ -215,3 +215,28 @@ def test_closed_set_rejects_other_search_strategies(tiny_vqa, data_copy):
                 {"diverse_beam_groups": 2}):
         with pytest.raises(ValueError, match="--constraint-answers"):
             task.build_generator([None], Namespace(beam=2, **bad))
+
+
+def epoch_batches(task, epoch):
+    itr = task.get_batch_iterator(task.dataset("train"), max_sentences=8, seed=1, epoch=epoch)
+    return [list(b) for b in itr.frozen_batches]
+
+
+def test_random_batches_mix_question_lengths_and_change_every_epoch(tiny_vqa):
+    """fairseq batches by length (one question type a batch); --random-batches does not."""
+    sorted_task = make_task(tiny_vqa["bin"], no_images=True)
+    sorted_task.load_dataset("train")
+    random_task = make_task(tiny_vqa["bin"], no_images=True, random_batches=True)
+    random_task.load_dataset("train")
+    sizes = sorted_task.dataset("train").src_sizes
+    n = len(sizes)
+
+    def length_spread(batches):
+        return sum(len({int(sizes[i]) for i in b}) for b in batches) / len(batches)
+
+    default = epoch_batches(sorted_task, 1)
+    first, second = epoch_batches(random_task, 1), epoch_batches(random_task, 2)
+    for batches in (default, first, second):  # every question exactly once an epoch
+        assert sorted(i for b in batches for i in b) == list(range(n))
+    assert length_spread(default) < length_spread(first)
+    assert first != second and first == epoch_batches(random_task, 1)  # new each epoch, seeded
