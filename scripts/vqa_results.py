@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 from scripts import command_line, git_commit
-from unix.metrics.vqa import VQAAccuracy
+from unix.metrics.vqa import ANSWER_TYPES, VQAAccuracy
 
 logger = logging.getLogger("vqa_results")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +55,8 @@ def generate(a, out_path, closed):
 
 
 def read(out_path):
-    """(printed accuracy, recomputed accuracy, number of questions) of a generate output."""
+    """(printed accuracy, recomputed summary, number of questions) of a generate output; the summary
+    is :meth:`VQAAccuracy.summary` (``accuracy``, ``by_type`` ...)."""
     targets, preds, printed = {}, {}, None
     with open(out_path, encoding="utf-8") as f:
         for line in f:
@@ -71,7 +72,7 @@ def read(out_path):
     metric = VQAAccuracy()
     for i in targets:
         metric.add(targets[i], preds[i])
-    return printed, metric.score(), len(targets)
+    return printed, metric.summary(), len(targets)
 
 
 def main(argv=None) -> int:
@@ -83,16 +84,20 @@ def main(argv=None) -> int:
     for mode, closed in (("free", False), ("closed set", True)):
         out = os.path.join(work, f"gen_{a.subset}_{mode.replace(' ', '_')}.txt")
         cmd = generate(a, out, closed)
-        printed, recomputed, n = read(out)
-        if printed is None or abs(printed - recomputed) > 0.01:
-            raise ValueError(f"{out}: scorer printed {printed}, recomputed {recomputed:.2f}")
-        rows.append({"mode": mode, "accuracy": recomputed, "n": n, "command": " ".join(shlex.quote(c) for c in cmd)})
+        printed, summary, n = read(out)
+        if printed is None or abs(printed - summary["accuracy"]) > 0.01:
+            raise ValueError(f"{out}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
+        rows.append({"mode": mode, "accuracy": summary["accuracy"], "by_type": summary["by_type"], "n": n,
+                     "command": " ".join(shlex.quote(c) for c in cmd)})
     commit, argv_s = git_commit(), command_line()
+    types = [t for t in ANSWER_TYPES if any(t in r["by_type"] for r in rows)]
     lines = ["# easy-VQA results", "",
              f"Written by `python {argv_s}` at commit `{commit}` on "
              f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.", "",
-             f"| model | decoding | {a.subset} accuracy (%) | questions |", "|---|---|---|---|"]
-    lines += [f"| {a.label} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} |" for r in rows]
+             f"| model | decoding | {a.subset} accuracy (%) | questions | " + " | ".join(types) + " |",
+             "|---|---|---|---|" + "---|" * len(types)]
+    lines += [f"| {a.label} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} | " + " | ".join(
+        "{:.2f} (n={})".format(*r["by_type"][t]) if t in r["by_type"] else "-" for t in types) + " |" for r in rows]
     lines += ["", "Generate commands:", ""] + [f"- {r['mode']}: `{r['command']}`" for r in rows]
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")

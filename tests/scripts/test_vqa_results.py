@@ -19,7 +19,8 @@ def test_read_recomputes_the_accuracy(tmp_path):
     write(tmp_path / "gen.txt", rows, 55.56)
     printed, recomputed, n = vqa_results.read(str(tmp_path / "gen.txt"))
     assert n == 3 and printed == 55.56
-    assert recomputed == pytest.approx(100 * (1 + 2 / 3 + 0) / 3)
+    assert recomputed["accuracy"] == pytest.approx(100 * (1 + 2 / 3 + 0) / 3)
+    assert recomputed["by_type"] == {"yes/no": (0.0, 1), "number": (pytest.approx(200 / 3), 1), "other": (100.0, 1)}
 
 
 def test_missing_answer_is_an_error(tmp_path):
@@ -29,3 +30,18 @@ def test_missing_answer_is_an_error(tmp_path):
         f.write("T-1\tb\n")
     with pytest.raises(ValueError, match="2 targets, 1 answers"):
         vqa_results.read(str(path))
+
+
+def test_main_writes_both_decodings_with_answer_types(tmp_path, monkeypatch):
+    rows = [("what color?", "red", "red"), ("is there?", "no", "yes"), ("is there?", "yes", "yes")]
+
+    def fake_generate(a, out_path, closed):
+        write(out_path, rows, 66.67)
+        return ["fairseq-generate", "--constraint-answers" if closed else "--free"]
+
+    monkeypatch.setattr(vqa_results, "generate", fake_generate)
+    out = tmp_path / "RESULTS.md"
+    vqa_results.main(["--data", "d", "--path", "c.pt", "--answers", "a.txt", "--out", str(out)])
+    text = out.read_text()
+    assert "| yes/no | other |" in text and "| free | 66.67 | 3 | 50.00 (n=2) | 100.00 (n=1) |" in text
+    assert "| closed set | 66.67 |" in text and "Do not edit by hand" in text

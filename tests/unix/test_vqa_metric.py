@@ -3,7 +3,7 @@
 import pytest
 
 from unix.metrics.references import join_references
-from unix.metrics.vqa import VQAAccuracy, batch_vqa_accuracy, normalize_answer, vqa_accuracy
+from unix.metrics.vqa import VQAAccuracy, answer_type, batch_vqa_accuracy, normalize_answer, vqa_accuracy
 
 
 @pytest.mark.parametrize("raw, norm", [
@@ -45,6 +45,17 @@ def test_corpus_accuracy_from_sep_joined_targets():
     s = metric.summary()
     assert s["n"] == 3 and s["match"] == pytest.approx(200 / 3)
     assert "55.56" in metric.result_string()
+    # answer types: "red" and "dark blue" are other (0.5 mean), the no/no/yes question yes/no (2/3)
+    assert s["by_type"]["other"] == (pytest.approx(50.0), 2)
+    assert s["by_type"]["yes/no"] == (pytest.approx(200 / 3), 1) and "number" not in s["by_type"]
+    assert "yes/no 66.67 (n=1); other 50.00 (n=2)" in metric.result_string()
+
+
+@pytest.mark.parametrize("refs, kind", [(["yes"], "yes/no"), (["No."], "yes/no"), (["two", "2", "3"], "number"),
+                                        (["1.5"], "number"), (["blue", "no", "blue"], "other"),
+                                        (["2 dogs"], "other")])
+def test_answer_type_from_the_most_frequent_reference(refs, kind):
+    assert answer_type(refs) == kind
 
 
 def test_batch_accuracy():

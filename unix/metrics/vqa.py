@@ -18,6 +18,7 @@ Several references travel in one target string joined by ``<sep>``
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Dict, List, Sequence
 
 from unix.metrics.references import split_references
@@ -79,6 +80,19 @@ def vqa_accuracy(prediction: str, references: Sequence[str]) -> float:
     return min(sum(r == pred for r in refs) / SOFT_DENOMINATOR, 1.0)
 
 
+ANSWER_TYPES = ("yes/no", "number", "other")
+
+
+def answer_type(references: Sequence[str]) -> str:
+    """VQA answer type of a question from its most frequent normalized reference:
+    ``yes/no``, ``number`` (digits after normalization, so "two" counts) or ``other``."""
+    counts = Counter(normalize_answer(r) for r in references)
+    top = counts.most_common(1)[0][0] if counts else ""
+    if top in ("yes", "no"):
+        return "yes/no"
+    return "number" if top.replace(".", "", 1).isdigit() else "other"
+
+
 class VQAAccuracy:
     """Accumulates :func:`vqa_accuracy` over a corpus.
 
@@ -90,6 +104,7 @@ class VQAAccuracy:
         self.total = 0.0
         self.count = 0
         self.exact = 0
+        self.by_type: Dict[str, List[float]] = {}  # answer type -> [sum of accuracies, questions]
 
     def add(self, target: str, prediction: str) -> float:
         """Score one question; returns its accuracy in [0, 1]."""
@@ -100,20 +115,26 @@ class VQAAccuracy:
         self.total += acc
         self.count += 1
         self.exact += int(normalize_answer(prediction) in {normalize_answer(r) for r in refs})
+        acc_n = self.by_type.setdefault(answer_type(refs), [0.0, 0])
+        acc_n[0] += acc
+        acc_n[1] += 1
         return acc
 
     def score(self) -> float:
         """Mean accuracy in percent (0 for an empty corpus)."""
         return 100.0 * self.total / self.count if self.count else 0.0
 
-    def summary(self) -> Dict[str, float]:
-        """``accuracy`` (percent), ``match`` (percent of predictions equal to any reference), ``n``."""
+    def summary(self) -> Dict[str, object]:
+        """``accuracy`` (percent), ``match`` (percent of predictions equal to any reference), ``n``,
+        and ``by_type``: answer type -> ``(accuracy percent, questions)``, as the VQA evaluation."""
         match = 100.0 * self.exact / self.count if self.count else 0.0
-        return {"accuracy": self.score(), "match": match, "n": self.count}
+        by_type = {t: (100.0 * tot / n, n) for t, (tot, n) in sorted(self.by_type.items(), key=lambda kv: ANSWER_TYPES.index(kv[0]))}
+        return {"accuracy": self.score(), "match": match, "n": self.count, "by_type": by_type}
 
     def result_string(self) -> str:
         s = self.summary()
-        return f"VQA accuracy = {s['accuracy']:.2f} (any-reference match {s['match']:.2f}, n={s['n']})"
+        types = "; ".join(f"{t} {a:.2f} (n={n})" for t, (a, n) in s["by_type"].items())
+        return f"VQA accuracy = {s['accuracy']:.2f} (any-reference match {s['match']:.2f}, n={s['n']}; {types})"
 
 
 def batch_vqa_accuracy(predictions: Sequence[str], targets: Sequence[str]) -> List[float]:
