@@ -23,6 +23,8 @@ from argparse import Namespace
 
 import torch
 
+from scripts import provenance
+
 logger = logging.getLogger("benchmark")
 
 
@@ -150,14 +152,8 @@ def to_device(batch, device):
 
 
 def write_markdown(path, lines):
-    import datetime
-
-    from scripts import command_line, git_commit
-
-    commit, cmd = git_commit(), command_line()
     with open(path, "w") as f:
-        f.write(f"# Speed: unix_small vs fairseq transformer\n\nWritten by `python {cmd}` at commit `{commit}` "
-                f"on {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.\n\n```\n")
+        f.write(f"# Speed: unix_small vs fairseq transformer\n\n{provenance()}\n\n```\n")
         f.write("\n".join(lines) + "\n```\n")
 
 

@@ -14,7 +14,6 @@ Example::
 """
 
 import argparse
-import datetime
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ import subprocess
 import sys
 from typing import Dict, Optional
 
-from scripts import ROOT, command_line, git_commit
+from scripts import ROOT, provenance
 from scripts.score_captions import pair_up
 from unix.data.captions import parse_generate_output
 from unix.metrics.caption import coco_scores
@@ -104,8 +103,7 @@ def main(argv=None) -> int:
                              f"recomputed {100.0 * s['CIDEr']:.2f}")
         results[lang], commands[lang] = s, " ".join(shlex.quote(c) for c in cmd)
     lines = ["# Captioning results", "",
-             f"Written by `python {command_line()}` at commit `{git_commit()}` on "
-             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.", "",
+             provenance(), "",
              "pycocoevalcap 1.2 on lowercased PTB tokens, x100; beam "
              f"{a.beam}. METEOR is English-only in pycocoevalcap (n/a elsewhere); SPICE is skipped "
              "(it downloads Stanford CoreNLP models).", "",

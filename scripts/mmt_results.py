@@ -14,7 +14,6 @@ Example::
 """
 
 import argparse
-import datetime
 import json
 import logging
 import os
@@ -25,10 +24,9 @@ import sys
 
 import torch
 
-from scripts import average_checkpoints, command_line, git_commit, score_mmt
+from scripts import ROOT, average_checkpoints, provenance, score_mmt
 
 logger = logging.getLogger("mmt_results")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Published tokenized BLEU (a) on test_2016_flickr, shown under the measured rows of the same pair.
 PUBLISHED = {("en", "de"): [("Transformer-tiny, text-only (Revisit-MMT, Wu et al. ACL 2021)", 41.02),
                             ("gated fusion MMT (Revisit-MMT, Wu et al. ACL 2021)", 41.96)]}
@@ -70,7 +68,8 @@ def evaluate(system, a, work):
     subset = os.path.join(a.bin, "test.images.txt")
     out = os.path.join(work, f"{slug}.test.txt")
     cmd = generate(a.bin, avg, system, out)
-    row = {"name": name, "src": system["src"], "tgt": tgt, "updates": updates, "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
+    row = {"name": name, "src": system["src"], "tgt": tgt, "updates": updates,
+           "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
            "generate": " ".join(shlex.quote(c) for c in cmd),
            "all": score_mmt.score(out, ref, tgt, ref_tok),
            "with_image": score_mmt.score(out, ref, tgt, ref_tok, subset)}
@@ -86,12 +85,10 @@ def fmt(s):
 
 
 def write_markdown(rows, a, path):
-    argv = command_line()
     lines = [
         "# Multi30K test_2016_flickr results",
         "",
-        f"Written by `python {argv}` at commit `{git_commit()}` on "
-        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.",
+        provenance(),
         "",
         "Each cell: (a) tokenized BLEU-4 on lowercased Moses-tokenised text, comparable with the published "
         "tables / (b) sacreBLEU on raw true-case text. Checkpoints: average of the last epoch checkpoints.",

@@ -13,7 +13,6 @@ Example::
 """
 
 import argparse
-import datetime
 import json
 import logging
 import os
@@ -22,11 +21,10 @@ import shlex
 import subprocess
 import sys
 
-from scripts import command_line, git_commit
+from scripts import ROOT, provenance
 from unix.metrics.vqa import ANSWER_TYPES, VQAAccuracy
 
 logger = logging.getLogger("vqa_results")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
@@ -89,11 +87,9 @@ def main(argv=None) -> int:
             raise ValueError(f"{out}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
         rows.append({"mode": mode, "accuracy": summary["accuracy"], "by_type": summary["by_type"], "n": n,
                      "command": " ".join(shlex.quote(c) for c in cmd)})
-    commit, argv_s = git_commit(), command_line()
     types = [t for t in ANSWER_TYPES if any(t in r["by_type"] for r in rows)]
     lines = ["# easy-VQA results", "",
-             f"Written by `python {argv_s}` at commit `{commit}` on "
-             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Do not edit by hand.", "",
+             provenance(), "",
              f"| model | decoding | {a.subset} accuracy (%) | questions | " + " | ".join(types) + " |",
              "|---|---|---|---|" + "---|" * len(types)]
     lines += [f"| {a.label} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} | " + " | ".join(
