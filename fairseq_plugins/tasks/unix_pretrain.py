@@ -96,6 +96,9 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
 
     def __init__(self, cfg, dictionary: Dictionary):
         super().__init__(cfg)
+        if cfg.random_batches:
+            raise StreamError("--random-batches does not apply to unix_pretrain: its batches are cut per "
+                              "stream (one stream a batch, the same stream on every worker at a step)")
         self.dictionary = dictionary
         self._tags: Dict[str, int] = {}
         self.streams = parse_streams(cfg.streams)

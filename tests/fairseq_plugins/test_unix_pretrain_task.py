@@ -50,6 +50,9 @@ def test_bad_input_fails_at_start_up(streams, tmp_path):
         make_task(streams, f"{cap}:1", code_switch_prob=0.5, code_switch_langs="de")
     with pytest.raises(StreamError, match="every objective of it has weight 0"):
         make_task(streams, f"{cap}:1", caption_weight=0.0, itc_weight=0.0, itm_weight=0.0)
+    # the shared --random-batches would mix streams inside a batch
+    with pytest.raises(StreamError, match="--random-batches does not apply to unix_pretrain"):
+        make_task(streams, f"{cap}:1", random_batches=True)
     # a stream whose directory has no data: clear error when the train split is loaded
     task = make_task(streams, f"{cap}:1,empty:translation:{tmp_path}:1:en-de")
     with pytest.raises(StreamError, match=f"stream 'empty' \\(translation\\): no train data in {tmp_path}"):
