@@ -100,7 +100,7 @@ class ImageTaskMixin:
         With ``--random-batches`` the training split is batched in a new random order each epoch.
         """
         train = self.datasets.get(getattr(self.cfg, "train_subset", "train"))
-        if dataset is train and getattr(self.cfg, "random_batches", False):
+        if dataset is train and self.cfg.random_batches:
             dataset = RandomOrderDataset(dataset)
         elif dataset is not train:
             names = ("max_tokens", "max_sentences", "max_positions", "ignore_invalid_inputs",
