@@ -25,7 +25,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 

@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict
 
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
 from unix.data.tokenizer import (

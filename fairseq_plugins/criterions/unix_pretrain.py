@@ -27,7 +27,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Dict
 
-import torch
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass

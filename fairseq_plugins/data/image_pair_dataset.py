@@ -10,7 +10,6 @@ collater :func:`unix.data.collate.add_images_to_batch`.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable, List, Optional
 
 from fairseq.data import BaseWrapperDataset

@@ -6,11 +6,10 @@ A thin adapter: the encoder and decoder wrap :class:`unix.models.UnixEncoder` an
 
 
 from dataclasses import dataclass, field, fields
-from typing import Dict, List, Optional
+from typing import Dict
 
 import logging
 
-import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,

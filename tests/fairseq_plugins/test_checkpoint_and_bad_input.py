@@ -9,7 +9,7 @@ import torch
 
 import fairseq_plugins  # noqa: F401  (patches fairseq's checkpoint loading, registers tasks)
 from fairseq_plugins.checkpoint import UnsafeCheckpointError
-from tests.fairseq_plugins.test_unix_mmt import ENV, TRAIN_ARGS, USER_DIR, train
+from tests.fairseq_plugins.test_unix_mmt import ENV, train
 from unix.checkpoint import CheckpointError, load_model
 
 

@@ -1,13 +1,11 @@
 """Data path: image lists, image decoding, collation, tokenizer, feature cache."""
 
-import os
-
 import pytest
 import torch
 
 from tests.conftest import write_image
 from unix.data.collate import collate_images, collate_tokens
-from unix.data.feature_cache import FeatureCache, StaleCacheError, build_feature_cache, cache_key
+from unix.data.feature_cache import FeatureCache, StaleCacheError, build_feature_cache
 from unix.data.images import ImageError, load_image, read_image_list, verify_images
 from unix.data.tokenizer import UnknownLanguageError, check_lang_in_vocab, encode_file, lang_tag
 

@@ -8,7 +8,7 @@ part is :func:`collate_images`, shared by everything.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 

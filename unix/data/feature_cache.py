@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 import torch

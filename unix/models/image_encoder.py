@@ -9,7 +9,6 @@ the same projection, so a model trained on cached features runs on pixels with t
 from __future__ import annotations
 
 import logging
-import os
 from typing import Optional
 
 import torch
