@@ -30,7 +30,10 @@ def parse_args(argv=None):
     p.add_argument("--data", default=os.path.join(os.path.dirname(HERE), "..", "shared", "data"))
     p.add_argument("--work", default="demo-run", help="output directory")
     p.add_argument("--lines", type=int, default=6000, help="training sentences of the slice")
-    p.add_argument("--updates", type=int, default=400)
+    p.add_argument("--vocab-size", type=int, default=6000, help="sentencepiece pieces")
+    p.add_argument("--updates", type=int, default=900)
+    p.add_argument("--max-tokens", type=int, default=1024, help="tokens per batch (small batches: more updates)")
+    p.add_argument("--lr", type=float, default=0.003, help="peak lr, linearly decayed to 0 over --updates")
     p.add_argument("--arch", default="unix_small")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     return p.parse_args(argv)
@@ -54,17 +57,18 @@ def main(argv=None) -> int:
     t0 = time.time()
     if not os.path.exists(os.path.join(data_dir, "test.images.txt")):
         prepare_multi30k.main(["--data", a.data, "--out", data_dir, "--pairs", "en-de", "--langs", "en", "de",
-                               "--vocab-size", "6000", "--max-lines", str(a.lines)])
+                               "--vocab-size", str(a.vocab_size), "--max-lines", str(a.lines)])
     if not os.path.exists(os.path.join(feats, "meta.json")):
         build_feature_cache.main(["--image-lists"] + [os.path.join(data_dir, f"{s}.images.txt")
                                                       for s in ("train", "valid", "test")]
                                  + ["--image-root", images, "--out", feats])
     run(["fairseq-train", data_dir, "--user-dir", USER_DIR, "--task", "unix_mmt", "-s", "en", "-t", "de",
          "--image-features", feats, "--image-root", images, "--arch", a.arch,
-         "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "0.002", "--lr-scheduler", "inverse_sqrt",
-         "--warmup-updates", "100", "--warmup-init-lr", "1e-07", "--criterion", "label_smoothed_cross_entropy",
-         "--label-smoothing", "0.1", "--max-tokens", "2048", "--max-update", str(a.updates),
-         "--save-dir", save, "--no-epoch-checkpoints", "--num-workers", "0", "--seed", "1",
+         "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", str(a.lr),
+         "--lr-scheduler", "polynomial_decay", "--warmup-updates", "100", "--total-num-update", str(a.updates),
+         "--end-learning-rate", "0", "--criterion", "label_smoothed_cross_entropy",
+         "--label-smoothing", "0.1", "--max-tokens", str(a.max_tokens), "--max-update", str(a.updates),
+         "--disable-validation", "--save-dir", save, "--no-epoch-checkpoints", "--num-workers", "0", "--seed", "1",
          "--log-format", "simple", "--log-interval", "50", "--no-progress-bar"], os.path.join(a.work, "train.log"))
     gen_out = os.path.join(a.work, "generate.txt")
     run(["fairseq-generate", data_dir, "--user-dir", USER_DIR, "--task", "unix_mmt", "-s", "en", "-t", "de",
