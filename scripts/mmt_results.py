@@ -54,6 +54,33 @@ def generate(bin_dir, ckpt, system, out_path, extra=()):
     return cmd
 
 
+def unfinished(system) -> str:
+    """Why ``system`` cannot be scored yet ("" = it can): no checkpoints, or training not done.
+
+    A system with ``"updates": N`` in the config counts as trained only when its
+    ``checkpoint_last.pt`` has N updates: averaging the first epochs of a run would give a
+    meaningless row.
+    """
+    ckpt_dir = system["checkpoints"]
+    if not os.path.isdir(ckpt_dir):
+        return f"no checkpoints at {ckpt_dir}"
+    want, last = system.get("updates"), os.path.join(ckpt_dir, "checkpoint_last.pt")
+    if want:  # the run's progress is in checkpoint_last.pt (the final epoch may end without an epoch file)
+        if not os.path.exists(last):
+            return f"no {last} to tell how far training went"
+        from fairseq_plugins.checkpoint import install_safe_globals
+
+        install_safe_globals()
+        done = torch.load(last, map_location="cpu", weights_only=True)["optimizer_history"][-1]["num_updates"]
+        if done < want:
+            return f"training not finished ({done} of {want} updates in {last})"
+    try:
+        average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
+    except ValueError as e:
+        return str(e)
+    return ""
+
+
 def evaluate(system, a, work):
     name, tgt = system["name"], system["tgt"]
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
@@ -84,7 +111,7 @@ def fmt(s):
     return f"{s['tokenized_bleu']['bleu']:.2f} / {s['sacrebleu']['bleu']:.2f}" if s else "-"
 
 
-def write_markdown(rows, a, path):
+def write_markdown(rows, a, path, missing=()):
     lines = [
         "# Multi30K test_2016_flickr results",
         "",
@@ -102,6 +129,8 @@ def write_markdown(rows, a, path):
     for pair in dict.fromkeys((r["src"], r["tgt"]) for r in rows):
         for name, bleu in PUBLISHED.get(pair, []):
             lines.append(f"| published: {name} | - | - | {bleu:.2f} / - | - | - |")
+    if missing:
+        lines += ["", "Not in the table yet:", ""] + [f"- {name}: {why}" for name, why in missing]
     sig = rows[0]["all"]["sacrebleu"]["signature"] if rows else ""
     lines += ["", f"sacreBLEU signature: `{sig}`", "", "Generate commands:", ""]
     lines += [f"- {r['name']}: `{r['generate']}`" for r in rows]
@@ -122,13 +151,15 @@ def main(argv=None) -> int:
     systems = json.loads(text)
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
     os.makedirs(work, exist_ok=True)
-    rows = []
+    rows, missing = [], []
     for system in systems:
-        if not os.path.isdir(system["checkpoints"]):
-            logger.warning("skipping %s: no checkpoints at %s", system["name"], system["checkpoints"])
+        why = unfinished(system)
+        if why:
+            logger.warning("skipping %s: %s", system["name"], why)
+            missing.append((system["name"], why))
             continue
         rows.append(evaluate(system, a, work))
-    write_markdown(rows, a, a.out)
+    write_markdown(rows, a, a.out, missing)
     logger.info("wrote %s", a.out)
     return 0
 

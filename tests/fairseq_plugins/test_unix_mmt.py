@@ -134,12 +134,15 @@ def test_mmt_results_writes_the_table_from_a_config(tiny_corpus, pixel_run, tmp_
     config.write_text(json.dumps([
         {"name": "tiny (en-de)", "task": "unix_mmt", "src": "en", "tgt": "de", "checkpoints": "{RUNS}",
          "average": 2, "images": True, "generate_args": ["--image-root", "{IMAGES}", "--max-tokens", "500"]},
-        {"name": "absent", "task": "translation", "src": "en", "tgt": "de", "checkpoints": "{RUNS}/nothing"}]))
+        {"name": "absent", "task": "translation", "src": "en", "tgt": "de", "checkpoints": "{RUNS}/nothing"},
+        {"name": "still training", "task": "unix_mmt", "src": "en", "tgt": "de", "checkpoints": "{RUNS}",
+         "updates": 10 ** 6}]))
     out = tmp_path / "RESULTS.md"
     mmt_results.main(["--config", str(config), "--data", str(tmp_path / "data"), "--bin", str(tiny_corpus / "bin"),
                       "--out", str(out), "--var", f"RUNS={pixel_run}", "--var", f"IMAGES={tiny_corpus / 'images'}"])
     rows = json.loads((tmp_path / "RESULTS.json").read_text())
-    assert [r["name"] for r in rows] == ["tiny (en-de)"]  # the system without checkpoints is skipped
+    # skipped: the system without checkpoints, and the one whose run has not reached its "updates"
+    assert [r["name"] for r in rows] == ["tiny (en-de)"]
     row = rows[0]
     n_with_image = sum(1 for line in (tiny_corpus / "bin" / "test.images.txt").read_text().splitlines() if line)
     assert row["all"]["n"] == 12 and row["with_image"]["n"] == row["shuffled"]["n"] == n_with_image
@@ -150,3 +153,5 @@ def test_mmt_results_writes_the_table_from_a_config(tiny_corpus, pixel_run, tmp_
     text = out.read_text()
     assert "| tiny (en-de) |" in text and "published: Transformer-tiny" in text and "41.02" in text
     assert f"(n={n_with_image})" in text and "Do not edit by hand" in text
+    assert "- absent: no checkpoints at" in text
+    assert "- still training: training not finished (" in text and "of 1000000 updates" in text
