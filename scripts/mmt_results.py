@@ -25,6 +25,7 @@ import sys
 import torch
 
 from scripts import ROOT, average_checkpoints, provenance, score_mmt
+from unix.checkpoint import load_state
 
 logger = logging.getLogger("mmt_results")
 # Published tokenized BLEU (a) on test_2016_flickr, shown under the measured rows of the same pair.
@@ -54,6 +55,11 @@ def generate(bin_dir, ckpt, system, out_path, extra=()):
     return cmd
 
 
+def trained_updates(path: str) -> int:
+    """Number of updates a fairseq checkpoint was saved at (loaded with the safe allow-list)."""
+    return load_state(path)["optimizer_history"][-1]["num_updates"]
+
+
 def unfinished(system) -> str:
     """Why ``system`` cannot be scored yet ("" = it can): no checkpoints, or training not done.
 
@@ -68,10 +74,7 @@ def unfinished(system) -> str:
     if want:  # the run's progress is in checkpoint_last.pt (the final epoch may end without an epoch file)
         if not os.path.exists(last):
             return f"no {last} to tell how far training went"
-        from fairseq_plugins.checkpoint import install_safe_globals
-
-        install_safe_globals()
-        done = torch.load(last, map_location="cpu", weights_only=True)["optimizer_history"][-1]["num_updates"]
+        done = trained_updates(last)
         if done < want:
             return f"training not finished ({done} of {want} updates in {last})"
     try:
@@ -88,7 +91,7 @@ def evaluate(system, a, work):
     avg = os.path.join(work, f"{slug}.avg{system.get('average', 10)}.pt")
     paths = average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
     torch.save(average_checkpoints.average(paths), avg)
-    updates = torch.load(paths[-1], map_location="cpu", weights_only=True)["optimizer_history"][-1]["num_updates"]
+    updates = trained_updates(paths[-1])
     m30k = os.path.join(a.data, "multi30k")
     ref = os.path.join(m30k, f"test_2016_flickr.{tgt}")
     ref_tok = os.path.join(m30k, "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
