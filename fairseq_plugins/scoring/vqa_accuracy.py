@@ -2,11 +2,13 @@
 
 Each target string holds the reference answers of a question joined by ``<sep>``; the score is
 the VQA accuracy of :mod:`unix.metrics.vqa` (exact match after answer normalization with one
-reference, ``min(#matching references / 3, 1)`` with several), averaged, in percent. Run
+reference, ``min(#matching references / 3, 1)`` with several, or with
+``--vqa-leave-one-out`` the official evaluation's average over leave-one-annotator-out subsets),
+averaged, in percent. Run
 fairseq-generate with ``--post-process sentencepiece`` so answers are compared as text.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.scoring import BaseScorer, register_scorer
@@ -16,7 +18,9 @@ from unix.metrics.vqa import VQAAccuracy
 
 @dataclass
 class VQAAccuracyConfig(FairseqDataclass):
-    pass
+    vqa_leave_one_out: bool = field(default=False, metadata={
+        "help": "average the soft accuracy over the subsets leaving one reference answer out, as the "
+                "official VQA evaluation (matters with several references per question)"})
 
 
 @register_scorer("vqa_accuracy", dataclass=VQAAccuracyConfig)
@@ -25,7 +29,7 @@ class VQAAccuracyScorer(BaseScorer):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.metric = VQAAccuracy()
+        self.metric = VQAAccuracy(leave_one_out=getattr(cfg, "vqa_leave_one_out", False))
 
     def add_string(self, ref: str, pred: str) -> None:
         """``ref``: a target string (references joined by ``<sep>``); ``pred``: the answer."""

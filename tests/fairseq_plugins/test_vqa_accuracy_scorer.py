@@ -30,3 +30,10 @@ def test_scores_as_fairseq_generate_feeds_it():
 
 def test_empty_corpus_scores_zero():
     assert build_scorer("vqa_accuracy", None).score() == 0.0
+
+
+def test_leave_one_out_option_reaches_the_metric():
+    from fairseq_plugins.scoring.vqa_accuracy import VQAAccuracyConfig
+    scorer = VQAAccuracyScorer(VQAAccuracyConfig(vqa_leave_one_out=True))
+    scorer.add_string(" <sep> ".join(["yes"] * 3 + ["no"] * 7), "yes")  # (3 * 2/3 + 7 * 1) / 10
+    assert scorer.score() == pytest.approx(90.0)

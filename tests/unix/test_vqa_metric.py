@@ -62,3 +62,30 @@ def test_batch_accuracy():
     assert batch_vqa_accuracy(["a dog", "cat"], ["dog", "dog <sep> cat"]) == [1.0, pytest.approx(1 / 3)]
     with pytest.raises(ValueError):
         batch_vqa_accuracy(["x"], [])
+
+
+def test_leave_one_out_soft_accuracy_as_the_official_evaluation():
+    refs = ["yes"] * 3 + ["no"] * 7
+    # leaving out one of the 3 "yes": 2/3 (3 subsets); leaving out a "no": min(3/3, 1) (7 subsets)
+    assert vqa_accuracy("yes", refs, leave_one_out=True) == pytest.approx((3 * 2 / 3 + 7 * 1) / 10)  # 0.9
+    assert vqa_accuracy("yes", refs) == 1.0
+    # one match in 10: 0 when it is left out, 1/3 in the other 9 subsets
+    assert vqa_accuracy("maybe", refs[:9] + ["maybe"], leave_one_out=True) == pytest.approx(0.3)
+    # 4 or more matches: full credit in every subset; no match: 0; one reference: exact match
+    assert vqa_accuracy("no", refs, leave_one_out=True) == 1.0
+    assert vqa_accuracy("blue", refs, leave_one_out=True) == 0.0
+    assert vqa_accuracy("two", ["2"], leave_one_out=True) == 1.0
+    metric = VQAAccuracy(leave_one_out=True)
+    metric.add(join_references(refs), "yes")
+    assert metric.score() == pytest.approx(90.0)
+
+
+def test_leave_one_out_matches_a_brute_force_over_subsets():
+    import random
+    rng = random.Random(0)
+    for _ in range(200):
+        refs = [rng.choice("abc") for _ in range(rng.randint(2, 10))]
+        pred = rng.choice("abcd")
+        subsets = [refs[:i] + refs[i + 1:] for i in range(len(refs))]
+        brute = sum(min(sum(r == pred for r in s) / 3, 1) for s in subsets) / len(subsets)
+        assert vqa_accuracy(pred, refs, leave_one_out=True) == pytest.approx(brute)

@@ -9,7 +9,11 @@ restored (``dont`` -> ``don't``); whitespace collapsed.
 Scores per question, with ``refs`` the reference answers (one per annotator, repeats allowed):
 
 * one reference: 1 if the normalized prediction equals it, else 0;
-* several references: ``min(#references equal to the prediction / 3, 1)`` (VQA soft accuracy).
+* several references: ``min(#references equal to the prediction / 3, 1)`` (VQA soft accuracy);
+* several references, ``leave_one_out=True``: the official VQA evaluation's form of it, the mean
+  over the leave-one-annotator-out subsets of ``min(#matches in the subset / 3, 1)`` (with 10
+  references: over the 10 subsets of 9). It differs from the simple form only when 1 to 3
+  references match: 3 of 10 give 0.9, not 1; 1 of 10 gives 0.3, not 1/3.
 
 Several references travel in one target string joined by ``<sep>``
 (:mod:`unix.metrics.references`); :class:`VQAAccuracy` takes such strings.
@@ -58,12 +62,14 @@ def normalize_answer(answer: str) -> str:
     return " ".join(words)
 
 
-def vqa_accuracy(prediction: str, references: Sequence[str]) -> float:
+def vqa_accuracy(prediction: str, references: Sequence[str], leave_one_out: bool = False) -> float:
     """Accuracy of one predicted answer against the reference answers of its question.
 
     Args:
         prediction: the generated answer (detokenized text).
         references: the reference answers, one per annotator (repeats count).
+        leave_one_out: with several references, average the soft accuracy over the subsets that
+            leave one reference out, as the official VQA evaluation script does.
 
     Returns:
         A score in [0, 1]: exact match with one reference, the soft accuracy with several.
@@ -77,7 +83,13 @@ def vqa_accuracy(prediction: str, references: Sequence[str]) -> float:
     refs = [normalize_answer(r) for r in references]
     if len(refs) == 1:
         return float(pred == refs[0])
-    return min(sum(r == pred for r in refs) / SOFT_DENOMINATOR, 1.0)
+    matches = sum(r == pred for r in refs)
+    if not leave_one_out:
+        return min(matches / SOFT_DENOMINATOR, 1.0)
+    # leaving out a matching reference removes one match; leaving out another keeps them all
+    left_match = min((matches - 1) / SOFT_DENOMINATOR, 1.0)
+    left_other = min(matches / SOFT_DENOMINATOR, 1.0)
+    return (matches * left_match + (len(refs) - matches) * left_other) / len(refs)
 
 
 ANSWER_TYPES = ("yes/no", "number", "other")
@@ -98,9 +110,11 @@ class VQAAccuracy:
 
     ``add(target, prediction)`` takes the target string of a question (references joined by
     ``<sep>``) and the generated answer; :meth:`score` is the mean accuracy in percent.
+    ``leave_one_out`` selects the official evaluation's averaging (see :func:`vqa_accuracy`).
     """
 
-    def __init__(self):
+    def __init__(self, leave_one_out: bool = False):
+        self.leave_one_out = leave_one_out
         self.total = 0.0
         self.count = 0
         self.exact = 0
@@ -111,7 +125,7 @@ class VQAAccuracy:
         refs = split_references(target)
         if not refs:
             raise ValueError(f"empty reference answer (target {target!r})")
-        acc = vqa_accuracy(prediction, refs)
+        acc = vqa_accuracy(prediction, refs, self.leave_one_out)
         self.total += acc
         self.count += 1
         self.exact += int(normalize_answer(prediction) in {normalize_answer(r) for r in refs})
@@ -137,8 +151,9 @@ class VQAAccuracy:
         return f"VQA accuracy = {s['accuracy']:.2f} (any-reference match {s['match']:.2f}, n={s['n']}; {types})"
 
 
-def batch_vqa_accuracy(predictions: Sequence[str], targets: Sequence[str]) -> List[float]:
+def batch_vqa_accuracy(predictions: Sequence[str], targets: Sequence[str],
+                       leave_one_out: bool = False) -> List[float]:
     """Per-question accuracies of aligned predictions and ``<sep>``-joined target strings."""
     if len(predictions) != len(targets):
         raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets")
-    return [vqa_accuracy(p, split_references(t)) for p, t in zip(predictions, targets)]
+    return [vqa_accuracy(p, split_references(t), leave_one_out) for p, t in zip(predictions, targets)]
