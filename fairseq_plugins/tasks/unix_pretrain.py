@@ -25,7 +25,7 @@ import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from fairseq.data import LanguagePairDataset, data_utils
@@ -309,12 +309,38 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
         scale = getattr(model, "logit_scale", None)
         if scale is not None:
             clamp_logit_scale_(scale)
+            for master in fp32_master_views(optimizer, scale):  # --fp16/--bf16 keep an fp32 copy
+                clamp_logit_scale_(master)
 
     def get_batch_iterator(self, dataset, *args, **kwargs):
         if isinstance(dataset, StreamMixDataset):
             bound = inspect.signature(FairseqTask.get_batch_iterator).bind(self, dataset, *args, **kwargs)
             dataset.num_shards = int(bound.arguments.get("num_shards", 1))
         return super().get_batch_iterator(dataset, *args, **kwargs)
+
+
+def fp32_master_views(optimizer, param: torch.Tensor) -> List[torch.Tensor]:
+    """The fp32 master copy of ``param`` kept by fairseq's ``FP16Optimizer`` (``--fp16``,
+    ``--bf16``), as views that can be changed in place; ``[]`` for other optimizers.
+
+    ``FP16Optimizer`` steps on the master copy and copies it back into the half-precision model
+    after every update, so a parameter changed only on the model is overwritten at the next step.
+    The flat master holds the parameters of each device in ``fp16_params`` order.
+    """
+    fp16_params = getattr(optimizer, "fp16_params", None)
+    fp32_params = getattr(optimizer, "fp32_params", None)
+    if fp16_params is None or fp32_params is None:
+        return []
+    if not getattr(optimizer, "has_flat_params", False):
+        return [p32.data for p, p32 in zip(fp16_params, fp32_params) if p is param]
+    offsets: Dict[object, int] = {}
+    for p in fp16_params:
+        device = p.device.index
+        offset = offsets.get(device, 0)
+        if p is param and device in fp32_params:
+            return [fp32_params[device].data[offset:offset + p.numel()].view_as(p)]
+        offsets[device] = offset + p.numel()
+    return []
 
 
 def _split(text: Optional[str]):

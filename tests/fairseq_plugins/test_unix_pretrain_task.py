@@ -95,3 +95,46 @@ def test_code_switching_replaces_english_caption_words_with_induced_translations
     assert set(switched.split()) & {"rot", "gruen", "blau", "gelb", "hund", "katze", "auto", "haus"}
     de_item = next(cap[i] for i in range(len(cap)) if int(cap[i]["source"][0]) == d.index("__de__"))
     assert d.string(de_item["text"][1:], "sentencepiece") == d.string(de_item["target"], "sentencepiece")
+
+
+@pytest.mark.parametrize("flatten", [False, True], ids=["per-param-master", "flat-master"])
+def test_logit_scale_is_clamped_on_the_fp32_master_copy_of_fp16_training(flatten):
+    """Under --fp16 fairseq's FP16Optimizer steps on an fp32 copy and copies it back into the
+    model after each update: the clamp has to reach that copy, or it is undone at the next step."""
+    from unittest import mock
+
+    import torch
+    from fairseq.dataclass.configs import FairseqConfig
+    from fairseq.optim.adam import FairseqAdamConfig
+    from fairseq.optim.fp16_optimizer import FP16Optimizer
+    from omegaconf import OmegaConf
+
+    from fairseq_plugins.tasks.unix_pretrain import fp32_master_views
+    from unix.losses import LOG_MAX_SCALE
+
+    cfg = OmegaConf.structured(FairseqConfig)
+    cfg.optimizer = OmegaConf.structured(FairseqAdamConfig(lr=[1e-3]))
+    cfg.optimizer._name = "adam"
+    cfg.common.fp16_no_flatten_grads = not flatten
+    model = torch.nn.Module()
+    model.weight = torch.nn.Parameter(torch.randn(5).half())
+    model.logit_scale = torch.nn.Parameter(torch.tensor(2.0).half())
+    model.bias = torch.nn.Parameter(torch.randn(3).half())
+    params = [model.weight, model.logit_scale, model.bias]
+    with mock.patch("torch.cuda.current_device", return_value=None):  # the flat copy's device key
+        optimizer = FP16Optimizer.build_optimizer(cfg, params)
+    assert bool(optimizer.has_flat_params) == flatten
+
+    (master,) = fp32_master_views(optimizer, model.logit_scale)
+    assert master.dtype == torch.float32 and float(master) == 2.0
+    assert fp32_master_views(optimizer, torch.nn.Parameter(torch.zeros(1))) == []
+    assert fp32_master_views(torch.optim.SGD(params, lr=0.1), model.logit_scale) == []
+
+    master.fill_(LOG_MAX_SCALE + 3.0)  # as if the fp32 update had run past the bound
+    optimizer.backward(sum((p.float() * 0).sum() for p in params))  # zero gradients, a real step
+    task = object.__new__(UnixPretrainTask)
+    task.optimizer_step(optimizer, model, update_num=1)
+    assert float(master) == pytest.approx(LOG_MAX_SCALE)
+    optimizer._sync_fp32_params_to_fp16()  # what the next update does
+    assert float(model.logit_scale) == pytest.approx(LOG_MAX_SCALE, abs=1e-2)
+    assert torch.equal(model.weight.detach(), params[0].detach())
