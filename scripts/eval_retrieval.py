@@ -2,8 +2,10 @@
 """Retrieval evaluation of a pre-trained unix checkpoint (needs ``--embed-proj-dim > 0``).
 
 * image <-> text, per language: ``--captions LANG=FILE`` gives raw captions, line ``i`` of which
-  describes the image on line ``i`` of ``--image-list`` (repeat an image name for its several
-  captions); recall@1/5/10 image->text and text->image;
+  describes the image on line ``i`` of ``--image-list`` (for several captions of an image, repeat
+  its name or join the captions with `` <sep> `` on one line, as the ``*.refs.txt`` files of
+  ``prepare_captions.py``); recall@1/5/10 image->text (hit: any caption of the image) and
+  text->image;
 * cross-lingual sentence retrieval: ``--parallel LANG=FILE`` (two or more aligned files, one
   must be ``--pivot``, default en); recall@1/5/10 en->xx and xx->en.
 
@@ -25,14 +27,16 @@ import argparse
 import json
 import logging
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 
 from unix.checkpoint import load_model
 from unix.data.collate import collate_tokens
 from unix.data.tokenizer import SpmTokenizer, check_lang_in_vocab, read_lines
+from unix.metrics.references import split_references
 from unix.metrics.retrieval import image_text_recall, parallel_recall
+from unix.models.unix_model import UnixModel
 
 logger = logging.getLogger("eval_retrieval")
 
@@ -52,6 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--pivot", default="en", help="language every other --parallel language is paired with")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-items", type=int, default=0, help="evaluate the first N lines only (0 = all)")
+    p.add_argument("--random-init", type=int, default=None, metavar="SEED",
+                   help="evaluate the checkpoint's architecture with fresh weights drawn with SEED instead of "
+                        "its trained ones: the 'without pre-training' row (a backbone keeps the weights of "
+                        "its --image-weights file, as in training from scratch)")
     p.add_argument("--out", default=None, help="also write the results as JSON here")
     return p.parse_args(argv)
 
@@ -116,10 +124,21 @@ def embed_images(model, names: List[str], args) -> torch.Tensor:
     return torch.cat(out)
 
 
-def evaluate(args) -> Dict[str, float]:
-    model, _ = load_model(args.path)
+def retrieval_model(path: str, random_init: Optional[int] = None) -> UnixModel:
+    """The model of checkpoint ``path`` in eval mode; with ``random_init``, the same architecture
+    and vocabulary with fresh weights drawn from that seed (the baseline without pre-training)."""
+    model, _ = load_model(path)
     if model.image_head is None:
-        raise SystemExit(f"{args.path}: no contrastive heads (train with --embed-proj-dim > 0)")
+        raise SystemExit(f"{path}: no contrastive heads (train with --embed-proj-dim > 0)")
+    if random_init is not None:
+        torch.manual_seed(random_init)
+        model = UnixModel(model.cfg, model.encoder.embed_tokens.num_embeddings, model.padding_idx).eval()
+        logger.info("%s: its architecture with random weights (seed %d)", path, random_init)
+    return model
+
+
+def evaluate(args) -> Dict[str, float]:
+    model = retrieval_model(args.path, args.random_init)
     text = TextEncoder(model, args.dict, args.spm_model)
     limit = args.max_items or None
     results: Dict[str, float] = {}
@@ -131,13 +150,20 @@ def evaluate(args) -> Dict[str, float]:
         keep = [i for i, n in enumerate(names) if n]  # lines without an image are skipped
         distinct = sorted({names[i] for i in keep})
         img = embed_images(model, distinct, args)  # (I, E)
-        text_to_image = torch.tensor([distinct.index(names[i]) for i in keep])
+        position = {name: j for j, name in enumerate(distinct)}
         for lang, path in captions.items():
             sents = read_lines(path)[:limit]
             if len(sents) != len(names):
                 raise SystemExit(f"{path}: {len(sents)} lines, but {len(names)} in {args.image_list}")
-            txt = text.embed(lang, [sents[i] for i in keep], args.batch_size)  # (T, E)
-            for k, v in image_text_recall(img @ txt.t(), text_to_image).items():
+            texts, to_image = [], []
+            for i in keep:  # a line may hold several captions of its image, joined by <sep>
+                refs = split_references(sents[i])
+                if not refs:
+                    raise SystemExit(f"{path}:{i + 1}: empty caption for image {names[i]}")
+                texts += refs
+                to_image += [position[names[i]]] * len(refs)
+            txt = text.embed(lang, texts, args.batch_size)  # (T, E)
+            for k, v in image_text_recall(img @ txt.t(), torch.tensor(to_image)).items():
                 results[f"{lang}_{k}"] = v
     parallel = lang_files(args.parallel, "--parallel")
     if parallel:

@@ -90,7 +90,7 @@ class UnixPretrainCriterion(FairseqCriterion):
             out = sequence_loss(logits, sample["target"], self.padding_idx, self.eps)
             ntok = max(out.ntokens, 1)
             terms.append((seq, self.weights[seq], 1.0, out.loss / ntok, 1.0))
-            log[f"{seq}_nll_loss"] = float(out.nll_loss) / ntok
+            log[f"{seq}_nll_loss"] = float(out.nll_loss.detach()) / ntok
             log[f"{seq}_ntokens"] = float(out.ntokens)
         core = model.core
         if kind == "caption" and has_images and (self.weights["itc"] > 0 or self.weights["itm"] > 0):

@@ -95,3 +95,40 @@ def test_eval_retrieval_on_the_pretrained_checkpoint(pretrained, tmp_path):
     keys |= {f"{d}_r{k}" for d in ("en2de", "de2en") for k in (1, 5, 10)}
     assert set(r) == keys and all(0.0 <= v <= 100.0 for v in r.values())
     assert r["en_i2t_r10"] == 100.0  # 4 distinct images: every one is found within the top 10
+
+
+def test_eval_retrieval_random_init_is_the_same_architecture_with_fresh_seeded_weights(pretrained):
+    import torch
+
+    from scripts.eval_retrieval import retrieval_model
+
+    trained = retrieval_model(str(pretrained["ckpt"]))
+    fresh, again = (retrieval_model(str(pretrained["ckpt"]), random_init=3) for _ in range(2))
+    t, f, g = (m.state_dict() for m in (trained, fresh, again))
+    assert t.keys() == f.keys() and all(t[k].shape == f[k].shape for k in t)
+    assert all(torch.equal(f[k], g[k]) for k in f)  # seeded
+    assert not torch.equal(t["text_head.weight"], f["text_head.weight"])
+    assert not torch.equal(t["encoder.embed_tokens.weight"], f["encoder.embed_tokens.weight"])
+
+
+def test_eval_retrieval_sep_joined_references_equal_repeated_image_names(pretrained, tmp_path):
+    from scripts.eval_retrieval import main
+
+    s, raw = pretrained, pretrained["data"].parent / "raw"
+    names = (s["data"] / "valid.images.txt").read_text().splitlines()
+    captions = (raw / "valid.en").read_text().splitlines()
+    by_image = {}
+    for name, cap in zip(names, captions):
+        if name:
+            by_image.setdefault(name, []).append(cap)
+    (tmp_path / "images.txt").write_text("\n".join(by_image) + "\n")
+    (tmp_path / "refs.en").write_text("\n".join(" <sep> ".join(c) for c in by_image.values()) + "\n")
+    common = ["--path", str(s["ckpt"]), "--dict", str(s["data"] / "dict.txt"), "--spm-model", str(s["data"] / "spm.model"),
+              "--image-root", str(s["images"]), "--image-features", str(s["feats"])]
+    main([*common, "--image-list", str(s["data"] / "valid.images.txt"), "--captions", f"en={raw / 'valid.en'}",
+          "--out", str(tmp_path / "repeated.json")])
+    main([*common, "--image-list", str(tmp_path / "images.txt"), "--captions", f"en={tmp_path / 'refs.en'}",
+          "--out", str(tmp_path / "joined.json")])
+    repeated, joined = (json.loads((tmp_path / f).read_text()) for f in ("repeated.json", "joined.json"))
+    assert max(len(c) for c in by_image.values()) > 1  # some image really has several captions
+    assert joined == pytest.approx(repeated)
