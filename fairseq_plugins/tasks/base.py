@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from fairseq_plugins.data.image_grouped_dataset import ImageGroupedDataset
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, ImageSource, load_image_source
 from fairseq_plugins.data.random_order_dataset import RandomOrderDataset
 from unix.data.feature_cache import FeatureCache
@@ -35,6 +36,10 @@ class UnixImageDataConfig:
     random_batches: bool = field(default=False, metadata={
         "help": "cut training batches from a random permutation each epoch instead of fairseq's "
                 "length-sorted order (for short inputs whose length tells their type, e.g. VQA questions)"})
+    group_by_image: bool = field(default=False, metadata={
+        "help": "cut training batches that hold only sentences with an image or only sentences without "
+                "(a batch with any image computes visual tokens for every row; saves that work when few "
+                "sentences have an image, as on Multi30K here)"})
 
 
 class ImageTaskMixin:
@@ -97,12 +102,17 @@ class ImageTaskMixin:
         fairseq's ``batch_by_size`` drops a last batch whose size is not a multiple of
         ``--required-batch-size-multiple`` (default 8; fairseq issue #5036), so fairseq-generate
         and validation silently skip up to 7 sentences. Only training keeps that behaviour.
-        With ``--random-batches`` the training split is batched in a new random order each epoch.
+        With ``--random-batches`` the training split is batched in a new random order each epoch;
+        with ``--group-by-image`` its batches are all-image or all-text.
         """
         train = self.datasets.get(getattr(self.cfg, "train_subset", "train"))
-        if dataset is train and self.cfg.random_batches:
-            dataset = RandomOrderDataset(dataset)
-        elif dataset is not train:
+        if dataset is train:
+            images = getattr(dataset, "images", None)  # ImagePairDataset's ImageSource
+            if self.cfg.random_batches:
+                dataset = RandomOrderDataset(dataset)
+            if getattr(self.cfg, "group_by_image", False) and images is not None:
+                dataset = ImageGroupedDataset(dataset, np.array([p is not None for p in images.paths]))
+        else:
             names = ("max_tokens", "max_sentences", "max_positions", "ignore_invalid_inputs",
                      "required_batch_size_multiple")
             kwargs.update(zip(names, args))

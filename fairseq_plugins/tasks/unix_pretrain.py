@@ -99,6 +99,8 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
         if cfg.random_batches:
             raise StreamError("--random-batches does not apply to unix_pretrain: its batches are cut per "
                               "stream (one stream a batch, the same stream on every worker at a step)")
+        if cfg.group_by_image:
+            raise StreamError("--group-by-image does not apply to unix_pretrain: its batches are cut per stream")
         self.dictionary = dictionary
         self._tags: Dict[str, int] = {}
         self.streams = parse_streams(cfg.streams)

@@ -155,3 +155,30 @@ def test_mmt_results_writes_the_table_from_a_config(tiny_corpus, pixel_run, tmp_
     assert f"(n={n_with_image})" in text and "Do not edit by hand" in text
     assert "- absent: no checkpoints at" in text
     assert "- still training: training not finished (" in text and "of 1000000 updates" in text
+
+
+@pytest.mark.parametrize("random_batches", [False, True])
+def test_group_by_image_cuts_all_image_or_all_text_batches(tiny_corpus, random_batches):
+    from fairseq_plugins.tasks.unix_mmt import UnixMMTConfig, UnixMMTTask
+
+    def batches(group, epoch=1):
+        cfg = UnixMMTConfig(data=str(tiny_corpus / "bin"), source_lang="en", target_lang="de",
+                            image_root=str(tiny_corpus / "images"), train_subset="train",
+                            random_batches=random_batches, group_by_image=group, dataset_impl=None,
+                            required_seq_len_multiple=1)
+        task = UnixMMTTask.setup_task(cfg)
+        task.load_dataset("train")
+        data = task.dataset("train")
+        itr = task.get_batch_iterator(data, max_sentences=4, seed=1, epoch=epoch)
+        has = [p is not None for p in data.images.paths]
+        return [list(b) for b in itr.frozen_batches], has
+
+    plain, has = batches(False)
+    grouped, _ = batches(True)
+    assert 0 < sum(has) < len(has)  # the corpus mixes sentences with and without an image
+    mixed = [b for b in grouped if len({has[i] for i in b}) > 1]
+    assert len(mixed) <= 1  # only the batch at the boundary between the groups may mix
+    assert len([b for b in plain if len({has[i] for i in b}) > 1]) > len(mixed)
+    assert sorted(i for b in grouped for i in b) == list(range(len(has)))  # every sentence once
+    if random_batches:  # still a new order every epoch
+        assert batches(True, epoch=2)[0] != grouped

@@ -53,6 +53,8 @@ def test_bad_input_fails_at_start_up(streams, tmp_path):
     # the shared --random-batches would mix streams inside a batch
     with pytest.raises(StreamError, match="--random-batches does not apply to unix_pretrain"):
         make_task(streams, f"{cap}:1", random_batches=True)
+    with pytest.raises(StreamError, match="--group-by-image does not apply to unix_pretrain"):
+        make_task(streams, f"{cap}:1", group_by_image=True)
     # a stream whose directory has no data: clear error when the train split is loaded
     task = make_task(streams, f"{cap}:1,empty:translation:{tmp_path}:1:en-de")
     with pytest.raises(StreamError, match=f"stream 'empty' \\(translation\\): no train data in {tmp_path}"):
