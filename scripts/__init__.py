@@ -1,7 +1,9 @@
 """Command-line tools of unix; each module has ``main(argv=None)``."""
 
 import datetime
+import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -21,6 +23,27 @@ def git_commit() -> str:
 def command_line() -> str:
     """The running script's command line, relative to the repository root, shell-quoted."""
     return " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
+
+
+def load_config(path: str, variables) -> object:
+    """A JSON config with every ``{NAME}`` replaced by the value of ``NAME=VALUE`` in ``variables``
+    (the scripts' repeated ``--var`` option). A ``{NAME}`` left without a value is an error."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for item in variables:
+        if "=" not in item:
+            raise SystemExit(f"--var {item!r}: expected NAME=VALUE")
+        name, value = item.split("=", 1)
+        text = text.replace("{" + name + "}", value)
+    left = sorted(set(re.findall(r"\{([A-Z_]+)\}", text)))
+    if left:
+        raise SystemExit(f"{path}: no --var for {', '.join(left)}")
+    return json.loads(text)
+
+
+def slug(name: str) -> str:
+    """``name`` as a file-name stem: runs of other characters than ``A-Za-z0-9_.-`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
 def provenance() -> str:

@@ -17,14 +17,13 @@ import argparse
 import json
 import logging
 import os
-import re
 import shlex
 import subprocess
 import sys
 
 import torch
 
-from scripts import ROOT, average_checkpoints, provenance, score_mmt
+from scripts import ROOT, average_checkpoints, load_config, provenance, score_mmt, slug
 from unix.checkpoint import load_state
 
 logger = logging.getLogger("mmt_results")
@@ -60,6 +59,13 @@ def trained_updates(path: str) -> int:
     return load_state(path)["optimizer_history"][-1]["num_updates"]
 
 
+def short_of(path: str, updates: int) -> str:
+    """Why checkpoint ``path`` does not count as trained: it has fewer than ``updates`` updates
+    ("" = it has them all)."""
+    done = trained_updates(path)
+    return f"training not finished ({done} of {updates} updates in {path})" if done < updates else ""
+
+
 def unfinished(system) -> str:
     """Why ``system`` cannot be scored yet ("" = it can): no checkpoints, or training not done.
 
@@ -74,9 +80,9 @@ def unfinished(system) -> str:
     if want:  # the run's progress is in checkpoint_last.pt (the final epoch may end without an epoch file)
         if not os.path.exists(last):
             return f"no {last} to tell how far training went"
-        done = trained_updates(last)
-        if done < want:
-            return f"training not finished ({done} of {want} updates in {last})"
+        why = short_of(last, want)
+        if why:
+            return why
     try:
         average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
     except ValueError as e:
@@ -86,9 +92,9 @@ def unfinished(system) -> str:
 
 def evaluate(system, a, work):
     name, tgt = system["name"], system["tgt"]
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+    stem = slug(name)
     ckpt_dir = system["checkpoints"]
-    avg = os.path.join(work, f"{slug}.avg{system.get('average', 10)}.pt")
+    avg = os.path.join(work, f"{stem}.avg{system.get('average', 10)}.pt")
     paths = average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
     torch.save(average_checkpoints.average(paths), avg)
     updates = trained_updates(paths[-1])
@@ -96,7 +102,7 @@ def evaluate(system, a, work):
     ref = os.path.join(m30k, f"test_2016_flickr.{tgt}")
     ref_tok = os.path.join(m30k, "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
     subset = os.path.join(a.bin, "test.images.txt")
-    out = os.path.join(work, f"{slug}.test.txt")
+    out = os.path.join(work, f"{stem}.test.txt")
     cmd = generate(a.bin, avg, system, out)
     row = {"name": name, "src": system["src"], "tgt": tgt, "updates": updates,
            "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
@@ -104,7 +110,7 @@ def evaluate(system, a, work):
            "all": score_mmt.score(out, ref, tgt, ref_tok),
            "with_image": score_mmt.score(out, ref, tgt, ref_tok, subset)}
     if system.get("images"):
-        out_shuf = os.path.join(work, f"{slug}.test.shuffled.txt")
+        out_shuf = os.path.join(work, f"{stem}.test.shuffled.txt")
         generate(a.bin, avg, system, out_shuf, ["--shuffle-images"])
         row["shuffled"] = score_mmt.score(out_shuf, ref, tgt, ref_tok, subset)
     return row
@@ -146,12 +152,7 @@ def write_markdown(rows, a, path, missing=()):
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
-    subs = dict(v.split("=", 1) for v in a.var)
-    with open(a.config) as f:
-        text = f.read()
-    for k, v in subs.items():
-        text = text.replace("{" + k + "}", v)
-    systems = json.loads(text)
+    systems = load_config(a.config, a.var)
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
     os.makedirs(work, exist_ok=True)
     rows, missing = [], []

@@ -30,7 +30,7 @@ import sys
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
-from scripts import caption_results, eval_retrieval, mmt_results, provenance
+from scripts import caption_results, eval_retrieval, load_config, mmt_results, provenance, slug
 
 logger = logging.getLogger("pretrain_results")
 RECALL_KEY = re.compile(r"^(?:(?P<lang>[a-z]{2})_(?P<dir>i2t|t2i)|(?P<pair>[a-z]{2}2[a-z]{2}))_r(?P<k>\d+)$")
@@ -48,29 +48,11 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_config(path: str, variables: List[str]) -> Dict:
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    for item in variables:
-        if "=" not in item:
-            raise SystemExit(f"--var {item!r}: expected NAME=VALUE")
-        name, value = item.split("=", 1)
-        text = text.replace("{" + name + "}", value)
-    left = sorted(set(re.findall(r"\{([A-Z_]+)\}", text)))
-    if left:
-        raise SystemExit(f"{path}: no --var for {', '.join(left)}")
-    return json.loads(text)
-
-
 def not_ready(path: str, updates: Optional[int]) -> str:
     """Why checkpoint ``path`` cannot be scored yet ("" = it can)."""
     if not os.path.exists(path):
         return f"no checkpoint {path}"
-    if updates:
-        done = mmt_results.trained_updates(path)
-        if done < updates:
-            return f"training not finished ({done} of {updates} updates in {path})"
-    return ""
+    return mmt_results.short_of(path, updates) if updates else ""
 
 
 def retrieval(entry: Dict, work: str, seed: int, index: int = 0) -> List[Tuple[str, Dict[str, float]]]:
@@ -86,8 +68,7 @@ def retrieval(entry: Dict, work: str, seed: int, index: int = 0) -> List[Tuple[s
 
 
 def caption(entry: Dict, work: str) -> Dict:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", entry["name"]).strip("_")
-    out = os.path.join(work, f"caption_{slug}.md")
+    out = os.path.join(work, f"caption_{slug(entry['name'])}.md")
     caption_results.main(["--data", entry["data"], "--path", entry["checkpoint"], "--langs", *entry.get("langs", ["en"]),
                           "--out", out, "--label", entry["name"], "--", *entry.get("generate_args", [])])
     with open(os.path.splitext(out)[0] + ".json", encoding="utf-8") as f:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, List, Optional
 
+import numpy as np
 from fairseq.data import BaseWrapperDataset
 
 from unix.data.collate import add_images_to_batch
@@ -57,8 +58,13 @@ class ImageSource:
         return transform(load_image(p, where=f"{self.list_path}:{i + 1}"))
 
     @property
+    def has_image(self) -> np.ndarray:
+        """(N,) bool: whether sentence ``i`` has an image."""
+        return np.array([p is not None for p in self.paths], dtype=bool)
+
+    @property
     def num_images(self) -> int:
-        return sum(p is not None for p in self.paths)
+        return int(self.has_image.sum())
 
 
 def load_image_source(list_path: str, num_sentences: int, image_root: Optional[str],

@@ -110,11 +110,11 @@ class ImageTaskMixin:
             images = getattr(dataset, "images", None)  # ImagePairDataset's ImageSource
             if self.cfg.random_batches:
                 dataset = RandomOrderDataset(dataset)
-            if getattr(self.cfg, "group_by_image", False):
+            if self.cfg.group_by_image:
                 if images is None:
                     logger.warning("--group-by-image: the training split has no images; batches are not grouped")
                 else:
-                    dataset = ImageGroupedDataset(dataset, np.array([p is not None for p in images.paths]))
+                    dataset = ImageGroupedDataset(dataset, images.has_image)
         else:
             names = ("max_tokens", "max_sentences", "max_positions", "ignore_invalid_inputs",
                      "required_batch_size_multiple")
