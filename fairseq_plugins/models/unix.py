@@ -30,8 +30,28 @@ _CACHE_KEY = "unix_decoder_cache"
 PRETRAIN_HEADS = ("image_head.", "text_head.", "logit_scale", "itm_head.")
 
 
+# the image backbone inside the model: a checkpoint trained with ``--image-encoder`` carries it, a model
+# that reads cached features (``--image-features`` alone) has none, and the reverse; either side may
+# start from the other (the backbone is then dropped, or kept as the model's own ``--image-weights``)
+BACKBONE = "encoder.core.image_encoder.backbone."
+
+
 def is_pretrain_head(key: str) -> bool:
     return any(key == h or key.startswith(h) for h in PRETRAIN_HEADS)
+
+
+def is_optional(key: str) -> bool:
+    """A tensor that a checkpoint and a model may disagree on: pre-training heads, image backbone."""
+    return is_pretrain_head(key) or key.startswith(BACKBONE)
+
+
+def _names(keys) -> str:
+    """Key list for the log: the backbone's tensors as one count, the others by name."""
+    backbone = [k for k in keys if k.startswith(BACKBONE)]
+    names = [k for k in keys if not k.startswith(BACKBONE)]
+    if backbone:
+        names.append(f"image backbone ({len(backbone)} tensors)")
+    return ", ".join(names) or "-"
 
 
 @dataclass
@@ -157,16 +177,20 @@ class UnixFairseqModel(FairseqEncoderDecoderModel):
         return self.__dict__["_unix_core"]
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        """fairseq's loading, tolerant of the pre-training heads only, with a report.
+        """fairseq's loading, tolerant of the pre-training heads and the image backbone, with a report.
 
         Fine-tuning (``--finetune-from-model``) a pre-trained checkpoint into a model without
         contrastive/ITM heads drops them; a model with heads starting from a checkpoint without
-        them keeps them freshly initialised. Every other missing, unexpected or mis-shaped tensor
-        is an error, as with ``strict=True``. Logs one line: loaded / new / dropped tensors.
+        them keeps them freshly initialised. Likewise for the image backbone: a checkpoint trained
+        with ``--image-encoder`` fine-tunes into a model that reads cached features (the backbone is
+        dropped: the cache, checked against the backbone and weights it was built with, replaces it),
+        and a model with a backbone keeps its own (``--image-weights``) when the checkpoint has none.
+        Every other missing, unexpected or mis-shaped tensor is an error, as with ``strict=True``.
+        Logs one line: loaded / new / dropped tensors.
         """
         own = self.state_dict()
-        dropped = sorted(k for k in state_dict if k not in own and is_pretrain_head(k))
-        new = sorted(k for k in own if k not in state_dict and is_pretrain_head(k))
+        dropped = sorted(k for k in state_dict if k not in own and is_optional(k))
+        new = sorted(k for k in own if k not in state_dict and is_optional(k))
         if dropped or new:
             state_dict = {k: v for k, v in state_dict.items() if k not in dropped}
             missing = {k for k in own if k not in state_dict} - set(new)
@@ -176,9 +200,13 @@ class UnixFairseqModel(FairseqEncoderDecoderModel):
             result = super().load_state_dict(state_dict, False, model_cfg, args)
         else:
             result = super().load_state_dict(state_dict, strict, model_cfg, args)
+        if any(k.startswith(BACKBONE) for k in dropped):
+            logger.warning("the checkpoint's image backbone is not used: this model reads cached features, "
+                           "which must come from the same backbone weights (give --image-encoder and "
+                           "--image-weights to check the cache; a backbone fine-tuned in the checkpoint needs "
+                           "pixels and --image-encoder)")
         logger.info("checkpoint weights: %d loaded; %d new (initialised here): %s; %d dropped (not in this "
-                    "model): %s", len(own) - len(new), len(new), ", ".join(new) or "-", len(dropped),
-                    ", ".join(dropped) or "-")
+                    "model): %s", len(own) - len(new), len(new), _names(new), len(dropped), _names(dropped))
         return result
 
     def max_positions(self):

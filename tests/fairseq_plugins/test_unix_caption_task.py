@@ -226,3 +226,56 @@ def test_cider_scorer_names_the_sample_without_reference():
     scorer.add_string(" <sep> ", "a cat")
     with pytest.raises(MissingReferenceError, match="scored sample #2 has an empty target"):
         scorer.result_string()
+
+
+def test_checkpoints_with_and_without_the_image_backbone_fine_tune_into_each_other(data, caplog):
+    """A checkpoint trained with ``--image-encoder`` (pre-training) initialises a model that reads
+    cached features only (``train_unix.sh``), and the reverse; other mismatches stay errors."""
+    import logging
+
+    from fairseq_plugins.models.unix import BACKBONE
+
+    base = ["--image-root", data["images"], "--image-features", data["cache"]]
+    torch.manual_seed(1)
+    task, cfg = setup(data["bin"], *base, "--image-encoder", "test_efficientnet", "--image-weights", data["weights_a"])
+    with_backbone = task.build_model(cfg.model).eval()
+    torch.manual_seed(2)
+    feats_task, feats_cfg = setup(data["bin"], *base)
+    feats_only = feats_task.build_model(feats_cfg.model).eval()
+    ckpt = {k: v.clone() for k, v in with_backbone.state_dict().items()}
+    n_backbone = sum(k.startswith(BACKBONE) for k in ckpt)
+    assert n_backbone > 0 and not any(k.startswith(BACKBONE) for k in feats_only.state_dict())
+    assert not torch.equal(ckpt["decoder.core.embed_tokens.weight"], feats_only.state_dict()["decoder.core.embed_tokens.weight"])
+
+    with caplog.at_level(logging.INFO, logger="fairseq_plugins.models.unix"):
+        feats_only.load_state_dict(ckpt)
+    assert all(torch.equal(v, ckpt[k]) for k, v in feats_only.state_dict().items())
+    report = next(r.getMessage() for r in caplog.records if "checkpoint weights:" in r.getMessage())
+    assert f"0 new (initialised here): -; {n_backbone} dropped" in report
+    assert f"image backbone ({n_backbone} tensors)" in report
+    assert any("image backbone is not used" in r.getMessage() for r in caplog.records)
+    feats_task.load_dataset("test_en")
+    batch = batch_of(feats_task, "test_en")
+    with torch.no_grad():  # on cached features the backbone does not take part: same outputs
+        assert torch.allclose(feats_only(**batch["net_input"])[0], with_backbone(**batch["net_input"])[0])
+
+    # the reverse: the backbone keeps its own --image-weights, everything else comes from the checkpoint
+    torch.manual_seed(3)
+    with torch.no_grad():  # new values for every parameter (tied embeddings stay tied)
+        for p in feats_only.parameters():
+            p.add_(torch.randn_like(p))
+    other = {k: v.clone() for k, v in feats_only.state_dict().items()}
+    own_backbone = {k: v.clone() for k, v in with_backbone.state_dict().items() if k.startswith(BACKBONE)}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fairseq_plugins.models.unix"):
+        with_backbone.load_state_dict(other)
+    after = with_backbone.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in own_backbone.items())
+    assert all(torch.equal(after[k], v) for k, v in other.items())
+    report = next(r.getMessage() for r in caplog.records if "checkpoint weights:" in r.getMessage())
+    assert f"{n_backbone} new (initialised here): image backbone ({n_backbone} tensors); 0 dropped" in report
+
+    # any other missing tensor is still an architecture mismatch
+    broken = {k: v for k, v in ckpt.items() if k != "decoder.core.embed_tokens.weight"}
+    with pytest.raises(RuntimeError, match="decoder.core.embed_tokens.weight"):
+        feats_only.load_state_dict(broken)
