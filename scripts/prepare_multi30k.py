@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Dict
+from typing import Dict, Set
 
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
 from unix.data.tokenizer import (
@@ -53,6 +53,10 @@ def parse_args(argv=None):
     p.add_argument("--max-lines", type=int, default=0,
                    help="keep only the first N lines of every split (a quick slice for demos/tests)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--hold-out-flickr8k-eval-photos", action="store_true",
+                   help="train sentences whose photo is a Flickr8k dev or test photo get no image (an empty "
+                        "line in train.images.txt; they are trained text-only), so that a model trained on "
+                        "this data (e.g. pre-training streams) has not seen the Flickr8k evaluation photos")
     return p.parse_args(argv)
 
 
@@ -65,8 +69,22 @@ def _slice(src: str, dst: str, n: int) -> str:
     return dst
 
 
-def write_image_lists(data: str, out: str, max_lines: int = 0) -> Dict[str, int]:
-    """Write ``<split>.images.txt`` (Flickr8k file names or empty lines); return counts found."""
+def flickr8k_eval_photos(data: str) -> Set[str]:
+    """File names of the Flickr8k dev and test photos (its official evaluation splits)."""
+    photos: Set[str] = set()
+    for split in ("dev", "test"):
+        path = os.path.join(data, "flickr8k", f"{split}_images.txt")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--hold-out-flickr8k-eval-photos needs the Flickr8k split list {path}")
+        photos.update(n for n in read_lines(path) if n)
+    return photos
+
+
+def write_image_lists(data: str, out: str, max_lines: int = 0, hold_out: Set[str] = frozenset()) -> Dict[str, int]:
+    """Write ``<split>.images.txt`` (Flickr8k file names or empty lines); return counts found.
+
+    Training lines whose photo is in ``hold_out`` get an empty line (no image).
+    """
     index = flickr8k_index(os.path.join(data, "flickr8k", "images"))
     found = {}
     for split, stem in SPLITS.items():
@@ -74,6 +92,10 @@ def write_image_lists(data: str, out: str, max_lines: int = 0) -> Dict[str, int]
         if max_lines:
             names = names[:max_lines]
         mapped = multi30k_to_flickr8k(names, index)
+        if split == "train" and hold_out:
+            held = sum(1 for m in mapped if m in hold_out)
+            mapped = [None if m in hold_out else m for m in mapped]
+            logger.info("train: %d sentences whose photo is a held-out evaluation photo get no image", held)
         with open(os.path.join(out, f"{split}.images.txt"), "w", encoding="utf-8") as f:
             for m in mapped:
                 f.write((m or "") + "\n")
@@ -131,7 +153,8 @@ def main(argv=None) -> int:
             logger.info("binarizing %s", pair)
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
-    write_image_lists(args.data, args.out, args.max_lines)
+    hold_out = flickr8k_eval_photos(args.data) if args.hold_out_flickr8k_eval_photos else frozenset()
+    write_image_lists(args.data, args.out, args.max_lines, hold_out)
     logger.info("done: %s", args.out)
     return 0
 

@@ -32,3 +32,38 @@ def test_prepare_slice(tmp_path):
 def test_missing_data_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="Multi30K not found"):
         prepare_multi30k.main(["--data", str(tmp_path), "--out", str(tmp_path / "o")])
+
+
+def _fake_tree(root):
+    """A Multi30K/Flickr8k tree with 4 train photos, 2 of them in Flickr8k's dev / test splits."""
+    (root / "multi30k" / "image_splits").mkdir(parents=True)
+    (root / "flickr8k" / "images").mkdir(parents=True)
+    for n in ("11", "22", "33", "44", "55"):
+        (root / "flickr8k" / "images" / f"{n}_x.jpg").write_bytes(b"")
+    (root / "multi30k" / "image_splits" / "train.txt").write_text("11.jpg\n22.jpg\n99.jpg\n33.jpg\n44.jpg\n22.jpg\n")
+    for stem in ("val", "test_2016_flickr"):
+        (root / "multi30k" / "image_splits" / f"{stem}.txt").write_text("22.jpg\n55.jpg\n")
+    (root / "flickr8k" / "dev_images.txt").write_text("22_x.jpg\n")
+    (root / "flickr8k" / "test_images.txt").write_text("44_x.jpg\n55_x.jpg\n")
+
+
+def test_hold_out_flickr8k_eval_photos_blanks_only_training_lines(tmp_path):
+    _fake_tree(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    hold_out = prepare_multi30k.flickr8k_eval_photos(str(tmp_path))
+    assert hold_out == {"22_x.jpg", "44_x.jpg", "55_x.jpg"}
+    found = prepare_multi30k.write_image_lists(str(tmp_path), str(out), hold_out=hold_out)
+    assert (out / "train.images.txt").read_text().split("\n") == ["11_x.jpg", "", "", "33_x.jpg", "", "", ""]
+    assert (out / "valid.images.txt").read_text().split("\n") == ["22_x.jpg", "55_x.jpg", ""]  # evaluation: kept
+    assert found == {"train": 2, "valid": 2, "test": 2}
+    prepare_multi30k.write_image_lists(str(tmp_path), str(out))  # default: every available photo
+    assert (out / "train.images.txt").read_text().split("\n") == ["11_x.jpg", "22_x.jpg", "", "33_x.jpg", "44_x.jpg",
+                                                                   "22_x.jpg", ""]
+
+
+def test_hold_out_without_split_lists_is_a_clear_error(tmp_path):
+    _fake_tree(tmp_path)
+    (tmp_path / "flickr8k" / "test_images.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="test_images.txt"):
+        prepare_multi30k.flickr8k_eval_photos(str(tmp_path))
