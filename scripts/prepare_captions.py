@@ -63,6 +63,10 @@ def parse_args(argv=None):
     p.add_argument("--max-images", type=int, default=0, help="keep the first N photos of every split (a slice)")
     p.add_argument("--verify-images", action="store_true", help="decode every photo (slow; finds corrupt files)")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--hold-out-multi30k-eval-photos", action="store_true",
+                   help="drop from the training split the Flickr8k photos of Multi30K's val and test_2016_flickr "
+                        "images, so that a model trained on this data (e.g. a pre-training caption stream) has "
+                        "not seen the photos of the Multi30K evaluations")
     return p.parse_args(argv)
 
 
@@ -81,6 +85,26 @@ def read_splits(f8k: str, max_images: int = 0) -> Dict[str, List[str]]:
                 raise ImageError(f"{path}:{i}: photo not found: {os.path.join(images_dir, name)}")
         splits[split] = names[:max_images] if max_images else names
     return splits
+
+
+def multi30k_eval_photos(data: str) -> List[str]:
+    """Flickr8k file names of the photos of Multi30K's val and test_2016_flickr splits (those available)."""
+    index = flickr8k_index(os.path.join(data, "flickr8k", "images"))
+    names = []
+    for stem in ("val", "test_2016_flickr"):
+        path = os.path.join(data, "multi30k", "image_splits", f"{stem}.txt")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--hold-out-multi30k-eval-photos needs the Multi30K image list {path}")
+        names += [index[n.split(".")[0]] for n in read_name_list(path) if n and n.split(".")[0] in index]
+    return names
+
+
+def hold_out(splits: Dict[str, List[str]], photos: Sequence[str]) -> int:
+    """Remove ``photos`` from ``splits["train"]`` in place; return how many training photos went."""
+    drop = set(photos)
+    before = len(splits["train"])
+    splits["train"] = [p for p in splits["train"] if p not in drop]
+    return before - len(splits["train"])
 
 
 def collect(data: str, langs: Sequence[str], use_multi30k: bool = True,
@@ -205,6 +229,9 @@ def main(argv=None) -> int:
         raise CaptionDataError(f"the sentencepiece model {args.spm_model} lacks the reference separator {SEP}")
 
     splits, caps, stats = collect(args.data, args.langs, not args.no_multi30k, args.max_images)
+    if args.hold_out_multi30k_eval_photos:
+        stats["train_photos_held_out"] = hold_out(splits, multi30k_eval_photos(args.data))
+        logger.info("held out %d training photos that are Multi30K val/test photos", stats["train_photos_held_out"])
     if args.verify_images:
         images_dir = os.path.join(args.data, "flickr8k", "images")
         for split, names in splits.items():

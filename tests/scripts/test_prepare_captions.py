@@ -127,3 +127,22 @@ def test_real_flickr8k_and_multi30k_slice(tmp_path):
     de = manifest["splits"]["test_de"]
     assert 20 <= de["photos"] <= 40 and de["refs_per_photo"] >= 5  # Task 2 (5) + Task 1 (1), deduplicated
     assert manifest["splits"]["test_cs"]["refs_per_photo"] == 1.0
+
+
+def test_hold_out_multi30k_eval_photos_leaves_train_only(tmp_path):
+    from scripts import prepare_captions
+
+    (tmp_path / "multi30k" / "image_splits").mkdir(parents=True)
+    (tmp_path / "flickr8k" / "images").mkdir(parents=True)
+    for n in ("11", "22", "33", "44"):
+        (tmp_path / "flickr8k" / "images" / f"{n}_x.jpg").write_bytes(b"")
+    (tmp_path / "multi30k" / "image_splits" / "val.txt").write_text("22.jpg\n99.jpg\n")  # 99: not in Flickr8k
+    (tmp_path / "multi30k" / "image_splits" / "test_2016_flickr.txt").write_text("44.jpg\n")
+    photos = prepare_captions.multi30k_eval_photos(str(tmp_path))
+    assert photos == ["22_x.jpg", "44_x.jpg"]
+    splits = {"train": ["11_x.jpg", "22_x.jpg", "33_x.jpg"], "valid": ["44_x.jpg"], "test": []}
+    assert prepare_captions.hold_out(splits, photos) == 1
+    assert splits == {"train": ["11_x.jpg", "33_x.jpg"], "valid": ["44_x.jpg"], "test": []}
+    (tmp_path / "multi30k" / "image_splits" / "val.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="val.txt"):
+        prepare_captions.multi30k_eval_photos(str(tmp_path))
