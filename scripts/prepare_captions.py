@@ -36,7 +36,7 @@ import tempfile
 from typing import Dict, List, Sequence, Tuple
 
 from unix.data.captions import CaptionDataError, CaptionSet, read_aligned, read_flickr8k_captions, read_name_list
-from unix.data.images import ImageError, flickr8k_index, verify_images
+from unix.data.images import ImageError, flickr8k_index, multi30k_to_flickr8k, verify_images
 from unix.data.tokenizer import DEFAULT_LANGS, SpmTokenizer, check_lang_in_vocab, lang_tag, write_fairseq_dict
 from unix.metrics.caption import MissingReferenceError
 from unix.metrics.references import SEP, join_references
@@ -95,7 +95,7 @@ def multi30k_eval_photos(data: str) -> List[str]:
         path = os.path.join(data, "multi30k", "image_splits", f"{stem}.txt")
         if not os.path.exists(path):
             raise FileNotFoundError(f"--hold-out-multi30k-eval-photos needs the Multi30K image list {path}")
-        names += [index[n.split(".")[0]] for n in read_name_list(path) if n and n.split(".")[0] in index]
+        names += [m for m in multi30k_to_flickr8k(read_name_list(path), index) if m]
     return names
 
 

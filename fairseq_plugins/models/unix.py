@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 _CACHE_KEY = "unix_decoder_cache"
 # parameters that only pre-training has: a checkpoint may have them and the model not (dropped when
-# fine-tuning) or the reverse (newly initialised); any other mismatch stays an error
+# fine-tuning) or the reverse (newly initialised); with the image backbone below, any other mismatch
+# stays an error
 PRETRAIN_HEADS = ("image_head.", "text_head.", "logit_scale", "itm_head.")
 
 
