@@ -35,15 +35,15 @@ import sys
 import tempfile
 from typing import Dict, List, Sequence, Tuple
 
-from unix.data.captions import CaptionDataError, CaptionSet, read_aligned, read_flickr8k_captions, read_name_list
-from unix.data.images import ImageError, flickr8k_index, multi30k_to_flickr8k, verify_images
+from unix.data.captions import (FLICKR8K_SPLIT_LISTS, CaptionDataError, CaptionSet, read_aligned,
+                                read_flickr8k_captions, read_flickr8k_splits, read_name_list)
+from unix.data.images import flickr8k_index, multi30k_to_flickr8k, verify_images
 from unix.data.tokenizer import DEFAULT_LANGS, SpmTokenizer, check_lang_in_vocab, lang_tag, write_fairseq_dict
 from unix.metrics.caption import MissingReferenceError
 from unix.metrics.references import SEP, join_references
 
 logger = logging.getLogger("prepare_captions")
 
-SPLIT_LISTS = {"train": "train_images.txt", "valid": "dev_images.txt", "test": "test_images.txt"}
 TASK2 = {"splits": ("train", "val", "test_2016"), "langs": ("en", "de")}
 TASK1 = {"splits": ("train", "val", "test_2016_flickr"), "langs": ("de", "fr", "cs")}
 SRC, TGT = "tag", "cap"
@@ -70,23 +70,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def read_splits(f8k: str, max_images: int = 0) -> Dict[str, List[str]]:
-    """Official Flickr8k splits; a photo in two splits or missing on disk is an error (file:line)."""
-    splits, seen = {}, {}
-    images_dir = os.path.join(f8k, "images")
-    for split, fname in SPLIT_LISTS.items():
-        path = os.path.join(f8k, fname)
-        names = read_name_list(path)
-        for i, name in enumerate(names, start=1):
-            if name in seen:
-                raise CaptionDataError(f"{path}:{i}: photo {name} is also in {seen[name]}")
-            seen[name] = f"{path}:{i}"
-            if not os.path.isfile(os.path.join(images_dir, name)):
-                raise ImageError(f"{path}:{i}: photo not found: {os.path.join(images_dir, name)}")
-        splits[split] = names[:max_images] if max_images else names
-    return splits
-
-
 def multi30k_eval_photos(data: str) -> List[str]:
     """Flickr8k file names of the photos of Multi30K's val and test_2016_flickr splits (those available)."""
     index = flickr8k_index(os.path.join(data, "flickr8k", "images"))
@@ -111,7 +94,7 @@ def collect(data: str, langs: Sequence[str], use_multi30k: bool = True,
             max_images: int = 0) -> Tuple[Dict[str, List[str]], CaptionSet, Dict[str, int]]:
     """Read every source; return (photos per split, captions per photo and language, counts)."""
     f8k, m30k = os.path.join(data, "flickr8k"), os.path.join(data, "multi30k")
-    splits = read_splits(f8k, max_images)
+    splits = read_flickr8k_splits(f8k, max_images=max_images)
     allowed = {p for names in splits.values() for p in names}
     caps = CaptionSet()
     stats = {"multi30k_lines_without_flickr8k_photo": 0, "multi30k_lines_outside_splits": 0}
@@ -121,7 +104,7 @@ def collect(data: str, langs: Sequence[str], use_multi30k: bool = True,
         for split, names in splits.items():
             for i, name in enumerate(names, start=1):
                 if not f8k_caps.get(name):
-                    raise MissingReferenceError(f"{os.path.join(f8k, SPLIT_LISTS[split])}:{i}: "
+                    raise MissingReferenceError(f"{os.path.join(f8k, FLICKR8K_SPLIT_LISTS[split])}:{i}: "
                                                 f"no caption for {name} in {path}")
                 for c in f8k_caps[name]:
                     caps.add(name, "en", c, where=path, source="flickr8k")
@@ -236,7 +219,7 @@ def main(argv=None) -> int:
         images_dir = os.path.join(args.data, "flickr8k", "images")
         for split, names in splits.items():
             verify_images([os.path.join(images_dir, n) for n in names],
-                          os.path.join(args.data, "flickr8k", SPLIT_LISTS[split]))
+                          os.path.join(args.data, "flickr8k", FLICKR8K_SPLIT_LISTS[split]))
     os.makedirs(args.out, exist_ok=True)
     spm_model = os.path.join(args.out, "spm.model")
     if os.path.abspath(args.spm_model) != os.path.abspath(spm_model):

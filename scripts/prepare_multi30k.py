@@ -24,6 +24,7 @@ import sys
 import tempfile
 from typing import Dict, Set
 
+from unix.data.captions import read_flickr8k_splits
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
 from unix.data.tokenizer import (
     DEFAULT_LANGS,
@@ -71,13 +72,11 @@ def _slice(src: str, dst: str, n: int) -> str:
 
 def flickr8k_eval_photos(data: str) -> Set[str]:
     """File names of the Flickr8k dev and test photos (its official evaluation splits)."""
-    photos: Set[str] = set()
-    for split in ("dev", "test"):
-        path = os.path.join(data, "flickr8k", f"{split}_images.txt")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"--hold-out-flickr8k-eval-photos needs the Flickr8k split list {path}")
-        photos.update(n for n in read_lines(path) if n)
-    return photos
+    try:
+        splits = read_flickr8k_splits(os.path.join(data, "flickr8k"), ("valid", "test"))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"--hold-out-flickr8k-eval-photos needs Flickr8k's split lists: {e}") from None
+    return set(splits["valid"]) | set(splits["test"])
 
 
 def write_image_lists(data: str, out: str, max_lines: int = 0, hold_out: Set[str] = frozenset()) -> Dict[str, int]:

@@ -102,14 +102,16 @@ class ImageTaskMixin:
         fairseq's ``batch_by_size`` drops a last batch whose size is not a multiple of
         ``--required-batch-size-multiple`` (default 8; fairseq issue #5036), so fairseq-generate
         and validation silently skip up to 7 sentences. Only training keeps that behaviour.
-        With ``--random-batches`` the training split is batched in a new random order each epoch;
+        With ``--random-batches`` the training split is batched in a new random order each epoch
+        (a weighted draw when the task set ``train_sample_weights``, e.g. ``--balance-answers``);
         with ``--group-by-image`` its batches are all-image or all-text.
         """
         train = self.datasets.get(getattr(self.cfg, "train_subset", "train"))
         if dataset is train:
             images = getattr(dataset, "images", None)  # ImagePairDataset's ImageSource
-            if self.cfg.random_batches:
-                dataset = RandomOrderDataset(dataset)
+            weights = getattr(self, "train_sample_weights", None)
+            if self.cfg.random_batches or weights is not None:
+                dataset = RandomOrderDataset(dataset, weights)
             if self.cfg.group_by_image:
                 if images is None:
                     logger.warning("--group-by-image: the training split has no images; batches are not grouped")

@@ -10,7 +10,8 @@ front of every question. ``scripts/prepare_easy_vqa.py`` writes this layout; see
 
 Options beyond ``unix_mmt``'s: ``--constraint-answers FILE`` (closed-set decoding: beam search
 only produces answers of the list, see :mod:`fairseq_plugins.generation.trie_generator`) and
-``--eval-accuracy`` (generate on the valid set and log ``accuracy``, the VQA accuracy in percent).
+``--eval-accuracy`` (generate on the valid set and log ``accuracy``, the VQA accuracy in percent)
+and ``--balance-answers`` (answer-balanced training draws, :mod:`unix.data.answer_balance`).
 """
 
 import json
@@ -27,6 +28,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_l
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
 from fairseq_plugins.generation.trie_generator import TrieConstrainedSequenceGenerator, load_answer_trie
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
+from unix.data.answer_balance import AnswerTemplater, answer_balance_weights, balance_summary
 from unix.data.images import ImageError
 from unix.metrics.references import SEP
 from unix.metrics.vqa import batch_vqa_accuracy
@@ -48,6 +50,11 @@ class UnixVQAConfig(TranslationConfig, UnixImageDataConfig):
         "help": "closed-set decoding: answer list, one answer a line in sentencepiece pieces "
                 "(answers.spm.txt of scripts/prepare_easy_vqa.py); beam search then only produces "
                 "these answers, and every training answer must be in it"})
+    balance_answers: bool = field(default=False, metadata={
+        "help": "re-draw the training questions each epoch (with replacement) so that within each "
+                "question template (the question with every training answer's words replaced by a "
+                "placeholder) every answer is equally frequent; batches are then in random order "
+                "(see unix.data.answer_balance)"})
     eval_accuracy: bool = field(default=False, metadata={
         "help": "generate answers on the valid set and log 'accuracy' (VQA accuracy, percent)"})
     eval_accuracy_args: Optional[str] = field(default='{"beam": 5}', metadata={
@@ -81,6 +88,7 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
             self.answer_lang_idx = self.lang_tag_index(cfg.answer_lang, src_dict)
         self.answer_trie = load_answer_trie(cfg.constraint_answers, tgt_dict) if cfg.constraint_answers else None
         self.sequence_generator = None
+        self.train_sample_weights = None  # (N,) with --balance-answers, read by get_batch_iterator
 
     # -- data ----------------------------------------------------------------------------------
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
@@ -100,6 +108,8 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
         check_nonempty(dataset, prefix, min_src=2 if self.answer_lang_idx is not None else 1)
         if split == self.cfg.train_subset:
             self.check_training_answers(dataset, f"{prefix}.{tgt}")
+            if self.cfg.balance_answers:
+                self.train_sample_weights = self.answer_balance_weights(dataset)
         self.datasets[split] = self.with_images(split, dataset)
 
     def check_training_answers(self, dataset, where: str) -> None:
@@ -131,6 +141,21 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
             raise ValueError(f"{where}: line {i + 1}: training answer {text(tokens)!r} is not "
                              f"in the answer list {self.cfg.constraint_answers} ({len(bad_answer)} such "
                              f"lines); add the answers to the list or drop those questions")
+
+    def answer_balance_weights(self, dataset):
+        """(N,) sampling weights balancing the answers within each question template."""
+        eos = self.tgt_dict.eos()
+
+        def strip(t):
+            t = t.tolist()
+            return tuple(t[:-1] if t and t[-1] == eos else t)
+
+        answers = [strip(dataset.tgt[i]) for i in range(len(dataset.tgt))]
+        templater = AnswerTemplater(set(answers))
+        templates = [templater(dataset.src[i].tolist()) for i in range(len(dataset.src))]
+        weights = answer_balance_weights(templates, answers)
+        logger.info("--balance-answers: %s", balance_summary(templates, answers, weights))
+        return weights
 
     def with_images(self, split: str, dataset):
         """Attach each question's image; every question needs one (unless ``--no-images``)."""

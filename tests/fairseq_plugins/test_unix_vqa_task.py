@@ -240,3 +240,36 @@ def test_random_batches_mix_question_lengths_and_change_every_epoch(tiny_vqa):
         assert sorted(i for b in batches for i in b) == list(range(n))
     assert length_spread(default) < length_spread(first)
     assert first != second and first == epoch_batches(random_task, 1)  # new each epoch, seeded
+
+
+def test_balance_answers_evens_yes_and_no_within_a_template(tiny_vqa):
+    """--balance-answers: "is the shape <colour>?" is mostly "no"; the drawn epochs are about even."""
+    task = make_task(tiny_vqa["bin"], no_images=True, balance_answers=True)
+    task.load_dataset("train")
+    train = task.dataset("train")
+    weights = task.train_sample_weights
+    assert weights.shape == (len(train),) and weights.sum() == pytest.approx(len(train))
+    tgt = task.target_dictionary
+    answer = [tgt.string(train.tgt[i], "sentencepiece") for i in range(len(train))]
+    yes_no = [i for i, a in enumerate(answer) if a in ("yes", "no")]
+    share_yes = sum(answer[i] == "yes" for i in yes_no) / len(yes_no)
+    assert share_yes < 0.4  # the generated questions ask a random colour: mostly "no"
+    # the colour questions form one template (answers spread over 4 colours), the yes/no ones another
+    assert weights[[i for i in yes_no if answer[i] == "yes"]].sum() == pytest.approx(len(yes_no) / 2)
+    drawn = [i for e in range(1, 21) for b in epoch_batches(task, e) for i in b]
+    assert len(drawn) == 20 * len(train)  # an epoch keeps its size
+    drawn_yes_no = [i for i in drawn if answer[i] in ("yes", "no")]
+    assert abs(sum(answer[i] == "yes" for i in drawn_yes_no) / len(drawn_yes_no) - 0.5) < 0.06
+    assert epoch_batches(task, 1) == epoch_batches(task, 1) != epoch_batches(task, 2)  # seeded, fresh
+
+
+def test_sampling_weights_must_fit_the_dataset():
+    from fairseq_plugins.data.random_order_dataset import RandomOrderDataset
+
+    data = list(range(4))
+    with pytest.raises(ValueError, match="3 sampling weights for 4 samples"):
+        RandomOrderDataset(data, [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="not all zero"):
+        RandomOrderDataset(data, [0.0, 0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        RandomOrderDataset(data, [1.0, -1.0, 1.0, 1.0])

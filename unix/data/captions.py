@@ -19,11 +19,14 @@ from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+from unix.data.images import ImageError
 from unix.metrics.references import SEP
 
 logger = logging.getLogger(__name__)
 
 SPM_SPACE = "\u2581"  # sentencepiece's word-start marker
+# Flickr8k's official split lists (in the Flickr8k directory), by our split name
+FLICKR8K_SPLIT_LISTS = {"train": "train_images.txt", "valid": "dev_images.txt", "test": "test_images.txt"}
 
 
 class CaptionDataError(ValueError):
@@ -47,6 +50,35 @@ def read_name_list(path: str) -> List[str]:
                 raise CaptionDataError(f"{path}:{i}: empty line in an image list")
             names.append(name)
     return names
+
+
+def read_flickr8k_splits(f8k: str, splits: Sequence[str] = tuple(FLICKR8K_SPLIT_LISTS),
+                         max_images: int = 0) -> Dict[str, List[str]]:
+    """Flickr8k's official splits: ``{split: [photo file name, ...]}``.
+
+    Args:
+        f8k: the Flickr8k directory (split lists and ``images/``).
+        splits: which of ``train``, ``valid`` (``dev_images.txt``), ``test`` to read.
+        max_images: keep the first N photos of every split (0: all).
+
+    Raises:
+        FileNotFoundError: a split list is missing.
+        CaptionDataError: an empty line, or a photo listed in two splits (file:line).
+        ImageError: a listed photo is not in ``images/`` (file:line).
+    """
+    out, seen = {}, {}
+    images_dir = os.path.join(f8k, "images")
+    for split in splits:
+        path = os.path.join(f8k, FLICKR8K_SPLIT_LISTS[split])
+        names = read_name_list(path)
+        for i, name in enumerate(names, start=1):
+            if name in seen:
+                raise CaptionDataError(f"{path}:{i}: photo {name} is also in {seen[name]}")
+            seen[name] = f"{path}:{i}"
+            if not os.path.isfile(os.path.join(images_dir, name)):
+                raise ImageError(f"{path}:{i}: photo not found: {os.path.join(images_dir, name)}")
+        out[split] = names[:max_images] if max_images else names
+    return out
 
 
 def read_flickr8k_captions(path: str) -> "OrderedDict[str, List[str]]":
