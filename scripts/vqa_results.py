@@ -22,7 +22,9 @@ import subprocess
 import sys
 
 from scripts import ROOT, provenance
-from unix.metrics.vqa import ANSWER_TYPES, VQAAccuracy
+from unix.data.answer_balance import PLACEHOLDER, AnswerTemplater
+from unix.metrics.references import split_references
+from unix.metrics.vqa import ANSWER_TYPES, VQAAccuracy, vqa_accuracy
 
 logger = logging.getLogger("vqa_results")
 
@@ -36,6 +38,9 @@ def parse_args(argv=None):
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--out", required=True, help="markdown file to write")
     p.add_argument("--label", default="unix_small + EfficientNet-Lite0 features")
+    p.add_argument("--templates", type=int, default=30,
+                   help="also tabulate accuracy per question template (the question with every reference "
+                        "answer's words replaced by _) for the N most frequent templates; 0: no such table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     return p.parse_args(argv)
 
@@ -73,6 +78,49 @@ def read(out_path):
     return printed, metric.summary(), len(targets)
 
 
+def read_questions(out_path):
+    """``{id: (question, target, answer)}`` of a generate output (the question without its language tag)."""
+    rows = {}
+    with open(out_path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"^([STD])-(\d+)\t(.*)$", line.rstrip("\n"))
+            if m:
+                kind, i, rest = m.group(1), int(m.group(2)), m.group(3)
+                if kind == "S":
+                    rest = re.sub(r"^__\w+__\s*", "", rest)
+                elif kind == "D":
+                    rest = rest.split("\t", 1)[1]
+                rows.setdefault(i, {})[kind] = rest
+    return {i: (r.get("S", ""), r.get("T", ""), r.get("D", "")) for i, r in rows.items()}
+
+
+def _words(text):
+    return re.findall(r"\w+|[^\w\s]", text.lower())
+
+
+def template_accuracy(questions):
+    """``{template: (accuracy %, n)}``: questions grouped by their text with every reference answer's
+    words replaced by ``_`` ("is there a red shape?" -> "is there a _ shape ?")."""
+    vocab, names = {}, []
+
+    def ids(words):
+        for w in words:
+            if w not in vocab:
+                vocab[w] = len(names)
+                names.append(w)
+        return tuple(vocab[w] for w in words)
+
+    answers = {ids(_words(a)) for _, target, _ in questions.values() for a in split_references(target)}
+    templater = AnswerTemplater(answers)
+    sums = {}
+    for question, target, answer in questions.values():
+        template = " ".join("_" if t == PLACEHOLDER else names[t] for t in templater(ids(_words(question))))
+        acc = vqa_accuracy(answer, split_references(target))
+        total, n = sums.get(template, (0.0, 0))
+        sums[template] = (total + acc, n + 1)
+    return {t: (100.0 * total / n, n) for t, (total, n) in sums.items()}
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
@@ -86,7 +134,8 @@ def main(argv=None) -> int:
         if printed is None or abs(printed - summary["accuracy"]) > 0.01:
             raise ValueError(f"{out}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
         rows.append({"mode": mode, "accuracy": summary["accuracy"], "by_type": summary["by_type"], "n": n,
-                     "command": " ".join(shlex.quote(c) for c in cmd)})
+                     "command": " ".join(shlex.quote(c) for c in cmd),
+                     "by_template": template_accuracy(read_questions(out)) if a.templates else {}})
     types = [t for t in ANSWER_TYPES if any(t in r["by_type"] for r in rows)]
     lines = ["# easy-VQA results", "",
              provenance(), "",
@@ -94,6 +143,16 @@ def main(argv=None) -> int:
              "|---|---|---|---|" + "---|" * len(types)]
     lines += [f"| {a.label} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} | " + " | ".join(
         "{:.2f} (n={})".format(*r["by_type"][t]) if t in r["by_type"] else "-" for t in types) + " |" for r in rows]
+    if a.templates:
+        counts = {t: n for r in rows for t, (_, n) in r["by_template"].items()}
+        top = sorted(counts, key=lambda t: (-counts[t], t))[:a.templates]
+        lines += ["", f"By question template ({len(top)} most frequent of {len(counts)}; reference answers' "
+                  "words replaced by `_`), accuracy (%):", "",
+                  "| template | questions | " + " | ".join(r["mode"] for r in rows) + " |",
+                  "|---|---|" + "---|" * len(rows)]
+        lines += [f"| {t} | {counts[t]} | " + " | ".join(
+            "{:.2f}".format(r["by_template"][t][0]) if t in r["by_template"] else "-" for r in rows) + " |"
+            for t in top]
     lines += ["", "Generate commands:", ""] + [f"- {r['mode']}: `{r['command']}`" for r in rows]
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")

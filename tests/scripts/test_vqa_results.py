@@ -45,3 +45,23 @@ def test_main_writes_both_decodings_with_answer_types(tmp_path, monkeypatch):
     text = out.read_text()
     assert "| yes/no | other |" in text and "| free | 66.67 | 3 | 50.00 (n=2) | 100.00 (n=1) |" in text
     assert "| closed set | 66.67 |" in text and "Do not edit by hand" in text
+
+
+def test_template_table_masks_reference_answers(tmp_path, monkeypatch):
+    rows = [("is there a red shape?", "no", "no"), ("is there a blue shape?", "yes", "no"),
+            ("is there a dark blue shape?", "no", "no"),  # "dark blue" is one answer: same template
+            ("what color is the shape?", "dark blue", "dark blue"), ("what color is the shape?", "red <sep> blue", "green")]
+    write(tmp_path / "gen.txt", rows, 60.0)
+    table = vqa_results.template_accuracy(vqa_results.read_questions(str(tmp_path / "gen.txt")))
+    assert table == {"is there a _ shape ?": (pytest.approx(200 / 3), 3), "what color is the shape ?": (50.0, 2)}
+
+    def fake_generate(a, out_path, closed):
+        write(out_path, rows, 60.0)
+        return ["fairseq-generate"]
+
+    monkeypatch.setattr(vqa_results, "generate", fake_generate)
+    out = tmp_path / "RESULTS.md"
+    vqa_results.main(["--data", "d", "--path", "c.pt", "--answers", "a.txt", "--out", str(out), "--templates", "1"])
+    text = out.read_text()
+    assert "By question template (1 most frequent of 2;" in text
+    assert "| is there a _ shape ? | 3 | 66.67 | 66.67 |" in text and "what color is" not in text
