@@ -57,30 +57,10 @@ def generate(a, out_path, closed):
     return cmd
 
 
-def read(out_path):
-    """(printed accuracy, recomputed summary, number of questions) of a generate output; the summary
-    is :meth:`VQAAccuracy.summary` (``accuracy``, ``by_type`` ...)."""
-    targets, preds, printed = {}, {}, None
-    with open(out_path, encoding="utf-8") as f:
-        for line in f:
-            m = re.match(r"^([TD])-(\d+)\t(.*)$", line.rstrip("\n"))
-            if m:
-                kind, i, rest = m.group(1), int(m.group(2)), m.group(3)
-                (targets if kind == "T" else preds)[i] = rest if kind == "T" else rest.split("\t", 1)[1]
-            m = re.search(r"VQA accuracy = ([\d.]+)", line)
-            if m:
-                printed = float(m.group(1))
-    if set(targets) != set(preds) or not targets:
-        raise ValueError(f"{out_path}: {len(targets)} targets, {len(preds)} answers")
-    metric = VQAAccuracy()
-    for i in targets:
-        metric.add(targets[i], preds[i])
-    return printed, metric.summary(), len(targets)
-
-
-def read_questions(out_path):
-    """``{id: (question, target, answer)}`` of a generate output (the question without its language tag)."""
-    rows = {}
+def parse(out_path):
+    """``({id: {"S": question, "T": target, "D": answer}}, printed accuracy or None)`` of a generate
+    output; the question without its language tag, the answer without its score."""
+    rows, printed = {}, None
     with open(out_path, encoding="utf-8") as f:
         for line in f:
             m = re.match(r"^([STD])-(\d+)\t(.*)$", line.rstrip("\n"))
@@ -91,7 +71,29 @@ def read_questions(out_path):
                 elif kind == "D":
                     rest = rest.split("\t", 1)[1]
                 rows.setdefault(i, {})[kind] = rest
-    return {i: (r.get("S", ""), r.get("T", ""), r.get("D", "")) for i, r in rows.items()}
+            m = re.search(r"VQA accuracy = ([\d.]+)", line)
+            if m:
+                printed = float(m.group(1))
+    return rows, printed
+
+
+def read(out_path):
+    """(printed accuracy, recomputed summary, number of questions) of a generate output; the summary
+    is :meth:`VQAAccuracy.summary` (``accuracy``, ``by_type`` ...)."""
+    rows, printed = parse(out_path)
+    targets = {i: r["T"] for i, r in rows.items() if "T" in r}
+    preds = {i: r["D"] for i, r in rows.items() if "D" in r}
+    if set(targets) != set(preds) or not targets:
+        raise ValueError(f"{out_path}: {len(targets)} targets, {len(preds)} answers")
+    metric = VQAAccuracy()
+    for i in targets:
+        metric.add(targets[i], preds[i])
+    return printed, metric.summary(), len(targets)
+
+
+def read_questions(out_path):
+    """``{id: (question, target, answer)}`` of a generate output (:func:`parse`)."""
+    return {i: (r.get("S", ""), r.get("T", ""), r.get("D", "")) for i, r in parse(out_path)[0].items()}
 
 
 def _words(text):

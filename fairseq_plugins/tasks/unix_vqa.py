@@ -107,25 +107,35 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
         prefix = os.path.join(data_path, f"{split}.{src}-{tgt}")
         check_nonempty(dataset, prefix, min_src=2 if self.answer_lang_idx is not None else 1)
         if split == self.cfg.train_subset:
-            self.check_training_answers(dataset, f"{prefix}.{tgt}")
+            answers = self.training_answers(dataset)
+            self.check_training_answers(answers, f"{prefix}.{tgt}")
             if self.cfg.balance_answers:
-                self.train_sample_weights = self.answer_balance_weights(dataset)
+                self.train_sample_weights = self.answer_balance_weights(dataset, answers)
         self.datasets[split] = self.with_images(split, dataset)
 
-    def check_training_answers(self, dataset, where: str) -> None:
+    def training_answers(self, dataset):
+        """The training targets as token tuples without the final ``eos``, one per question."""
+        eos = self.tgt_dict.eos()
+        answers = []
+        for i in range(len(dataset.tgt)):
+            tokens = dataset.tgt[i].tolist()
+            answers.append(tuple(tokens[:-1] if tokens and tokens[-1] == eos else tokens))
+        return answers
+
+    def check_training_answers(self, answers, where: str) -> None:
         """Every training target is one answer, and one of the answer list when there is one.
+
+        Args:
+            answers: :meth:`training_answers` of the split.
+            where: the binarized target file, for the message.
 
         Raises:
             ValueError: naming the binarized file and the line (= question) at fault.
         """
         sep = self.tgt_dict.index(SEP)
         sep = None if sep == self.tgt_dict.unk() else sep
-        eos = self.tgt_dict.eos()
         bad_sep, bad_answer = [], []
-        for i in range(len(dataset.tgt)):
-            tokens = dataset.tgt[i].tolist()
-            if tokens and tokens[-1] == eos:
-                tokens = tokens[:-1]
+        for i, tokens in enumerate(answers):
             if sep is not None and sep in tokens:
                 bad_sep.append((i, tokens))
             elif self.answer_trie is not None and tokens not in self.answer_trie:
@@ -142,15 +152,8 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
                              f"in the answer list {self.cfg.constraint_answers} ({len(bad_answer)} such "
                              f"lines); add the answers to the list or drop those questions")
 
-    def answer_balance_weights(self, dataset):
-        """(N,) sampling weights balancing the answers within each question template."""
-        eos = self.tgt_dict.eos()
-
-        def strip(t):
-            t = t.tolist()
-            return tuple(t[:-1] if t and t[-1] == eos else t)
-
-        answers = [strip(dataset.tgt[i]) for i in range(len(dataset.tgt))]
+    def answer_balance_weights(self, dataset, answers):
+        """(N,) sampling weights balancing the answers (:meth:`training_answers`) within each question template."""
         templater = AnswerTemplater(set(answers))
         templates = [templater(dataset.src[i].tolist()) for i in range(len(dataset.src))]
         weights = answer_balance_weights(templates, answers)
