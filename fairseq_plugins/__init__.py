@@ -16,3 +16,4 @@ from fairseq_plugins.tasks import unix_caption  # noqa: E402,F401
 from fairseq_plugins.scoring import cider  # noqa: E402,F401  (fairseq-generate --scoring cider)
 from fairseq_plugins.tasks import unix_pretrain  # noqa: E402,F401  (multi-stream pre-training)
 from fairseq_plugins.criterions import unix_pretrain as unix_pretrain_criterion  # noqa: E402,F401
+from fairseq_plugins.criterions import unix_scst  # noqa: E402,F401  (self-critical training on CIDEr-D)

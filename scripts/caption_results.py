@@ -6,6 +6,9 @@ output with :mod:`scripts.score_captions` (BLEU-1..4, METEOR for English, ROUGE-
 pycocoevalcap on PTB tokens), checks that the CIDEr-D printed by the fairseq scorer equals the one
 recomputed from the references file, and writes a markdown table with the command and commit.
 
+Several checkpoints (``--path A B --label "a" "b"``) give one row each in the same table (e.g.
+cross-entropy training and its SCST fine-tuning).
+
 Example::
 
     python scripts/caption_results.py --data data-bin/captions --path runs/caption_lite0/checkpoint_best.pt \\
@@ -38,21 +41,22 @@ ANCHORS = (("Show, Attend and Tell, soft attention (Xu et al., 2015)", {"BLEU-1"
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="output directory of prepare_captions.py")
-    p.add_argument("--path", required=True, help="checkpoint")
+    p.add_argument("--path", required=True, nargs="+", help="checkpoint(s): one table row per checkpoint and language")
     p.add_argument("--langs", nargs="+", default=["en", "de"])
     p.add_argument("--split", default="test")
     p.add_argument("--beam", type=int, default=3)
     p.add_argument("--max-len-b", type=int, default=40)
     p.add_argument("--out", required=True, help="markdown file to write (a .json beside it too)")
-    p.add_argument("--label", default="unix_small + EfficientNet-Lite0 (frozen, cached)")
+    p.add_argument("--label", nargs="+", default=None,
+                   help="one label per --path (default: unix_small + EfficientNet-Lite0 (frozen, cached))")
     p.add_argument("--note", default="", help="one paragraph about the run, written under the table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     return p.parse_args(argv)
 
 
-def generate(a, subset: str, out_path: str):
+def generate(a, path: str, subset: str, out_path: str):
     cmd = ["fairseq-generate", a.data, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
-           "--task", "unix_caption", "--path", a.path, "--gen-subset", subset, "--beam", str(a.beam),
+           "--task", "unix_caption", "--path", path, "--gen-subset", subset, "--beam", str(a.beam),
            "--max-len-b", str(a.max_len_b), "--batch-size", "64", "--scoring", "cider",
            "--post-process", "sentencepiece", *a.extra]
     logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
@@ -86,22 +90,35 @@ def format_rows(label: str, results: Dict[str, Dict[str, object]]):
     return rows
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    a = parse_args(argv)
-    work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
-    os.makedirs(work, exist_ok=True)
+def evaluate(a, path: str, work: str):
+    """Generate and score every language for one checkpoint; returns (results, commands) by language."""
     results, commands = {}, {}
     for lang in a.langs:
         subset = f"{a.split}_{lang}"
         out = os.path.join(work, f"gen_{subset}.txt")
-        cmd = generate(a, subset, out)
+        cmd = generate(a, path, subset, out)
         s = score(out, os.path.join(a.data, f"{subset}.refs.txt"), lang)
         printed = printed_cider(out)
         if printed is None or abs(printed - 100.0 * s["CIDEr"]) > 0.01:
             raise ValueError(f"{out}: fairseq's cider scorer printed {printed}, "
                              f"recomputed {100.0 * s['CIDEr']:.2f}")
         results[lang], commands[lang] = s, " ".join(shlex.quote(c) for c in cmd)
+    return results, commands
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
+    a = parse_args(argv)
+    labels = a.label or ["unix_small + EfficientNet-Lite0 (frozen, cached)"] * len(a.path)
+    if len(labels) != len(a.path):
+        raise SystemExit(f"{len(a.path)} checkpoints (--path) but {len(labels)} labels (--label)")
+    base = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
+    runs = []
+    for k, (path, label) in enumerate(zip(a.path, labels)):
+        work = base if len(a.path) == 1 else os.path.join(base, f"model{k + 1}")
+        os.makedirs(work, exist_ok=True)
+        results, commands = evaluate(a, path, work)
+        runs.append({"label": label, "checkpoint": path, "results": results, "commands": commands})
     lines = ["# Captioning results", "",
              provenance(), "",
              "pycocoevalcap 1.2 on lowercased PTB tokens, x100; beam "
@@ -109,18 +126,24 @@ def main(argv=None) -> int:
              "(it downloads Stanford CoreNLP models).", "",
              "| model | lang | photos | refs/photo | " + " | ".join(COLUMNS) + " |",
              "|---|---|---|---|" + "---|" * len(COLUMNS)]
-    lines += format_rows(a.label, results)
-    if "en" in results:
+    for run in runs:
+        lines += format_rows(run["label"], run["results"])
+    if "en" in a.langs:
         for name, vals in ANCHORS:
             lines.append(f"| {name} | en | 1000 | 5 | " + " | ".join(
                 f"{vals[c]:.2f}" if c in vals else "-" for c in COLUMNS) + " |")
     if a.note:
         lines += ["", a.note]
-    lines += ["", "Generate commands:", ""] + [f"- {lang}: `{c}`" for lang, c in commands.items()]
+    lines += ["", "Generate commands:", ""]
+    for run in runs:
+        lines += [f"- {run['label']}, {lang}: `{c}`" for lang, c in run["commands"].items()]
     with open(a.out, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.splitext(a.out)[0] + ".json", "w", encoding="utf-8") as f:
-        json.dump({"results": results, "commands": commands, "checkpoint": a.path}, f, indent=1)
+        if len(runs) == 1:
+            json.dump({k: runs[0][k] for k in ("results", "commands", "checkpoint")}, f, indent=1)
+        else:
+            json.dump({"models": runs}, f, indent=1)
     sys.stdout.write("\n".join(lines[6:]) + "\n")
     return 0
 

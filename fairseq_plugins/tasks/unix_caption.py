@@ -27,7 +27,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
-from unix.data.captions import first_reference
+from unix.data.captions import first_reference, group_references
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
 from unix.data.tokenizer import is_lang_tag
@@ -117,6 +117,7 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             raise ValueError(f"--eval-cider needs the reference separator {SEP} in the dictionary of {cfg.data}")
         self._pairs: Dict[str, object] = {}
         self._cider: Dict[str, Tuple[CorpusCiderD, List[List[str]]]] = {}
+        self._photos: Dict[str, List[Optional[str]]] = {}  # split -> photo of each sample (reference groups)
         self._train_transform = None
         self._loading_split: Optional[str] = None
         self.cider_generator = None
@@ -198,12 +199,14 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             dataset.src = _TagOverrideDataset(dataset.src, self.caption_lang_idx)
         self._pairs[split] = dataset
         self._cider.pop(split, None)
+        self._photos.pop(split, None)
         wrapped = self.wrap_with_images(split, dataset)
         if wrapped is not dataset:
             missing = [i for i, p in enumerate(wrapped.images.paths) if p is None]
             if missing:
                 raise ImageError(f"{wrapped.images.list_path}:{missing[0] + 1}: empty line, but every caption "
                                  f"needs its photo ({len(missing)} lines without one)")
+            self._photos[split] = list(wrapped.images.paths)
         self.datasets[split] = _SplitTaggedDataset(wrapped, split)
 
     # -- model and validation ----------------------------------------------------------------------
@@ -226,7 +229,13 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         return out
 
     def corpus_cider(self, split: str) -> Tuple[CorpusCiderD, List[List[str]]]:
-        """CIDEr-D with the document frequencies of all references of ``split`` (computed once)."""
+        """CIDEr-D with the document frequencies of all references of ``split`` (computed once).
+
+        The references of a sample are those of every sample with the same photo and language
+        tag: the sample's own on an evaluation split (all references in one target), all the
+        photo's captions in that language on a training split (one caption per sample; used by
+        the ``unix_scst`` criterion). Returns the scorer and the tokenized references per sample.
+        """
         if split not in self._cider:
             pair = self._pairs[split]
             refs = [split_references(self.tgt_dict.string(pair.tgt[i], "sentencepiece", escape_unk=True))
@@ -234,10 +243,13 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             empty = [i for i, r in enumerate(refs) if not r]
             if empty:
                 raise ValueError(f"{split}: sample {empty[0]} (line {empty[0] + 1}) has no reference")
-            tok = ptb_tokenize_groups(refs)
-            self._cider[split] = (CorpusCiderD(tok), tok)
-            logger.info("%s: CIDEr-D document frequencies from %d photos, %.2f references each", split, len(tok),
-                        sum(map(len, tok)) / max(len(tok), 1))
+            photos = self._photos.get(split)
+            keys = [(photos[i] if photos is not None else i, int(pair.src[i][0])) for i in range(len(pair))]
+            group_of, groups = group_references(keys, refs)
+            tok = ptb_tokenize_groups(groups)
+            self._cider[split] = (CorpusCiderD(tok), [tok[g] for g in group_of])
+            logger.info("%s: CIDEr-D document frequencies from %d photo-language pairs, %.2f references each",
+                        split, len(tok), sum(map(len, tok)) / max(len(tok), 1))
         return self._cider[split]
 
     def cider_of_batch(self, sample, model) -> Tuple[float, int]:

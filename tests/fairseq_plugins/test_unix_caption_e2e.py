@@ -74,3 +74,38 @@ def test_generate_scores_cider_like_validation_against_all_references(trained):
     # the last validation (end of training, greedy, <= 40 tokens) scored the model of checkpoint_last.pt
     last = [line for line in trained["train_log"].splitlines() if "valid on 'valid_de'" in line][-1]
     assert printed == pytest.approx(float(re.search(r"\| cider ([\d.]+)", last).group(1)), abs=0.006)
+
+
+def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, tmp_path):
+    """fairseq-train --criterion unix_scst from the cross-entropy checkpoint (K samples per photo,
+    greedy baseline: the paths the in-process test does not take), then fairseq-generate."""
+    save = tmp_path / "scst"
+    proc = run([
+        "fairseq-train", trained["bin"], "--user-dir", USER_DIR, "--task", "unix_caption", "--arch", "unix_tiny",
+        "--image-root", trained["images"], "--image-features", trained["cache"], "--valid-subset", "valid_en",
+        "--eval-cider", "--best-checkpoint-metric", "cider", "--maximize-best-checkpoint-metric",
+        "--criterion", "unix_scst", "--scst-candidates", "3", "--scst-sampling", "--scst-baseline", "greedy",
+        "--finetune-from-model", trained["save"] / "checkpoint_best.pt", "--optimizer", "adam", "--lr", "1e-4",
+        "--dropout", "0.1", "--batch-size", "8", "--max-update", "12", "--save-dir", save, "--no-epoch-checkpoints",
+        "--no-progress-bar", "--log-format", "simple", "--log-interval", "4", "--num-workers", "0", "--seed", "1",
+        "--cpu"])
+    log = proc.stdout + proc.stderr
+    train_lines = [line for line in log.splitlines() if "train_inner" in line or "| INFO | train |" in line]
+
+    def value(name, line):  # "name=1.5," (train_inner) or "| name 1.5 |" (end of epoch)
+        return float(re.search(rf"\b{name}[= ](-?[\d.]+)", line).group(1))
+
+    assert train_lines, log[-2000:]
+    for name in ("reward", "reward_best", "reward_greedy", "cand_len"):
+        values = [value(name, line) for line in train_lines]
+        assert all(0 <= v <= 1000 for v in values), (name, train_lines)
+    best = [value("reward_best", line) for line in train_lines]
+    mean = [value("reward", line) for line in train_lines]
+    assert all(b >= m for b, m in zip(best, mean))  # the best of K candidates is at least their mean
+    valid = [line for line in log.splitlines() if "valid on 'valid_en'" in line]
+    assert valid and all("| cider " in line for line in valid)
+    out = run(["fairseq-generate", trained["bin"], "--user-dir", USER_DIR, "--task", "unix_caption",
+               "--gen-subset", "valid_en", "--path", save / "checkpoint_best.pt", "--image-root", trained["images"],
+               "--image-features", trained["cache"], "--beam", "2", "--max-len-b", "40", "--batch-size", "4",
+               "--scoring", "cider", "--post-process", "sentencepiece", "--cpu"]).stdout
+    assert re.search(r"CIDEr-D = [\d.]+ \(x100", out) and len(re.findall(r"^D-\d+\t", out, re.M)) == 3

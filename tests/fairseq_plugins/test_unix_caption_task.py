@@ -279,3 +279,82 @@ def test_checkpoints_with_and_without_the_image_backbone_fine_tune_into_each_oth
     broken = {k: v for k, v in ckpt.items() if k != "decoder.core.embed_tokens.weight"}
     with pytest.raises(RuntimeError, match="decoder.core.embed_tokens.weight"):
         feats_only.load_state_dict(broken)
+
+
+@java
+def test_scst_criterion_rewards_candidates_by_cider_against_every_training_caption_of_the_photo(data):
+    """unix_scst: K beam candidates per photo, CIDEr-D against all the photo's captions in its
+    language with the training split's document frequencies (pycocoevalcap called directly here),
+    leave-one-out baseline, loss -sum A log p with log p from an independent teacher-forced pass."""
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    from unix.losses import leave_one_out_baseline
+
+    K = 3
+    task, cfg = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
+                      "--criterion", "unix_scst", "--scst-candidates", K, "--dropout", "0")
+    torch.manual_seed(0)
+    model = task.build_model(cfg.model)
+    task.load_dataset("train")
+    criterion = task.build_criterion(cfg.criterion)
+    pair, d = task._pairs["train"], task.tgt_dict
+    photos = [line.strip() for line in open(data["bin"] / "train.images.txt", encoding="utf-8")]
+    groups = {}
+    for i in range(len(pair)):
+        groups.setdefault((photos[i], int(pair.src[i][0])), []).append(d.string(pair.tgt[i], "sentencepiece"))
+    keys = list(groups)
+    key_of = [(photos[i], int(pair.src[i][0])) for i in range(len(pair))]
+    ids, used = [], set()
+    for i, k in enumerate(key_of):  # one sample of each of 4 photo-language pairs, several languages
+        if k not in used and (k[1] not in {key_of[j][1] for j in ids} or len(ids) >= 3):
+            ids.append(i), used.add(k)
+        if len(ids) == 4:
+            break
+    ds = task.datasets["train"]
+    batch = ds.collater([ds[i] for i in ids])
+    seen = []
+    inference_step = task.inference_step
+    task.inference_step = lambda *a, **kw: seen.append(inference_step(*a, **kw)) or seen[-1]
+
+    model.train()
+    loss, size, log = criterion(model, batch)
+    B = len(ids)
+    assert size == B * K and log["photos"] == B and len(seen) == 1 and all(len(h) == K for h in seen[0])
+    cands = [h["tokens"] for hs in seen[0] for h in hs]
+    hyps = [d.string(t, "sentencepiece") for t in cands]
+    tok = PTBTokenizer()
+    gts = tok.tokenize({g: [{"caption": c} for c in groups[k]] for g, k in enumerate(keys)})
+    order = batch["id"].tolist()
+    rewards = torch.zeros(B, K)
+    for k in range(K):
+        res = {g: ["x"] for g in range(len(keys))}
+        res.update({keys.index(key_of[sid]): [hyps[b * K + k]] for b, sid in enumerate(order)})
+        res = tok.tokenize({g: [{"caption": r[0]}] for g, r in res.items()})
+        _, per = Cider().compute_score(gts, res)
+        for b, sid in enumerate(order):
+            rewards[b, k] = float(per[keys.index(key_of[sid])])
+    assert log["reward_sum"] == pytest.approx(float(rewards.sum()), rel=1e-6)
+    assert log["reward_best_sum"] == pytest.approx(float(rewards.max(1)[0].sum()), rel=1e-6)
+    # log p of every candidate from a plain forward over the repeated batch (not the criterion's path)
+    target = torch.nn.utils.rnn.pad_sequence(cands, batch_first=True, padding_value=d.pad())
+    prev = torch.full_like(target, d.pad())
+    for r, t in enumerate(cands):
+        prev[r, 0], prev[r, 1:len(t)] = d.eos(), t[:-1]
+    rep = {k: v.repeat_interleave(K, 0) for k, v in batch["net_input"].items() if k != "prev_output_tokens"}
+    logits, _ = model(**rep, prev_output_tokens=prev)
+    lp = torch.log_softmax(logits.float(), -1).gather(-1, target[..., None]).squeeze(-1)
+    seq = (lp * target.ne(d.pad())).sum(1).view(B, K)
+    expected = -((rewards - leave_one_out_baseline(rewards)) * seq).sum()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert loss.requires_grad
+    # the gradient pushes up the log p of candidates above their baseline (rewards set by hand here:
+    # an untrained model's candidates may all score 0)
+    criterion.rewards = lambda sample, tokens, per_photo: torch.tensor([[1.0] + [0.0] * (per_photo - 1)] * B)
+    loss, _, _ = criterion(model, batch)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
+    # validation reports the reference cross-entropy (no decoding)
+    model.eval()
+    vloss, vsize, vlog = criterion(model, batch)
+    assert vsize == batch["ntokens"] and vlog["photos"] == 0 and vloss.item() > 0

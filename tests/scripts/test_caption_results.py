@@ -14,7 +14,7 @@ java = pytest.mark.skipif(shutil.which("java") is None, reason="pycocoevalcap ne
 
 def fake_generate(printed_cider):
     """Stand-in for fairseq-generate: writes an output whose last line prints ``printed_cider``."""
-    def generate(a, subset, out_path):
+    def generate(a, path, subset, out_path):
         import pathlib
         write_generate_output(pathlib.Path(out_path), HYPS_EN, REFS_EN, pieces=True)
         text = pathlib.Path(out_path).read_text().replace("CIDEr-D = 0.00", f"CIDEr-D = {printed_cider(subset)}")
@@ -23,14 +23,19 @@ def fake_generate(printed_cider):
     return generate
 
 
-@java
-def test_writes_the_table_and_checks_the_printed_cider(tmp_path, monkeypatch):
+def english_data(tmp_path, monkeypatch):
+    """References of test_en, their expected scores, and fairseq-generate faked to print the right CIDEr-D."""
     data = tmp_path / "captions"
     data.mkdir()
     write_refs(data / "test_en.refs.txt", REFS_EN)
     expected = coco_scores(HYPS_EN, REFS_EN, "en")
     monkeypatch.setattr(caption_results, "generate", fake_generate(lambda s: f"{100 * expected['CIDEr']:.2f}"))
-    out = tmp_path / "RESULTS.md"
+    return data, expected, tmp_path / "RESULTS.md"
+
+
+@java
+def test_writes_the_table_and_checks_the_printed_cider(tmp_path, monkeypatch):
+    data, expected, out = english_data(tmp_path, monkeypatch)
     caption_results.main(["--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
     text = out.read_text()
     assert "Do not edit by hand" in text and "Show, Attend and Tell" in text
@@ -50,3 +55,17 @@ def test_printed_cider_reads_the_last_line(tmp_path):
     assert caption_results.printed_cider(str(p)) == 41.5
     p.write_text("H-0\t-1\tx\n")
     assert caption_results.printed_cider(str(p)) is None
+
+
+@java
+def test_several_checkpoints_give_one_row_each(tmp_path, monkeypatch):
+    data, _, out = english_data(tmp_path, monkeypatch)
+    caption_results.main(["--data", str(data), "--path", "xe.pt", "scst.pt", "--label", "XE", "XE + SCST",
+                          "--langs", "en", "--out", str(out)])
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| XE")]
+    assert [r.split(" | ")[0] for r in rows] == ["| XE", "| XE + SCST"]
+    saved = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert [m["checkpoint"] for m in saved["models"]] == ["xe.pt", "scst.pt"]
+    with pytest.raises(SystemExit, match="2 checkpoints"):
+        caption_results.main(["--data", str(data), "--path", "xe.pt", "scst.pt", "--label", "XE", "--langs", "en",
+                              "--out", str(out)])

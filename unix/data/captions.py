@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from collections import OrderedDict
-from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Container, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -268,3 +268,37 @@ def first_reference(target: torch.Tensor, sep: int, eos: int, pad: int) -> Tuple
         prev[i, 0] = eos
         prev[i, 1: len(r)] = r[:-1]
     return tgt, prev
+
+
+def group_references(keys: Sequence[Hashable], references: Sequence[Sequence[str]]) -> Tuple[List[int], List[List[str]]]:
+    """Pool the references of samples that share a key (a photo and a language).
+
+    A training split has one sample per caption; a reward or a score of a caption for that
+    photo needs all the photo's captions in that language. An evaluation split (one sample per
+    photo, all references in its target) comes out unchanged.
+
+    Args:
+        keys: (N,) one key per sample, e.g. ``(image path, language tag)``.
+        references: (N,) the references of each sample (one caption for a training sample).
+
+    Returns:
+        ``(group_of, groups)``: the group index of every sample and the references of every
+        group, in order of first appearance, duplicates within a group kept once.
+    """
+    if len(keys) != len(references):
+        raise ValueError(f"{len(keys)} keys but {len(references)} reference lists")
+    index: Dict[Hashable, int] = {}
+    groups: List[List[str]] = []
+    seen: List[set] = []
+    group_of: List[int] = []
+    for key, refs in zip(keys, references):
+        g = index.setdefault(key, len(groups))
+        if g == len(groups):
+            groups.append([])
+            seen.append(set())
+        for r in refs:
+            if r not in seen[g]:
+                seen[g].add(r)
+                groups[g].append(r)
+        group_of.append(g)
+    return group_of, groups

@@ -1,0 +1,175 @@
+"""Criterion ``unix_scst``: self-critical sequence training of a captioner on CIDEr-D.
+
+Fine-tunes a ``unix_caption`` model (trained with cross-entropy first) on its own captions: for
+every photo of a batch the model proposes ``--scst-candidates K`` captions (the top K of beam
+search, as the M2 Transformer and OFA do, or K samples with ``--scst-sampling``), each is scored
+by CIDEr-D against all references of its photo in its language, and the loss is
+``-sum (r - b) log p(caption)`` (:func:`unix.losses.scst_loss`), with the baseline ``b`` the mean
+reward of the photo's other candidates (``--scst-baseline mean``) or the reward of its greedy
+caption (``greedy``). References and document frequencies come from the training split itself
+(``UnixCaptionTask.corpus_cider``: captions pooled per photo and language tag, PTB-tokenized), so
+the reward is the CIDEr-D that ``--eval-cider`` and ``fairseq-generate --scoring cider`` report.
+
+Candidates are decoded with the model in eval mode (no dropout), then scored by one
+teacher-forced pass in train mode; the encoder runs once per photo and its output is repeated for
+the K candidates. ``sample_size`` is the number of candidates: the gradient is the mean over
+candidates. In validation the criterion reports the cross-entropy of the first reference as
+``loss`` (the reward needs decoding; use ``--eval-cider`` for the validation CIDEr-D).
+
+Logged: ``loss``, ``reward`` (mean candidate CIDEr-D x100), ``reward_best`` (best candidate per
+photo), ``reward_greedy`` (greedy baseline only), ``advantage_abs`` and ``cand_len`` (tokens).
+"""
+
+import logging
+from argparse import Namespace
+from dataclasses import dataclass, field
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.data import data_utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+
+from fairseq_plugins.tasks.unix_caption import SPLIT_KEY
+from unix.losses import scst_loss
+from unix.metrics.caption import ptb_tokenize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UnixScstConfig(FairseqDataclass):
+    scst_candidates: int = field(default=5, metadata={"help": "captions proposed per photo (K)"})
+    scst_sampling: bool = field(default=False, metadata={
+        "help": "K multinomial samples per photo instead of the top K of beam search"})
+    scst_baseline: ChoiceEnum(["mean", "greedy"]) = field(default="mean", metadata={
+        "help": "mean: reward of the photo's other candidates; greedy: reward of its greedy caption"})
+    scst_max_len: int = field(default=40, metadata={"help": "longest candidate, in tokens"})
+    scst_length_normalize: bool = field(default=False, metadata={
+        "help": "weigh the mean token log-probability of a candidate instead of the sum"})
+
+
+def candidate_tokens(hypos: List[List[dict]], k: int) -> List[torch.Tensor]:
+    """The first ``k`` hypotheses of every sentence, photo-major (B*K tensors ending in ``</s>``).
+
+    A sentence with fewer than ``k`` hypotheses repeats its last one (a generator returns fewer
+    only when the beam ran out of distinct continuations).
+    """
+    out = []
+    for sent in hypos:
+        if not sent:
+            raise RuntimeError("the generator returned no hypothesis for a photo")
+        toks = [h["tokens"] for h in sent[:k]]
+        out.extend(toks + [toks[-1]] * (k - len(toks)))
+    return out
+
+
+@register_criterion("unix_scst", dataclass=UnixScstConfig)
+class UnixScstCriterion(FairseqCriterion):
+    """Self-critical sequence training with a CIDEr-D reward (``unix_caption`` only)."""
+
+    def __init__(self, task, scst_candidates=5, scst_sampling=False, scst_baseline="mean", scst_max_len=40,
+                 scst_length_normalize=False):
+        super().__init__(task)
+        if not hasattr(task, "corpus_cider"):
+            raise ValueError("--criterion unix_scst needs --task unix_caption (it scores captions by CIDEr-D)")
+        if scst_baseline == "mean" and scst_candidates < 2:
+            raise ValueError("--scst-baseline mean needs --scst-candidates >= 2")
+        self.k = scst_candidates
+        self.sampling = scst_sampling
+        self.baseline = str(scst_baseline)
+        self.max_len = scst_max_len
+        self.length_normalize = scst_length_normalize
+        self._generators = {}
+
+    def generator(self, model, greedy: bool = False):
+        """Beam search (or sampling) over ``model`` for the candidates; built once per model."""
+        key = (id(model), greedy)
+        if key not in self._generators:
+            args = dict(beam=1 if greedy else self.k, max_len_a=0, max_len_b=self.max_len, min_len=1)
+            if self.sampling and not greedy:
+                args.update(sampling=True, sampling_topk=-1, sampling_topp=-1.0, temperature=1.0)
+            self._generators[key] = self.task.build_generator([model], Namespace(**args))
+        return self._generators[key]
+
+    def rewards(self, sample, tokens: List[torch.Tensor], per_photo: int) -> torch.Tensor:
+        """CIDEr-D (pycocoevalcap scale) of every candidate against its photo's references, (B, per_photo)."""
+        cider, refs = self.task.corpus_cider(sample[SPLIT_KEY])
+        ids = sample["id"].tolist()
+        text = [self.task.target_dictionary.string(t.int().cpu(), "sentencepiece") for t in tokens]
+        scores = cider.image_scores(ptb_tokenize(text), [refs[i] for i in ids for _ in range(per_photo)])
+        return torch.as_tensor(scores, dtype=torch.float32).view(len(ids), per_photo)
+
+    def forward(self, model, sample, reduce=True):
+        if not model.training:
+            return self.reference_loss(model, sample)
+        B, K = sample["id"].numel(), self.k
+        model.eval()
+        try:
+            hypos = self.task.inference_step(self.generator(model), [model], sample, prefix_tokens=None)
+            greedy = (self.task.inference_step(self.generator(model, greedy=True), [model], sample,
+                                               prefix_tokens=None) if self.baseline == "greedy" else None)
+        finally:
+            model.train()
+        cands = candidate_tokens(hypos, K)  # B*K tensors, photo-major
+        rewards = self.rewards(sample, cands, K)  # (B, K)
+        baseline = None
+        if greedy is not None:
+            baseline = self.rewards(sample, candidate_tokens(greedy, 1), 1)  # (B, 1)
+
+        dictionary = self.task.target_dictionary
+        pad, eos = dictionary.pad(), dictionary.eos()
+        device = sample["id"].device
+        target = data_utils.collate_tokens(cands, pad, eos).to(device)  # (B*K, T)
+        prev = data_utils.collate_tokens(cands, pad, eos, move_eos_to_beginning=True).to(device)  # (B*K, T)
+        net_input = {k: v for k, v in sample["net_input"].items() if k != "prev_output_tokens"}
+        encoder_out = model.encoder(**net_input)  # once per photo
+        order = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
+        encoder_out = model.encoder.reorder_encoder_out(encoder_out, order)
+        logits, _ = model.decoder(prev, encoder_out=encoder_out)  # (B*K, T, V)
+        lprobs = F.log_softmax(logits.float(), dim=-1)
+        token_lp = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B*K, T)
+        mask = target.ne(pad)
+        out = scst_loss(token_lp, mask, rewards.to(device), None if baseline is None else baseline.to(device),
+                        length_normalize=self.length_normalize)
+        log = {
+            "loss": out.loss.detach().item(), "ntokens": int(mask.sum()), "nsentences": B * K,
+            "sample_size": B * K, "reward_sum": float(rewards.sum()), "reward_best_sum": float(rewards.max(1)[0].sum()),
+            "photos": B, "advantage_abs_sum": float(out.advantage.abs().sum()),
+            "reward_greedy_sum": float(baseline.sum()) if baseline is not None else 0.0,
+        }
+        return out.loss, B * K, log
+
+    def reference_loss(self, model, sample):
+        """Validation: cross-entropy of the reference (decoding for the reward is --eval-cider's job)."""
+        logits, _ = model(**sample["net_input"])
+        lprobs = F.log_softmax(logits.float(), dim=-1)
+        target = sample["target"]
+        nll = F.nll_loss(lprobs.view(-1, lprobs.size(-1)), target.view(-1), ignore_index=self.padding_idx,
+                         reduction="sum")
+        n = int(target.ne(self.padding_idx).sum())
+        return nll, n, {"loss": nll.item(), "ntokens": n, "nsentences": target.size(0), "sample_size": n,
+                        "photos": 0}
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        def total(key):
+            return sum(log.get(key, 0) for log in logging_outputs)
+
+        sample_size = total("sample_size")
+        metrics.log_scalar("loss", total("loss") / max(sample_size, 1), sample_size, round=4)
+        photos = total("photos")
+        cands = total("nsentences")
+        if photos > 0:
+            metrics.log_scalar("reward", 100.0 * total("reward_sum") / max(cands, 1), cands, round=2)
+            metrics.log_scalar("reward_best", 100.0 * total("reward_best_sum") / photos, photos, round=2)
+            metrics.log_scalar("advantage_abs", 100.0 * total("advantage_abs_sum") / max(cands, 1), cands, round=2)
+            metrics.log_scalar("cand_len", total("ntokens") / max(cands, 1), cands, round=2)
+            if total("reward_greedy_sum"):
+                metrics.log_scalar("reward_greedy", 100.0 * total("reward_greedy_sum") / photos, photos, round=2)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True
