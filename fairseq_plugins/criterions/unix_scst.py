@@ -14,13 +14,15 @@ Candidates are decoded with the model in eval mode (no dropout), then scored by 
 teacher-forced pass in train mode; the encoder runs once per photo and its output is repeated for
 the K candidates. ``sample_size`` is the number of candidates: the gradient is the mean over
 candidates. In validation the criterion reports the cross-entropy of the first reference as
-``loss`` (the reward needs decoding; use ``--eval-cider`` for the validation CIDEr-D).
+``loss`` (in bits per token, as fairseq's criteria; the reward needs decoding: use
+``--eval-cider`` for the validation CIDEr-D).
 
 Logged: ``loss``, ``reward`` (mean candidate CIDEr-D x100), ``reward_best`` (best candidate per
 photo), ``reward_greedy`` (greedy baseline only), ``advantage_abs`` and ``cand_len`` (tokens).
 """
 
 import logging
+import math
 from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import List
@@ -159,8 +161,11 @@ class UnixScstCriterion(FairseqCriterion):
             return sum(log.get(key, 0) for log in logging_outputs)
 
         sample_size = total("sample_size")
-        metrics.log_scalar("loss", total("loss") / max(sample_size, 1), sample_size, round=4)
         photos = total("photos")
+        if photos == 0 and sample_size > 0:  # validation: reference cross-entropy in bits, as fairseq logs it
+            metrics.log_scalar("loss", total("loss") / sample_size / math.log(2), sample_size, round=3)
+            return
+        metrics.log_scalar("loss", total("loss") / max(sample_size, 1), sample_size, round=4)
         cands = total("nsentences")
         if photos > 0:
             metrics.log_scalar("reward", 100.0 * total("reward_sum") / max(cands, 1), cands, round=2)
