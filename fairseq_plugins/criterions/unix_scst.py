@@ -35,7 +35,7 @@ from fairseq.data import data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from fairseq_plugins.tasks.unix_caption import SPLIT_KEY
-from unix.losses import scst_loss
+from unix.losses import scst_loss, sequence_loss
 from unix.metrics.caption import ptb_tokenize
 
 logger = logging.getLogger(__name__)
@@ -141,39 +141,35 @@ class UnixScstCriterion(FairseqCriterion):
             "sample_size": B * K, "reward_sum": float(rewards.sum()), "reward_best_sum": float(rewards.max(1)[0].sum()),
             "photos": B, "advantage_abs_sum": float(out.advantage.abs().sum()),
             "reward_greedy_sum": float(baseline.sum()) if baseline is not None else 0.0,
+            "greedy_photos": B if baseline is not None else 0,
         }
         return out.loss, B * K, log
 
     def reference_loss(self, model, sample):
         """Validation: cross-entropy of the reference (decoding for the reward is --eval-cider's job)."""
         logits, _ = model(**sample["net_input"])
-        lprobs = F.log_softmax(logits.float(), dim=-1)
-        target = sample["target"]
-        nll = F.nll_loss(lprobs.view(-1, lprobs.size(-1)), target.view(-1), ignore_index=self.padding_idx,
-                         reduction="sum")
-        n = int(target.ne(self.padding_idx).sum())
-        return nll, n, {"loss": nll.item(), "ntokens": n, "nsentences": target.size(0), "sample_size": n,
-                        "photos": 0}
+        out = sequence_loss(logits, sample["target"], self.padding_idx)
+        n = out.ntokens
+        return out.nll_loss, n, {"loss": out.nll_loss.item(), "ntokens": n, "nsentences": sample["target"].size(0),
+                                 "sample_size": n, "photos": 0}
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
         def total(key):
             return sum(log.get(key, 0) for log in logging_outputs)
 
-        sample_size = total("sample_size")
-        photos = total("photos")
-        if photos == 0 and sample_size > 0:  # validation: reference cross-entropy in bits, as fairseq logs it
-            metrics.log_scalar("loss", total("loss") / sample_size / math.log(2), sample_size, round=3)
+        sample_size, photos, cands = total("sample_size"), total("photos"), total("nsentences")
+        if photos == 0:  # validation: reference cross-entropy in bits, as fairseq logs it
+            metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size, round=3)
             return
         metrics.log_scalar("loss", total("loss") / max(sample_size, 1), sample_size, round=4)
-        cands = total("nsentences")
-        if photos > 0:
-            metrics.log_scalar("reward", 100.0 * total("reward_sum") / max(cands, 1), cands, round=2)
-            metrics.log_scalar("reward_best", 100.0 * total("reward_best_sum") / photos, photos, round=2)
-            metrics.log_scalar("advantage_abs", 100.0 * total("advantage_abs_sum") / max(cands, 1), cands, round=2)
-            metrics.log_scalar("cand_len", total("ntokens") / max(cands, 1), cands, round=2)
-            if total("reward_greedy_sum"):
-                metrics.log_scalar("reward_greedy", 100.0 * total("reward_greedy_sum") / photos, photos, round=2)
+        metrics.log_scalar("reward", 100.0 * total("reward_sum") / max(cands, 1), cands, round=2)
+        metrics.log_scalar("reward_best", 100.0 * total("reward_best_sum") / photos, photos, round=2)
+        metrics.log_scalar("advantage_abs", 100.0 * total("advantage_abs_sum") / max(cands, 1), cands, round=2)
+        metrics.log_scalar("cand_len", total("ntokens") / max(cands, 1), cands, round=2)
+        greedy = total("greedy_photos")
+        if greedy:
+            metrics.log_scalar("reward_greedy", 100.0 * total("reward_greedy_sum") / greedy, greedy, round=2)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

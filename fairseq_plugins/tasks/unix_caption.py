@@ -117,7 +117,6 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             raise ValueError(f"--eval-cider needs the reference separator {SEP} in the dictionary of {cfg.data}")
         self._pairs: Dict[str, object] = {}
         self._cider: Dict[str, Tuple[CorpusCiderD, List[List[str]]]] = {}
-        self._photos: Dict[str, List[Optional[str]]] = {}  # split -> photo of each sample (reference groups)
         self._train_transform = None
         self._loading_split: Optional[str] = None
         self.cider_generator = None
@@ -199,14 +198,12 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             dataset.src = _TagOverrideDataset(dataset.src, self.caption_lang_idx)
         self._pairs[split] = dataset
         self._cider.pop(split, None)
-        self._photos.pop(split, None)
         wrapped = self.wrap_with_images(split, dataset)
         if wrapped is not dataset:
             missing = [i for i, p in enumerate(wrapped.images.paths) if p is None]
             if missing:
                 raise ImageError(f"{wrapped.images.list_path}:{missing[0] + 1}: empty line, but every caption "
                                  f"needs its photo ({len(missing)} lines without one)")
-            self._photos[split] = list(wrapped.images.paths)
         self.datasets[split] = _SplitTaggedDataset(wrapped, split)
 
     # -- model and validation ----------------------------------------------------------------------
@@ -243,7 +240,8 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             empty = [i for i, r in enumerate(refs) if not r]
             if empty:
                 raise ValueError(f"{split}: sample {empty[0]} (line {empty[0] + 1}) has no reference")
-            photos = self._photos.get(split)
+            images = getattr(self.datasets[split].dataset, "images", None)  # None: --no-images
+            photos = images.paths if images is not None else None
             keys = [(photos[i] if photos is not None else i, int(pair.src[i][0])) for i in range(len(pair))]
             group_of, groups = group_references(keys, refs)
             tok = ptb_tokenize_groups(groups)

@@ -288,17 +288,12 @@ def group_references(keys: Sequence[Hashable], references: Sequence[Sequence[str
     if len(keys) != len(references):
         raise ValueError(f"{len(keys)} keys but {len(references)} reference lists")
     index: Dict[Hashable, int] = {}
-    groups: List[List[str]] = []
-    seen: List[set] = []
+    groups: List[Dict[str, None]] = []  # insertion-ordered sets
     group_of: List[int] = []
     for key, refs in zip(keys, references):
         g = index.setdefault(key, len(groups))
         if g == len(groups):
-            groups.append([])
-            seen.append(set())
-        for r in refs:
-            if r not in seen[g]:
-                seen[g].add(r)
-                groups[g].append(r)
+            groups.append({})
+        groups[g].update(dict.fromkeys(refs))
         group_of.append(g)
-    return group_of, groups
+    return group_of, [list(g) for g in groups]
