@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -60,6 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--valid-images", type=int, default=400,
                    help="easy-VQA: the questions of this many training images (the highest ids) form valid")
     p.add_argument("--max-questions", type=int, default=0, help="keep the first N questions of every split")
+    p.add_argument("--exclude-train-questions", default=None, metavar="REGEX",
+                   help="drop the training questions this Python regular expression matches (searched in the "
+                        "question text), e.g. for the first stage of a curriculum; valid and test are kept whole")
     p.add_argument("--workers", type=int, default=1)
     return p.parse_args(argv)
 
@@ -175,6 +179,20 @@ def binarize(prefs: Dict[str, str], out: str, dict_path: str, workers: int = 1) 
             h.close()
 
 
+def exclude_questions(records: List[VQARecord], pattern: str) -> List[VQARecord]:
+    """The records whose question ``pattern`` (a regular expression, ``re.search``) does not match."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"--exclude-train-questions {pattern!r} is not a valid regular expression: {e}") from None
+    kept = [r for r in records if not regex.search(r.question)]
+    if not kept:
+        raise VQADataError(f"--exclude-train-questions {pattern!r} matches all {len(records)} training questions")
+    logger.info("--exclude-train-questions %r: %d of %d training questions dropped, %d kept",
+                pattern, len(records) - len(kept), len(records), len(kept))
+    return kept
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
@@ -186,6 +204,8 @@ def main(argv=None) -> int:
         records = read_easy_vqa(image_root, args.valid_images)
     if args.max_questions:
         records = {s: r[: args.max_questions] for s, r in records.items()}
+    if args.exclude_train_questions:
+        records["train"] = exclude_questions(records["train"], args.exclude_train_questions)
     if args.answer_list:
         list_path = args.answer_list
     elif not args.data_dir:

@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Evaluate a ``unix_vqa`` checkpoint with free and closed-set decoding; write the results table.
+"""Evaluate ``unix_vqa`` checkpoints with free and closed-set decoding; write the results table.
 
-Runs ``fairseq-generate --scoring vqa_accuracy`` twice on the test split (free generation, then
-``--constraint-answers``), recomputes the accuracy from the printed answers and targets with
-:mod:`unix.metrics.vqa` as a cross-check, and writes a markdown table with the command and commit.
+Runs ``fairseq-generate --scoring vqa_accuracy`` twice per checkpoint on the test split (free
+generation, then ``--constraint-answers``), recomputes the accuracy from the printed answers and
+targets with :mod:`unix.metrics.vqa` as a cross-check, and writes a markdown table (one row per
+checkpoint and decoding) with the commands and the commit. Several checkpoints: ``--path A B
+--label a b``.
 
 Example::
 
@@ -32,22 +34,29 @@ logger = logging.getLogger("vqa_results")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
-    p.add_argument("--path", required=True, help="checkpoint")
+    p.add_argument("--path", required=True, nargs="+", help="checkpoint(s), one table row each per decoding")
     p.add_argument("--answers", required=True, help="answer list in pieces (closed-set decoding)")
     p.add_argument("--subset", default="test")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--out", required=True, help="markdown file to write")
-    p.add_argument("--label", default="unix_small + EfficientNet-Lite0 features")
+    p.add_argument("--label", nargs="+", default=None,
+                   help="one label per --path (default: 'unix_small + EfficientNet-Lite0 features' for one "
+                        "checkpoint, the checkpoint path for several)")
     p.add_argument("--templates", type=int, default=30,
                    help="also tabulate accuracy per question template (the question with every reference "
                         "answer's words replaced by _) for the N most frequent templates; 0: no such table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.label is None:
+        a.label = ["unix_small + EfficientNet-Lite0 features"] if len(a.path) == 1 else list(a.path)
+    if len(a.label) != len(a.path):
+        p.error(f"{len(a.label)} --label for {len(a.path)} --path")
+    return a
 
 
-def generate(a, out_path, closed):
+def generate(a, path, out_path, closed):
     cmd = ["fairseq-generate", a.data, "--user-dir", os.path.join(ROOT, "fairseq_plugins"), "--task", "unix_vqa",
-           "--path", a.path, "--gen-subset", a.subset, "--beam", str(a.beam), "--batch-size", "128",
+           "--path", path, "--gen-subset", a.subset, "--beam", str(a.beam), "--batch-size", "128",
            "--scoring", "vqa_accuracy", "--post-process", "sentencepiece", *a.extra]
     if closed:
         cmd += ["--constraint-answers", a.answers]
@@ -129,33 +138,38 @@ def main(argv=None) -> int:
     work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
     os.makedirs(work, exist_ok=True)
     rows = []
-    for mode, closed in (("free", False), ("closed set", True)):
-        out = os.path.join(work, f"gen_{a.subset}_{mode.replace(' ', '_')}.txt")
-        cmd = generate(a, out, closed)
-        printed, summary, n = read(out)
-        if printed is None or abs(printed - summary["accuracy"]) > 0.01:
-            raise ValueError(f"{out}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
-        rows.append({"mode": mode, "accuracy": summary["accuracy"], "by_type": summary["by_type"], "n": n,
-                     "command": " ".join(shlex.quote(c) for c in cmd),
-                     "by_template": template_accuracy(read_questions(out)) if a.templates else {}})
+    for k, (path, label) in enumerate(zip(a.path, a.label)):
+        for mode, closed in (("free", False), ("closed set", True)):
+            tag = f"{k}_" if len(a.path) > 1 else ""
+            out = os.path.join(work, f"gen_{a.subset}_{tag}{mode.replace(' ', '_')}.txt")
+            cmd = generate(a, path, out, closed)
+            printed, summary, n = read(out)
+            if printed is None or abs(printed - summary["accuracy"]) > 0.01:
+                raise ValueError(f"{out}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
+            rows.append({"label": label, "path": path, "mode": mode, "accuracy": summary["accuracy"],
+                         "by_type": summary["by_type"], "n": n, "command": " ".join(shlex.quote(c) for c in cmd),
+                         "by_template": template_accuracy(read_questions(out)) if a.templates else {}})
+    several = len(a.path) > 1
     types = [t for t in ANSWER_TYPES if any(t in r["by_type"] for r in rows)]
     lines = ["# easy-VQA results", "",
              provenance(), "",
              f"| model | decoding | {a.subset} accuracy (%) | questions | " + " | ".join(types) + " |",
              "|---|---|---|---|" + "---|" * len(types)]
-    lines += [f"| {a.label} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} | " + " | ".join(
+    lines += [f"| {r['label']} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} | " + " | ".join(
         "{:.2f} (n={})".format(*r["by_type"][t]) if t in r["by_type"] else "-" for t in types) + " |" for r in rows]
     if a.templates:
         counts = {t: n for r in rows for t, (_, n) in r["by_template"].items()}
         top = sorted(counts, key=lambda t: (-counts[t], t))[:a.templates]
         lines += ["", f"By question template ({len(top)} most frequent of {len(counts)}; reference answers' "
                   "words replaced by `_`), accuracy (%):", "",
-                  "| template | questions | " + " | ".join(r["mode"] for r in rows) + " |",
+                  "| template | questions | " + " | ".join(
+                      f"{r['label']}, {r['mode']}" if several else r["mode"] for r in rows) + " |",
                   "|---|---|" + "---|" * len(rows)]
         lines += [f"| {t} | {counts[t]} | " + " | ".join(
             "{:.2f}".format(r["by_template"][t][0]) if t in r["by_template"] else "-" for r in rows) + " |"
             for t in top]
-    lines += ["", "Generate commands:", ""] + [f"- {r['mode']}: `{r['command']}`" for r in rows]
+    lines += ["", "Generate commands:", ""] + [
+        f"- {r['label'] + ', ' if several else ''}{r['mode']}: `{r['command']}`" for r in rows]
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.splitext(a.out)[0] + ".json", "w") as f:

@@ -105,3 +105,23 @@ def test_own_jsonl_data_with_an_empty_question(spm_model, tmp_path):
     assert read_lines(str(tmp_path / "out" / "answers.txt")) == ["yes"]
     assert read_lines(str(tmp_path / "out" / "valid.images.txt")) == ["a.png"]
     assert not (tmp_path / "out" / "test.images.txt").exists()
+
+
+def test_exclude_train_questions_filters_train_only(spm_model, tmp_path):
+    entries = [["is it red?", "yes", 0], ["is it not red?", "no", 1], ["what color?", "red", 2],
+               ["is no red shape present?", "no", 0], ["is it red?", "no", 3]]
+    root = fake_easy_vqa(tmp_path / "easy", entries)
+    out = tmp_path / "out"
+    assert main(["--spm-model", spm_model, "--out", str(out), "--easy-vqa-dir", str(root), "--valid-images", "1",
+                 "--exclude-train-questions", r"(^is no | not )"]) == 0
+    train = [json.loads(l)["question"] for l in (out / "jsonl" / "train.jsonl").read_text().splitlines()]
+    assert train == ["is it red?", "what color?"]  # image 3 is the valid image; negated questions dropped
+    valid = [json.loads(l)["question"] for l in (out / "jsonl" / "valid.jsonl").read_text().splitlines()]
+    assert valid == ["is it red?"]
+    assert read_lines(str(out / "test.images.txt")) == ["test/images/0.png"]
+    with pytest.raises(VQADataError, match="matches all 4 training questions"):
+        main(["--spm-model", spm_model, "--out", str(out), "--easy-vqa-dir", str(root), "--valid-images", "1",
+              "--exclude-train-questions", "."])
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        main(["--spm-model", spm_model, "--out", str(out), "--easy-vqa-dir", str(root), "--valid-images", "1",
+              "--exclude-train-questions", "("])

@@ -35,7 +35,7 @@ def test_missing_answer_is_an_error(tmp_path):
 def test_main_writes_both_decodings_with_answer_types(tmp_path, monkeypatch):
     rows = [("what color?", "red", "red"), ("is there?", "no", "yes"), ("is there?", "yes", "yes")]
 
-    def fake_generate(a, out_path, closed):
+    def fake_generate(a, path, out_path, closed):
         write(out_path, rows, 66.67)
         return ["fairseq-generate", "--constraint-answers" if closed else "--free"]
 
@@ -55,7 +55,7 @@ def test_template_table_masks_reference_answers(tmp_path, monkeypatch):
     table = vqa_results.template_accuracy(vqa_results.read_questions(str(tmp_path / "gen.txt")))
     assert table == {"is there a _ shape ?": (pytest.approx(200 / 3), 3), "what color is the shape ?": (50.0, 2)}
 
-    def fake_generate(a, out_path, closed):
+    def fake_generate(a, path, out_path, closed):
         write(out_path, rows, 60.0)
         return ["fairseq-generate"]
 
@@ -65,3 +65,30 @@ def test_template_table_masks_reference_answers(tmp_path, monkeypatch):
     text = out.read_text()
     assert "By question template (1 most frequent of 2;" in text
     assert "| is there a _ shape ? | 3 | 66.67 | 66.67 |" in text and "what color is" not in text
+
+
+def test_several_checkpoints_one_row_each(tmp_path, monkeypatch):
+    answers = {"a.pt": ["red", "no", "no"], "b.pt": ["red", "yes", "yes"]}
+    targets = [("what color?", "red"), ("is there?", "no"), ("is there?", "yes")]
+    calls = []
+
+    def fake_generate(a, path, out_path, closed):
+        calls.append((path, closed))
+        rows = [(q, t, ans) for (q, t), ans in zip(targets, answers[path])]
+        write(out_path, rows, round(100 * sum(t == x for (_, t), x in zip(targets, answers[path])) / 3, 2))
+        return ["fairseq-generate", "--path", path]
+
+    monkeypatch.setattr(vqa_results, "generate", fake_generate)
+    out = tmp_path / "RESULTS.md"
+    vqa_results.main(["--data", "d", "--path", "a.pt", "b.pt", "--label", "one", "two", "--answers", "x.txt",
+                      "--out", str(out), "--templates", "1"])
+    assert calls == [("a.pt", False), ("a.pt", True), ("b.pt", False), ("b.pt", True)]
+    text = out.read_text()
+    assert "| one | free | 66.67 | 3 | 50.00 (n=2) | 100.00 (n=1) |" in text
+    assert "| two | closed set | 66.67 | 3 | 50.00 (n=2) | 100.00 (n=1) |" in text
+    assert "| template | questions | one, free | one, closed set | two, free | two, closed set |" in text
+    assert "| is there ? | 2 | 50.00 | 50.00 | 50.00 | 50.00 |" in text
+    assert "- two, closed set: `fairseq-generate --path b.pt`" in text
+    with pytest.raises(SystemExit):
+        vqa_results.main(["--data", "d", "--path", "a.pt", "b.pt", "--label", "one", "--answers", "x.txt",
+                          "--out", str(out)])
