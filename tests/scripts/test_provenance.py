@@ -1,0 +1,33 @@
+"""scripts.git_commit: the commit stamped into results files says when the code was not committed."""
+
+import subprocess
+
+import pytest
+
+import scripts
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_git_commit_marks_uncommitted_changes(tmp_path, monkeypatch):
+    try:
+        git(tmp_path, "init", "-q")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git is not available")
+    git(tmp_path, "config", "user.email", "t@example.com")
+    git(tmp_path, "config", "user.name", "t")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git(tmp_path, "add", "a.py")
+    git(tmp_path, "commit", "-q", "-m", "one")
+    head = git(tmp_path, "rev-parse", "--short", "HEAD")
+    monkeypatch.setattr(scripts, "ROOT", str(tmp_path))
+    assert scripts.git_commit() == head
+    (tmp_path / "new.txt").write_text("untracked files do not count\n")
+    assert scripts.git_commit() == head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert scripts.git_commit() == head + "+dirty"
+    assert f"at commit `{head}+dirty`" in scripts.provenance()
+    monkeypatch.setattr(scripts, "ROOT", str(tmp_path / "missing"))
+    assert scripts.git_commit() == "unknown"
