@@ -141,7 +141,8 @@ def main(argv=None) -> int:
     for k, (path, label) in enumerate(zip(a.path, a.label)):
         for mode, closed in (("free", False), ("closed set", True)):
             tag = f"{k}_" if len(a.path) > 1 else ""
-            out = os.path.join(work, f"gen_{a.subset}_{tag}{mode.replace(' ', '_')}.txt")
+            stem = os.path.splitext(os.path.basename(a.out))[0]  # two results files never share outputs
+            out = os.path.join(work, f"{stem}_gen_{a.subset}_{tag}{mode.replace(' ', '_')}.txt")
             cmd = generate(a, path, out, closed)
             printed, summary, n = read(out)
             if printed is None or abs(printed - summary["accuracy"]) > 0.01:
