@@ -14,16 +14,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def git_commit() -> str:
     """Short commit hash of the checkout, or ``unknown`` (stamped into every results file).
 
-    ``<hash>+dirty`` when tracked files differ from that commit (untracked and ignored files do not
-    count), so a results file written from uncommitted code says so.
+    ``<hash>+dirty`` when tracked code (``*.py``, ``*.sh``) differs from that commit, so a results file
+    written from uncommitted code says so. Other files (results tables being rewritten, READMEs) and
+    untracked files do not count.
     """
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                 text=True, check=True).stdout.strip()
         if not commit:
             return "unknown"
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                 capture_output=True, text=True, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py", "*.sh"],
+                                 cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         return commit + "+dirty" if changed else commit
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

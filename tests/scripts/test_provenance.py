@@ -26,6 +26,12 @@ def test_git_commit_marks_uncommitted_changes(tmp_path, monkeypatch):
     assert scripts.git_commit() == head
     (tmp_path / "new.txt").write_text("untracked files do not count\n")
     assert scripts.git_commit() == head
+    (tmp_path / "RESULTS.md").write_text("a table\n")
+    git(tmp_path, "add", "RESULTS.md")
+    git(tmp_path, "commit", "-q", "-m", "two")
+    head = git(tmp_path, "rev-parse", "--short", "HEAD")
+    (tmp_path / "RESULTS.md").write_text("a results table being rewritten is not code\n")
+    assert scripts.git_commit() == head
     (tmp_path / "a.py").write_text("x = 2\n")
     assert scripts.git_commit() == head + "+dirty"
     assert f"at commit `{head}+dirty`" in scripts.provenance()
