@@ -56,6 +56,23 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
+def results_work_dir(out: str) -> str:
+    """The folder, created, for the intermediate outputs behind the results file ``out``:
+    ``<its folder>/eval/<its stem>``, so two results files written at once never share outputs."""
+    work = os.path.join(os.path.dirname(os.path.abspath(out)), "eval", os.path.splitext(os.path.basename(out))[0])
+    os.makedirs(work, exist_ok=True)
+    return work
+
+
+def checkpoint_labels(paths, labels, default):
+    """One label per checkpoint: ``labels`` (the ``--label`` option) or, when not given, ``default``;
+    a count that differs from ``paths`` (``--path``) ends the script with a message."""
+    labels = list(labels) if labels else list(default)
+    if len(labels) != len(paths):
+        raise SystemExit(f"{len(paths)} checkpoints (--path) but {len(labels)} labels (--label)")
+    return labels
+
+
 def provenance() -> str:
     """The sentence every results file starts with: the command, the commit and the time."""
     return (f"Written by `python {command_line()}` at commit `{git_commit()}` on "

@@ -26,7 +26,7 @@ import subprocess
 import sys
 from typing import Dict, Optional
 
-from scripts import ROOT, provenance
+from scripts import ROOT, checkpoint_labels, provenance, results_work_dir
 from scripts.score_captions import pair_up
 from unix.data.captions import parse_generate_output
 from unix.metrics.caption import coco_scores
@@ -109,10 +109,8 @@ def evaluate(a, path: str, work: str):
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
-    labels = a.label or ["unix_small + EfficientNet-Lite0 (frozen, cached)"] * len(a.path)
-    if len(labels) != len(a.path):
-        raise SystemExit(f"{len(a.path)} checkpoints (--path) but {len(labels)} labels (--label)")
-    base = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
+    labels = checkpoint_labels(a.path, a.label, ["unix_small + EfficientNet-Lite0 (frozen, cached)"] * len(a.path))
+    base = results_work_dir(a.out)
     runs = []
     for k, (path, label) in enumerate(zip(a.path, labels)):
         work = base if len(a.path) == 1 else os.path.join(base, f"model{k + 1}")

@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import sys
 
-from scripts import ROOT, provenance
+from scripts import ROOT, checkpoint_labels, provenance, results_work_dir
 from unix.data.answer_balance import PLACEHOLDER, AnswerTemplater
 from unix.metrics.references import split_references
 from unix.metrics.vqa import ANSWER_TYPES, VQAAccuracy, vqa_accuracy
@@ -47,10 +47,8 @@ def parse_args(argv=None):
                         "answer's words replaced by _) for the N most frequent templates; 0: no such table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     a = p.parse_args(argv)
-    if a.label is None:
-        a.label = ["unix_small + EfficientNet-Lite0 features"] if len(a.path) == 1 else list(a.path)
-    if len(a.label) != len(a.path):
-        p.error(f"{len(a.label)} --label for {len(a.path)} --path")
+    a.label = checkpoint_labels(a.path, a.label, ["unix_small + EfficientNet-Lite0 features"] if len(a.path) == 1
+                                else a.path)
     return a
 
 
@@ -135,14 +133,13 @@ def template_accuracy(questions):
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
-    work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
-    os.makedirs(work, exist_ok=True)
+    work = results_work_dir(a.out)
+    several = len(a.path) > 1
     rows = []
     for k, (path, label) in enumerate(zip(a.path, a.label)):
         for mode, closed in (("free", False), ("closed set", True)):
-            tag = f"{k}_" if len(a.path) > 1 else ""
-            stem = os.path.splitext(os.path.basename(a.out))[0]  # two results files never share outputs
-            out = os.path.join(work, f"{stem}_gen_{a.subset}_{tag}{mode.replace(' ', '_')}.txt")
+            tag = f"{k}_" if several else ""
+            out = os.path.join(work, f"gen_{a.subset}_{tag}{mode.replace(' ', '_')}.txt")
             cmd = generate(a, path, out, closed)
             printed, summary, n = read(out)
             if printed is None or abs(printed - summary["accuracy"]) > 0.01:
@@ -150,7 +147,6 @@ def main(argv=None) -> int:
             rows.append({"label": label, "path": path, "mode": mode, "accuracy": summary["accuracy"],
                          "by_type": summary["by_type"], "n": n, "command": " ".join(shlex.quote(c) for c in cmd),
                          "by_template": template_accuracy(read_questions(out)) if a.templates else {}})
-    several = len(a.path) > 1
     types = [t for t in ANSWER_TYPES if any(t in r["by_type"] for r in rows)]
     lines = ["# easy-VQA results", "",
              provenance(), "",

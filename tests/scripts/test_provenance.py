@@ -37,3 +37,17 @@ def test_git_commit_marks_uncommitted_changes(tmp_path, monkeypatch):
     assert f"at commit `{head}+dirty`" in scripts.provenance()
     monkeypatch.setattr(scripts, "ROOT", str(tmp_path / "missing"))
     assert scripts.git_commit() == "unknown"
+
+
+def test_results_work_dir_is_per_results_file(tmp_path):
+    a = scripts.results_work_dir(str(tmp_path / "RESULTS.md"))
+    b = scripts.results_work_dir(str(tmp_path / "RESULTS_greedy.md"))
+    assert a == str(tmp_path / "eval" / "RESULTS") and b == str(tmp_path / "eval" / "RESULTS_greedy")
+    assert (tmp_path / "eval" / "RESULTS").is_dir() and (tmp_path / "eval" / "RESULTS_greedy").is_dir()
+
+
+def test_checkpoint_labels():
+    assert scripts.checkpoint_labels(["a.pt", "b.pt"], None, ["x", "y"]) == ["x", "y"]
+    assert scripts.checkpoint_labels(["a.pt"], ["mine"], ["x"]) == ["mine"]
+    with pytest.raises(SystemExit, match="2 checkpoints \\(--path\\) but 1 labels"):
+        scripts.checkpoint_labels(["a.pt", "b.pt"], ["one"], ["x", "y"])
