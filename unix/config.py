@@ -30,6 +30,8 @@ class UnixConfig:
         image_weights: local file with the backbone weights (never downloaded).
         freeze_image_encoder: keep the backbone frozen (eval mode, no gradients).
         image_feature_dim: channels ``C`` of precomputed features (ignored with a backbone).
+        image_pool_stages: earlier backbone stages average-pooled into every visual token,
+            comma-separated timm ``feature_info`` indices (``"0,1"``; ``""`` = last map only).
         max_visual_tokens: largest number ``N`` of visual tokens (size of the visual positions).
         embed_proj_dim: size of the pooled, normalised embeddings of ``encode_image``/``encode_text``
             (contrastive heads; 0 = no heads, as in fine-tuning).
@@ -53,6 +55,7 @@ class UnixConfig:
     image_weights: str = ""
     freeze_image_encoder: bool = True
     image_feature_dim: int = 0
+    image_pool_stages: str = ""
     max_visual_tokens: int = 256
     embed_proj_dim: int = 0
     itm_head: bool = False

@@ -20,6 +20,7 @@ from typing import List
 
 from fairseq.sequence_generator import EnsembleModel, SequenceGenerator
 
+from fairseq_plugins.generation.best_stop import BestStopMixin
 from unix.data.vqa import read_answer_list
 from unix.generation import AnswerTrie, constrain_log_probs
 
@@ -73,6 +74,10 @@ class TrieConstrainedSequenceGenerator(SequenceGenerator):
             raise ValueError(f"the longest answer has {answer_trie.max_len} tokens; the model generates "
                              f"at most {self.max_len - 1}")
         self.answer_trie = answer_trie
+
+
+class BestStopTrieGenerator(BestStopMixin, TrieConstrainedSequenceGenerator):
+    """Closed-set decoding with the stopping rule of :mod:`fairseq_plugins.generation.best_stop`."""
 
 
 def encode_answers(answers: List[str], dictionary, where: str = "answer list") -> List[List[int]]:

@@ -83,6 +83,9 @@ class UnixModelConfig(FairseqDataclass):
         "help": "train the image backbone too (default: frozen, in eval mode)"})
     image_feature_dim: int = field(default=0, metadata={
         "help": "channels of precomputed features (0 = taken from the task's feature cache)"})
+    image_pool_stages: str = field(default="", metadata={
+        "help": "earlier backbone stages average-pooled into every visual token, e.g. '0,1' (timm "
+                "feature_info indices); a feature cache must be built with the same --pool-stages"})
     max_visual_tokens: int = field(default=256, metadata={"help": "most visual tokens per image"})
     embed_proj_dim: int = field(default=0, metadata={"help": "contrastive head size (0 = none)"})
     itm_head: bool = field(default=False, metadata={"help": "image-text matching head (pre-training)"})

