@@ -217,3 +217,19 @@ def test_beam_scores_equal_teacher_forced_scores(tiny_corpus, pixel_run):
                 assert torch.allclose(h["positional_scores"], lprobs, atol=1e-4), (b, tokens.tolist())
                 checked += 1
     assert checked == 8 * 5
+
+
+def test_pooled_backbone_stages_from_the_command_line(tiny_corpus, tmp_path):
+    """--image-pool-stages reaches the core model: its visual tokens carry the extra channels."""
+    import fairseq_plugins  # noqa: F401
+    from fairseq import checkpoint_utils
+
+    train(tiny_corpus, tmp_path, "--image-root", str(tiny_corpus / "images"), "--image-encoder",
+          "test_efficientnet", "--image-pool-stages", "0,1", updates=2)
+    models, _, _ = checkpoint_utils.load_model_ensemble_and_task(
+        [str(tmp_path / "checkpoint_last.pt")],
+        arg_overrides={"data": str(tiny_corpus / "bin"), "image_root": str(tiny_corpus / "images")})
+    enc = models[0].encoder.core.image_encoder
+    info = enc.backbone.feature_info
+    assert enc.pool_stages == (0, 1)
+    assert enc.feature_dim == enc.backbone.num_features + info[0]["num_chs"] + info[1]["num_chs"]
