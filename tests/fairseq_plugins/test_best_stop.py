@@ -35,7 +35,7 @@ class ScriptedDecoder(FairseqIncrementalDecoder):
                 top, nxt = 0.99, self.dictionary.eos()
             p = torch.full((V,), (1 - top) / (V - 1), dtype=torch.float64)
             p[nxt] = top
-            rows.append(p.double().log().float())
+            rows.append(p.log().float())
         return torch.stack(rows)[:, None, :], {"attn": [None]}
 
     def reorder_incremental_state(self, incremental_state, new_order):

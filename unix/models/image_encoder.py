@@ -58,13 +58,13 @@ def backbone_tokens(backbone: nn.Module, images: torch.Tensor, pool_stages: Sequ
     stages keep low-level cues, colour above all, that the last stage of an ImageNet backbone
     has learned to discard. CNN backbones only.
     """
-    last = backbone.forward_features(images)
     if not pool_stages:
-        return feature_map_to_tokens(last)
+        return feature_map_to_tokens(backbone.forward_features(images))
+    check_stages(backbone, pool_stages)
+    # one pass: timm returns forward_features' output together with the intermediate maps
+    last, inter = backbone.forward_intermediates(images, indices=list(pool_stages))
     if last.dim() != 4:
         raise ValueError("pooled backbone stages need a CNN backbone (a (B, C, h, w) feature map)")
-    check_stages(backbone, pool_stages)
-    inter = backbone.forward_intermediates(images, indices=list(pool_stages), intermediates_only=True)
     pooled = [F.adaptive_avg_pool2d(x, last.shape[-2:]) for x in inter]
     return feature_map_to_tokens(torch.cat([last] + pooled, dim=1))
 
