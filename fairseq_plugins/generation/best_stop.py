@@ -88,5 +88,22 @@ def sentence_done(finished_hypos: List[Dict[str, torch.Tensor]], beam_size: int,
     return len(finished_hypos) >= beam_size and float(finished_hypos[0]["score"]) >= live_bound
 
 
+def _switched_on(name: str, value) -> bool:
+    if name == "diversity_rate":
+        return value is not None and value > -1
+    if name == "diverse_beam_groups":
+        return value is not None and not isinstance(value, str) and value > 0
+    return bool(value)
+
+
+def plain_beam(args) -> bool:
+    """Beam search without sampling, diversity, lexical constraints or alignments (fairseq's options).
+
+    Only there does the stopping rule of :class:`BestStopMixin` apply; elsewhere fairseq's is kept.
+    """
+    return not any(_switched_on(name, getattr(args, name, None)) for name in
+                   ("sampling", "constraints", "print_alignment", "diverse_beam_groups", "diversity_rate"))
+
+
 class BestStopSequenceGenerator(BestStopMixin, SequenceGenerator):
     """fairseq's ``SequenceGenerator`` with the stopping rule of :class:`BestStopMixin`."""

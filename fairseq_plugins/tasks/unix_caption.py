@@ -26,6 +26,7 @@ from fairseq.data import BaseWrapperDataset
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
+from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator, plain_beam
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
 from unix.data.captions import first_reference, group_references
 from unix.data.feature_cache import FeatureCache, cache_key
@@ -50,6 +51,10 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
         "help": "generate on the validation sets and log 'cider' (CIDEr-D x100 against all references)"})
     eval_cider_args: str = field(default='{"beam": 1, "max_len_a": 0, "max_len_b": 40}', metadata={
         "help": "generation args for --eval-cider, as JSON"})
+    best_beam_stop: bool = field(default=False, metadata={
+        "help": "beam search keeps the `beam` best finished captions and ends a photo's search only when "
+                "no live hypothesis can beat the best (fairseq_plugins.generation.best_stop, the default of "
+                "unix_vqa); default: fairseq's rule (the first `beam` finished captions)"})
     eval_cider_print_samples: bool = field(default=False, metadata={
         "help": "log one generated caption and its references per validation batch"})
 
@@ -216,6 +221,14 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         if self.cfg.eval_cider:
             self.cider_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_cider_args)))
         return model
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
+                        prefix_allowed_tokens_fn=None):
+        """fairseq's generator; with ``--best-beam-stop``, plain beam search stops as in unix_vqa."""
+        if self.cfg.best_beam_stop and seq_gen_cls is None and prefix_allowed_tokens_fn is None \
+                and plain_beam(args) and not getattr(args, "score_reference", False):
+            seq_gen_cls = BestStopSequenceGenerator
+        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
 
     def first_reference_sample(self, sample):
         """The sample with multi-reference targets cut to their first reference (for the loss)."""

@@ -26,7 +26,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
-from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator
+from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator, plain_beam
 from fairseq_plugins.generation.trie_generator import (BestStopTrieGenerator, TrieConstrainedSequenceGenerator,
                                                        load_answer_trie)
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
@@ -82,12 +82,6 @@ _NOT_WITH_CLOSED_SET = {
     "diverse_beam_groups": _positive, "prefix_size": _positive, "no_repeat_ngram_size": _positive,
     "diversity_rate": lambda v: v is not None and v > -1, "min_len": lambda v: v is not None and v > 1,
 }
-
-
-def _plain_beam(args) -> bool:
-    """Beam search without sampling, diversity, lexical constraints or alignments (fairseq's options)."""
-    return not any(switched_on(getattr(args, name, None)) for name, switched_on in _NOT_WITH_CLOSED_SET.items()
-                   if name in ("sampling", "constraints", "print_alignment", "diverse_beam_groups", "diversity_rate"))
 
 
 @register_task("unix_vqa", dataclass=UnixVQAConfig)
@@ -205,7 +199,7 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
         """
         best_stop = not self.cfg.fairseq_beam_stop
         if self.answer_trie is None or getattr(args, "score_reference", False):
-            if best_stop and seq_gen_cls is None and prefix_allowed_tokens_fn is None and _plain_beam(args):
+            if best_stop and seq_gen_cls is None and prefix_allowed_tokens_fn is None and plain_beam(args):
                 seq_gen_cls = BestStopSequenceGenerator
             return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs,
                                            prefix_allowed_tokens_fn)

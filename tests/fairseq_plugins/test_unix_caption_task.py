@@ -86,6 +86,23 @@ def test_caption_lang_overrides_the_tag_and_unknown_languages_are_refused(data):
         setup(data["bin"], "--image-features", data["cache"], "--caption-lang", "xx")
 
 
+def test_best_beam_stop_picks_the_generator_class(data):
+    """--best-beam-stop gives plain beam search the best-stop rule; sampling and the default keep fairseq's."""
+    from argparse import Namespace
+
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator
+
+    for flags, args, expected in [([], {}, SequenceGenerator),
+                                  (["--best-beam-stop"], {}, BestStopSequenceGenerator),
+                                  (["--best-beam-stop"], {"sampling": True}, SequenceGenerator),
+                                  (["--best-beam-stop"], {"diverse_beam_groups": 2}, SequenceGenerator)]:
+        task, cfg = setup(data["bin"], "--image-features", data["cache"], *flags)
+        model = task.build_model(cfg.model)
+        assert type(task.build_generator([model], Namespace(beam=2, **args))) is expected, (flags, args)
+
+
 def test_cached_features_of_other_weights_are_refused(data):
     base = ["--image-root", data["images"], "--image-features", data["cache"], "--image-encoder", "test_efficientnet"]
     task, cfg = setup(data["bin"], *base, "--image-weights", data["weights_b"])

@@ -118,6 +118,10 @@ class ImageEncoder(nn.Module):
         self.backbone: Optional[nn.Module] = create_backbone(backbone, weights) if backbone else None
         if self.backbone is not None:
             feature_dim = self.backbone.num_features + stage_channels(self.backbone, self.pool_stages)
+        elif self.pool_stages:
+            logger.warning("pool_stages %s has no effect without a backbone: precomputed features are used "
+                           "as given (a feature cache built with --pool-stages already holds them)",
+                           ",".join(map(str, self.pool_stages)))
         if feature_dim <= 0:
             raise ValueError("an image encoder needs a timm backbone name or image_feature_dim > 0")
         self.feature_dim = feature_dim
