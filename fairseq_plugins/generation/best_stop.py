@@ -88,12 +88,17 @@ def sentence_done(finished_hypos: List[Dict[str, torch.Tensor]], beam_size: int,
     return len(finished_hypos) >= beam_size and float(finished_hypos[0]["score"]) >= live_bound
 
 
-def _switched_on(name: str, value) -> bool:
-    if name == "diversity_rate":
-        return value is not None and value > -1
-    if name == "diverse_beam_groups":
-        return value is not None and not isinstance(value, str) and value > 0
-    return bool(value)
+def positive(v) -> bool:
+    """A numeric generation option that is set and above 0 (fairseq's "off" is -1 or 0)."""
+    return v is not None and not isinstance(v, str) and v > 0
+
+
+# fairseq generation options that make decoding something other than plain beam search
+# -> "is it switched on?"
+NOT_PLAIN_BEAM = {
+    "sampling": bool, "constraints": bool, "print_alignment": bool, "diverse_beam_groups": positive,
+    "diversity_rate": lambda v: v is not None and v > -1,
+}
 
 
 def plain_beam(args) -> bool:
@@ -101,9 +106,19 @@ def plain_beam(args) -> bool:
 
     Only there does the stopping rule of :class:`BestStopMixin` apply; elsewhere fairseq's is kept.
     """
-    return not any(_switched_on(name, getattr(args, name, None)) for name in
-                   ("sampling", "constraints", "print_alignment", "diverse_beam_groups", "diversity_rate"))
+    return not any(switched_on(getattr(args, name, None)) for name, switched_on in NOT_PLAIN_BEAM.items())
 
 
 class BestStopSequenceGenerator(BestStopMixin, SequenceGenerator):
     """fairseq's ``SequenceGenerator`` with the stopping rule of :class:`BestStopMixin`."""
+
+
+def generator_class(best_stop: bool, args, seq_gen_cls=None, prefix_allowed_tokens_fn=None):
+    """The class a task's ``build_generator`` hands to fairseq's.
+
+    :class:`BestStopSequenceGenerator` when the rule is asked for (``best_stop``) and applies:
+    plain beam search, no other generator class and no prefix function; else ``seq_gen_cls``.
+    """
+    if best_stop and seq_gen_cls is None and prefix_allowed_tokens_fn is None and plain_beam(args):
+        return BestStopSequenceGenerator
+    return seq_gen_cls

@@ -26,7 +26,7 @@ from fairseq.data import BaseWrapperDataset
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
-from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator, plain_beam
+from fairseq_plugins.generation.best_stop import generator_class
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
 from unix.data.captions import first_reference, group_references
 from unix.data.feature_cache import FeatureCache, cache_key
@@ -225,10 +225,8 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
         """fairseq's generator; with ``--best-beam-stop``, plain beam search stops as in unix_vqa."""
-        if self.cfg.best_beam_stop and seq_gen_cls is None and prefix_allowed_tokens_fn is None \
-                and plain_beam(args) and not getattr(args, "score_reference", False):
-            seq_gen_cls = BestStopSequenceGenerator
-        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
+        cls = generator_class(self.cfg.best_beam_stop, args, seq_gen_cls, prefix_allowed_tokens_fn)
+        return super().build_generator(models, args, cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
 
     def first_reference_sample(self, sample):
         """The sample with multi-reference targets cut to their first reference (for the loss)."""

@@ -26,7 +26,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
-from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator, plain_beam
+from fairseq_plugins.generation.best_stop import NOT_PLAIN_BEAM, generator_class, positive
 from fairseq_plugins.generation.trie_generator import (BestStopTrieGenerator, TrieConstrainedSequenceGenerator,
                                                        load_answer_trie)
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
@@ -72,15 +72,10 @@ class UnixVQAConfig(TranslationConfig, UnixImageDataConfig):
         "help": "log a generated answer and its references for every valid batch"})
 
 
-def _positive(v) -> bool:
-    return v is not None and not isinstance(v, str) and v > 0
-
-
 # generation options that closed-set decoding cannot honour -> "is it switched on?"
 _NOT_WITH_CLOSED_SET = {
-    "sampling": bool, "match_source_len": bool, "constraints": bool, "print_alignment": bool,
-    "diverse_beam_groups": _positive, "prefix_size": _positive, "no_repeat_ngram_size": _positive,
-    "diversity_rate": lambda v: v is not None and v > -1, "min_len": lambda v: v is not None and v > 1,
+    **NOT_PLAIN_BEAM, "match_source_len": bool, "prefix_size": positive, "no_repeat_ngram_size": positive,
+    "min_len": lambda v: v is not None and v > 1,
 }
 
 
@@ -199,10 +194,9 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
         """
         best_stop = not self.cfg.fairseq_beam_stop
         if self.answer_trie is None or getattr(args, "score_reference", False):
-            if best_stop and seq_gen_cls is None and prefix_allowed_tokens_fn is None and plain_beam(args):
-                seq_gen_cls = BestStopSequenceGenerator
-            return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs,
-                                           prefix_allowed_tokens_fn)
+            return super().build_generator(models, args, generator_class(best_stop, args, seq_gen_cls,
+                                                                         prefix_allowed_tokens_fn),
+                                           extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
         for name, switched_on in _NOT_WITH_CLOSED_SET.items():
             if switched_on(getattr(args, name, None)):
                 raise ValueError(f"--{name.replace('_', '-')} cannot be combined with --constraint-answers "
