@@ -77,6 +77,9 @@ class UnixScstCriterion(FairseqCriterion):
         super().__init__(task)
         if not hasattr(task, "corpus_cider"):
             raise ValueError("--criterion unix_scst needs --task unix_caption (it scores captions by CIDEr-D)")
+        if getattr(task.cfg, "group_by_photo", False):
+            raise ValueError("--criterion unix_scst scores every photo's candidates against all its references: "
+                             "batches grouped by photo (--group-by-photo) would repeat photos; drop the option")
         if scst_baseline == "mean" and scst_candidates < 2:
             raise ValueError("--scst-baseline mean needs --scst-candidates >= 2")
         self.k = scst_candidates

@@ -86,13 +86,24 @@ def load_image_source(list_path: str, num_sentences: int, image_root: Optional[s
 
 
 class ImagePairDataset(BaseWrapperDataset):
-    """Wraps a ``LanguagePairDataset``; adds each sentence's image to its sample and batch."""
+    """Wraps a ``LanguagePairDataset``; adds each sentence's image to its sample and batch.
 
-    def __init__(self, dataset, images: ImageSource):
+    Args:
+        dataset: the text pairs.
+        images: one optional image per pair.
+        input_groups: optional (N,) ints, equal for pairs with the same encoder input (same
+            image and source, e.g. captions of one photo in one language); batches then carry
+            ``duplicate_of`` so the encoder runs once per distinct input.
+    """
+
+    def __init__(self, dataset, images: ImageSource, input_groups: Optional[np.ndarray] = None):
         super().__init__(dataset)
         if len(images) != len(dataset):
             raise ImageError(f"{images.list_path}: {len(images)} images for {len(dataset)} sentences")
+        if input_groups is not None and len(input_groups) != len(dataset):
+            raise ValueError(f"{len(input_groups)} input groups for {len(dataset)} sentences")
         self.images = images
+        self.input_groups = input_groups
 
     def __getitem__(self, index):
         item = self.dataset[index]
@@ -101,4 +112,5 @@ class ImagePairDataset(BaseWrapperDataset):
 
     def collater(self, samples):
         batch = self.dataset.collater(samples)
-        return add_images_to_batch(batch, {s["id"]: s["image"] for s in samples}, self.images.key)
+        groups = None if self.input_groups is None else {s["id"]: int(self.input_groups[s["id"]]) for s in samples}
+        return add_images_to_batch(batch, {s["id"]: s["image"] for s in samples}, self.images.key, groups)

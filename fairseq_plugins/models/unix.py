@@ -109,8 +109,9 @@ class UnixFairseqEncoder(FairseqEncoder):
         self.core = core
 
     def forward(self, src_tokens, src_lengths=None, images=None, image_features=None, image_mask=None,
-                **unused):
-        return self.core(src_tokens, images=images, image_features=image_features, image_mask=image_mask)
+                duplicate_of=None, **unused):
+        return self.core(src_tokens, images=images, image_features=image_features, image_mask=image_mask,
+                         duplicate_of=duplicate_of)
 
     def reorder_encoder_out(self, encoder_out, new_order):
         return reorder_encoder_out(encoder_out, new_order)

@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from fairseq_plugins.data.image_grouped_dataset import ImageGroupedDataset
+from fairseq_plugins.data.input_grouped_dataset import InputGroupedDataset
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, ImageSource, load_image_source
 from fairseq_plugins.data.random_order_dataset import RandomOrderDataset
 from unix.data.feature_cache import FeatureCache
@@ -104,12 +105,20 @@ class ImageTaskMixin:
         and validation silently skip up to 7 sentences. Only training keeps that behaviour.
         With ``--random-batches`` the training split is batched in a new random order each epoch
         (a weighted draw when the task set ``train_sample_weights``, e.g. ``--balance-answers``);
-        with ``--group-by-image`` its batches are all-image or all-text.
+        with ``--group-by-image`` its batches are all-image or all-text; when the task set
+        ``train_input_groups`` (captioning's ``--group-by-photo``), samples with the same encoder
+        input are batched together.
         """
         train = self.datasets.get(getattr(self.cfg, "train_subset", "train"))
         if dataset is train:
             images = getattr(dataset, "images", None)  # ImagePairDataset's ImageSource
             weights = getattr(self, "train_sample_weights", None)
+            groups = getattr(self, "train_input_groups", None)
+            if groups is not None:
+                if self.cfg.random_batches or weights is not None or self.cfg.group_by_image:
+                    raise ValueError("batches grouped by encoder input (--group-by-photo) exclude "
+                                     "--random-batches, weighted sampling and --group-by-image")
+                dataset = InputGroupedDataset(dataset, groups)
             if self.cfg.random_batches or weights is not None:
                 dataset = RandomOrderDataset(dataset, weights)
             if self.cfg.group_by_image:

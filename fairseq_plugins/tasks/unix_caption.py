@@ -55,6 +55,10 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
         "help": "beam search keeps the `beam` best finished captions and ends a photo's search only when "
                 "no live hypothesis can beat the best (fairseq_plugins.generation.best_stop, the default of "
                 "unix_vqa); default: fairseq's rule (the first `beam` finished captions)"})
+    group_by_photo: bool = field(default=False, metadata={
+        "help": "training batches hold the captions of a photo in a language together, and the encoder "
+                "runs once per (photo, language) of a batch instead of once per caption (they then share "
+                "encoder dropout); not for --criterion unix_scst, whose batches should be distinct photos"})
     eval_cider_print_samples: bool = field(default=False, metadata={
         "help": "log one generated caption and its references per validation batch"})
 
@@ -74,6 +78,13 @@ def check_feature_cache(path: str, backbone: str, weights: str, pool_stages: str
                        "for backbone name and transform", backbone)
     return FeatureCache(path, expected_key=cache_key(backbone, resolved, build_transform(backbone, train=False),
                                                      parse_stages(pool_stages)))
+
+
+def photo_language_groups(paths: List[str], sources) -> np.ndarray:
+    """(N,) ids, equal for samples with the same photo and language tag (the same encoder input)."""
+    keys = [(p, int(sources[i][0])) for i, p in enumerate(paths)]
+    ids: Dict[Tuple[str, int], int] = {}
+    return np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
 
 
 class _SplitTaggedDataset(BaseWrapperDataset):
@@ -126,6 +137,7 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         self._cider: Dict[str, Tuple[CorpusCiderD, List[List[str]]]] = {}
         self._train_transform = None
         self._loading_split: Optional[str] = None
+        self.train_input_groups: Optional[np.ndarray] = None  # (N,) with --group-by-photo
         self.cider_generator = None
 
     # -- images ----------------------------------------------------------------------------------
@@ -212,6 +224,11 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             if missing:
                 raise ImageError(f"{wrapped.images.list_path}:{missing[0] + 1}: empty line, but every caption "
                                  f"needs its photo ({len(missing)} lines without one)")
+            if self.cfg.group_by_photo and split == self.cfg.train_subset:
+                wrapped.input_groups = self.train_input_groups = photo_language_groups(
+                    wrapped.images.paths, dataset.src)
+                logger.info("%s: --group-by-photo: %d captions of %d (photo, language) inputs", split,
+                            len(dataset), self.train_input_groups.max() + 1)
         self.datasets[split] = _SplitTaggedDataset(wrapped, split)
 
     # -- model and validation ----------------------------------------------------------------------

@@ -375,3 +375,61 @@ def test_scst_criterion_rewards_candidates_by_cider_against_every_training_capti
     model.eval()
     vloss, vsize, vlog = criterion(model, batch)
     assert vsize == batch["ntokens"] and vlog["photos"] == 0 and vloss.item() > 0
+
+
+def test_grouped_order_keeps_groups_together_sorted_by_their_longest_member():
+    import numpy as np
+
+    from fairseq_plugins.data.input_grouped_dataset import grouped_order
+
+    lengths = np.array([5, 9, 3, 7, 4, 2, 8])
+    groups = np.array([10, 10, 20, 20, 30, 30, 30])  # longest: 9, 7, 8
+    order = grouped_order(lengths, groups, np.random.RandomState(0))
+    assert order.tolist() == [2, 3, 5, 4, 6, 0, 1]
+    with pytest.raises(ValueError, match="3 lengths for 2 group ids"):
+        grouped_order(lengths[:3], groups[:2])
+
+
+def test_group_by_photo_batches_a_photos_captions_together_and_encodes_each_photo_language_once(data):
+    """--group-by-photo: whole (photo, language) groups per batch, ``duplicate_of`` marks the repeats,
+    and the loss and its gradient equal those of encoding every caption on its own."""
+    base = ["--image-root", data["images"], "--image-features", data["cache"], "--dropout", "0"]
+    task, cfg = setup(data["bin"], *base, "--group-by-photo", "--max-tokens", 300)
+    task.load_dataset("train")
+    pair = task._pairs["train"]
+    photos = [line.strip() for line in open(data["bin"] / "train.images.txt", encoding="utf-8")]
+    key_of = [(photos[i], int(pair.src[i][0])) for i in range(len(pair))]
+    itr = task.get_batch_iterator(task.datasets["train"], max_tokens=300, seed=1, epoch=1).next_epoch_itr(shuffle=False)
+    batches = list(itr)
+    assert sum(len(b["id"]) for b in batches) == len(pair)
+    order = [i for b in batches for i in sorted(b["id"].tolist(), key=lambda i: (key_of[i], i))]
+    runs = [k for j, k in enumerate(key_of[i] for i in order) if j == 0 or key_of[order[j - 1]] != k]
+    assert len(runs) <= len(set(key_of)) + len(batches)  # a group is split only at a batch boundary
+    b = max(batches, key=lambda b: len(b["id"]) - len({key_of[i] for i in b["id"].tolist()}))
+    dup = b["net_input"]["duplicate_of"]
+    ids = b["id"].tolist()
+    assert [key_of[ids[int(j)]] for j in dup] == [key_of[i] for i in ids]
+    assert len(set(dup.tolist())) == len({key_of[i] for i in ids}) < len(ids)
+
+    torch.manual_seed(0)
+    model = task.build_model(cfg.model)
+    criterion = task.build_criterion(cfg.criterion)
+    out = []
+    for d in (dup, None):
+        net = dict(b["net_input"], duplicate_of=d)
+        model.zero_grad()
+        loss, _, _ = criterion(model, dict(b, net_input=net))
+        loss.backward()
+        out.append((loss.detach(), model.encoder.core.modality.weight.grad.clone()))
+    torch.testing.assert_close(out[0], out[1], atol=1e-5, rtol=1e-4)
+
+    plain, _ = setup(data["bin"], *base)
+    plain.load_dataset("train")
+    ds = plain.datasets["train"]
+    assert "duplicate_of" not in ds.collater([ds[i] for i in ids])["net_input"]
+    with pytest.raises(ValueError, match="exclude --random-batches"):
+        task.cfg.random_batches = True
+        task.get_batch_iterator(task.datasets["train"], max_tokens=300, seed=1, epoch=1)
+    scst, scst_cfg = setup(data["bin"], *base, "--group-by-photo", "--criterion", "unix_scst")
+    with pytest.raises(ValueError, match="--group-by-photo"):
+        scst.build_criterion(scst_cfg.criterion)

@@ -146,3 +146,39 @@ def test_unknown_arch_and_bad_features():
     src, prev, feats, mask = batch()
     with pytest.raises(ValueError, match="channels"):
         model(src, prev, image_features=torch.randn(3, 5, 7), image_mask=mask)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_duplicate_rows_are_encoded_once_with_the_same_output_and_gradient(arch):
+    """duplicate_of: only the distinct rows reach the encoder layers; outputs and gradients equal a full pass."""
+    from unix.data.collate import duplicate_index
+
+    model = build(arch, image_feature_dim=16)
+    src, prev, feats, mask = batch(B=3)
+    # rows 3, 4 repeat the input of row 0 (other targets), row 5 repeats row 1 (no image)
+    rows = torch.tensor([0, 1, 2, 0, 0, 1])
+    src, feats, mask = src[rows], feats[rows], mask[rows]
+    prev = torch.randint(4, V, (6, 6), generator=torch.Generator().manual_seed(2))
+    dup = duplicate_index(rows.tolist())
+    assert dup.tolist() == [0, 1, 2, 0, 0, 1]
+    seen = []
+    hook = model.encoder.fusion_layers[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    grads = []
+    for d in (None, dup):
+        model.zero_grad()
+        feats_d = feats.clone().requires_grad_()
+        logits = model(src, prev, image_features=feats_d, image_mask=mask, duplicate_of=d)
+        logits.logsumexp(-1).sum().backward()
+        per_input = torch.zeros_like(feats).index_add_(0, dup, feats_d.grad)  # repeats' grads summed
+        grads.append((logits.detach(), per_input, model.encoder.modality.weight.grad.clone()))
+    hook.remove()
+    assert seen == [6, 3]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_duplicate_of_must_point_at_rows_that_point_at_themselves():
+    model = build(image_feature_dim=16)
+    src, _, feats, mask = batch()
+    with pytest.raises(ValueError, match="duplicate_of"):
+        model.encode(src, image_features=feats, image_mask=mask, duplicate_of=torch.tensor([1, 2, 2]))

@@ -8,7 +8,7 @@ part is :func:`collate_images`, shared by everything.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Hashable, Optional, Sequence
 
 import torch
 
@@ -53,18 +53,36 @@ def collate_images(items: Sequence[Optional[torch.Tensor]]):
     return out, mask
 
 
-def add_images_to_batch(batch: Dict, images_by_id: Dict[int, Optional[torch.Tensor]], key: str) -> Dict:
+def duplicate_index(keys: Sequence[Hashable]) -> torch.Tensor:
+    """(B,) long: for each of B hashable keys, the position of the first row with the same key.
+
+    Example: ``duplicate_index(["a", "b", "a"])`` is ``tensor([0, 1, 0])``.
+    """
+    first: Dict[Hashable, int] = {}
+    return torch.tensor([first.setdefault(k, i) for i, k in enumerate(keys)], dtype=torch.long)
+
+
+def add_images_to_batch(batch: Dict, images_by_id: Dict[int, Optional[torch.Tensor]], key: str,
+                        inputs_by_id: Optional[Dict[int, Hashable]] = None) -> Dict:
     """Put the images of a collated fairseq batch into ``batch["net_input"]``, in batch order.
 
     Args:
         batch: a batch with ``id`` (B,) and ``net_input``.
         images_by_id: sample id -> image tensor or None.
         key: ``images`` (pixels) or ``image_features``.
+        inputs_by_id: sample id -> a key that is equal for samples with the same encoder input
+            (image and source); when the batch holds such repeats, ``net_input["duplicate_of"]``
+            (B,) lets the encoder run once per distinct input.
     """
     if not batch or "id" not in batch:
         return batch
-    stacked, mask = collate_images([images_by_id[int(i)] for i in batch["id"]])
+    ids = [int(i) for i in batch["id"]]
+    stacked, mask = collate_images([images_by_id[i] for i in ids])
     if stacked is not None:
         batch["net_input"][key] = stacked
         batch["net_input"]["image_mask"] = mask
+    if inputs_by_id is not None:
+        dup = duplicate_index([inputs_by_id[i] for i in ids])
+        if not torch.equal(dup, torch.arange(len(ids))):
+            batch["net_input"]["duplicate_of"] = dup
     return batch

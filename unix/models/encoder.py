@@ -79,7 +79,8 @@ class UnixEncoder(nn.Module):
     # -- full encoder --------------------------------------------------------------------------
     def forward(self, src_tokens: torch.Tensor, images: Optional[torch.Tensor] = None,
                 image_features: Optional[torch.Tensor] = None,
-                image_mask: Optional[torch.Tensor] = None) -> EncoderOut:
+                image_mask: Optional[torch.Tensor] = None,
+                duplicate_of: Optional[torch.Tensor] = None) -> EncoderOut:
         """Encode a batch.
 
         Args:
@@ -88,11 +89,17 @@ class UnixEncoder(nn.Module):
             image_features: (B, N, C) precomputed backbone features, instead of ``images``.
             image_mask: (B,) bool, True where the sample has an image (default: all, when
                 images or features are given).
+            duplicate_of: (B,) long, row ``i`` has the same input as row ``duplicate_of[i]``, a
+                row that is its own ``duplicate_of`` (e.g. several captions of one photo in one
+                language): only those rows are encoded, the others get a copy of their output
+                (in training they then share dropout masks). See :func:`unix.data.collate.duplicate_index`.
 
         Returns:
             dict with ``out`` (B, N+T, D) memory, ``padding_mask`` (B, N+T) True at padding,
             ``text`` (B, T, D) text-encoder states and ``text_padding_mask`` (B, T).
         """
+        if duplicate_of is not None:
+            return self._forward_unique(duplicate_of, src_tokens, images, image_features, image_mask)
         text, text_pad = self.encode_text_tokens(src_tokens)
         x = text + self.modality.weight[TEXT]
         pad = text_pad
@@ -117,6 +124,18 @@ class UnixEncoder(nn.Module):
         if self.final_norm is not None:
             x = self.final_norm(x)
         return {"out": x, "padding_mask": pad, "text": text, "text_padding_mask": text_pad}
+
+    def _forward_unique(self, duplicate_of: torch.Tensor, src_tokens: torch.Tensor, *image_inputs) -> EncoderOut:
+        """Encode the U distinct rows of a (B, ...) batch once, then copy their outputs to all B rows."""
+        B = src_tokens.shape[0]
+        rows = torch.arange(B, device=src_tokens.device)
+        if duplicate_of.shape != (B,) or not torch.equal(duplicate_of[duplicate_of], duplicate_of):
+            raise ValueError("duplicate_of must map every row of the batch to a row that maps to itself")
+        keep = (duplicate_of == rows).nonzero(as_tuple=True)[0]  # (U,)
+        slot = torch.full_like(rows, -1).index_copy(0, keep, torch.arange(len(keep), device=rows.device))
+        sub = [None if t is None else t.index_select(0, keep) for t in image_inputs]
+        enc = self.forward(src_tokens.index_select(0, keep), *sub)
+        return reorder_encoder_out(enc, slot[duplicate_of])  # (B, ...)
 
 
 def reorder_encoder_out(enc: EncoderOut, new_order: torch.Tensor) -> EncoderOut:

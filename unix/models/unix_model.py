@@ -66,9 +66,11 @@ class UnixModel(nn.Module):
     # -- generation path -----------------------------------------------------------------------
     def encode(self, src_tokens: torch.Tensor, images: Optional[torch.Tensor] = None,
                image_features: Optional[torch.Tensor] = None,
-               image_mask: Optional[torch.Tensor] = None) -> EncoderOut:
+               image_mask: Optional[torch.Tensor] = None,
+               duplicate_of: Optional[torch.Tensor] = None) -> EncoderOut:
         """See :meth:`UnixEncoder.forward`."""
-        return self.encoder(src_tokens, images=images, image_features=image_features, image_mask=image_mask)
+        return self.encoder(src_tokens, images=images, image_features=image_features, image_mask=image_mask,
+                            duplicate_of=duplicate_of)
 
     def decode(self, prev_output_tokens: torch.Tensor, encoder_out: EncoderOut,
                cache: Optional[Cache] = None) -> torch.Tensor:
@@ -77,9 +79,11 @@ class UnixModel(nn.Module):
 
     def forward(self, src_tokens: torch.Tensor, prev_output_tokens: torch.Tensor,
                 images: Optional[torch.Tensor] = None, image_features: Optional[torch.Tensor] = None,
-                image_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                image_mask: Optional[torch.Tensor] = None,
+                duplicate_of: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Teacher-forced logits (B, T, V)."""
-        return self.decode(prev_output_tokens, self.encode(src_tokens, images, image_features, image_mask))
+        return self.decode(prev_output_tokens,
+                           self.encode(src_tokens, images, image_features, image_mask, duplicate_of))
 
     @staticmethod
     def reorder_encoder_out(encoder_out: EncoderOut, new_order: torch.Tensor) -> EncoderOut:
