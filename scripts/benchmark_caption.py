@@ -6,7 +6,8 @@ batches and the encoder (photo tokens + language tag) runs once per caption. Wit
 ``--group-by-photo`` the captions of a photo in a language sit in one batch and the encoder runs
 once per (photo, language). This script builds both batchings of the same training split at the
 same ``--max-tokens``, reports what an epoch is made of (batches, captions per batch, distinct
-encoder inputs, padding) and times training steps (forward, label-smoothed loss, backward, Adam)
+encoder inputs, padding), how long reading and collating a batch takes in one process (photo
+decoding, for pixels; fairseq-train hides it behind ``--num-workers``) and times training steps (forward, label-smoothed loss, backward, Adam)
 of the same model on batches drawn from each, interleaved so machine load hits both alike. The
 figure that matters is the projected epoch time: batches per epoch x seconds per update.
 
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -120,7 +122,9 @@ def main(argv=None) -> int:
     for name, run in runs.items():
         pick = rng.choice(len(run["batches"]), size=min(n, len(run["batches"])), replace=False)
         ds = run["task"].dataset("train")
+        t0 = time.perf_counter()
         run["sample"] = [to_device(ds.collater([ds[int(i)] for i in run["batches"][j]]), args.device) for j in pick]
+        run["load_s"] = (time.perf_counter() - t0) / len(pick)  # reading (decoding) + collating a batch
         run["timer"] = TrainTimer(copy.deepcopy(model), criterion, args.device)
     for i in range(n):  # round-robin so a change of load hits both batchings alike
         for run in runs.values():
@@ -131,7 +135,8 @@ def main(argv=None) -> int:
         t = run["timer"].result()
         s_per_update = 1.0 / t["updates_per_s"]
         res[name] = {**run["stats"], "seconds_per_update": s_per_update, "target_tokens_per_s": t["target_tokens_per_s"],
-                     "timed_updates": t["updates"], "epoch_minutes": run["stats"]["batches"] * s_per_update / 60}
+                     "timed_updates": t["updates"], "epoch_minutes": run["stats"]["batches"] * s_per_update / 60,
+                     "load_seconds_per_batch": run["load_s"]}
     a, b = res["per_caption"], res["group_by_photo"]
     res["epoch_time_ratio_grouped_vs_per_caption"] = b["epoch_minutes"] / a["epoch_minutes"]
     images = "cached features" if args.image_features else \
@@ -144,7 +149,8 @@ def main(argv=None) -> int:
         lines.append(f"{name:15s} {r['batches']:5d} batches/epoch, {r['captions_per_batch']:6.1f} captions and "
                      f"{r['encoder_inputs_per_batch']:6.1f} encoder inputs per batch, {100 * r['target_padding']:4.1f}% "
                      f"target padding | {r['seconds_per_update']:6.3f} s/update, {r['target_tokens_per_s']:7.0f} "
-                     f"tgt tok/s | epoch {r['epoch_minutes']:6.1f} min")
+                     f"tgt tok/s | epoch {r['epoch_minutes']:6.1f} min | loading {r['load_seconds_per_batch']:6.3f} s/batch "
+                     "(one process, not timed in the epoch)")
     lines.append(f"epoch time with --group-by-photo: {res['epoch_time_ratio_grouped_vs_per_caption']:.2f}x per-caption batching")
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:

@@ -10,9 +10,11 @@ collater :func:`unix.data.collate.add_images_to_batch`.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Callable, List, Optional
 
 import numpy as np
+import torch
 from fairseq.data import BaseWrapperDataset
 
 from unix.data.collate import add_images_to_batch
@@ -31,6 +33,12 @@ class ImageSource:
         transform: pixel transform (a callable, or a zero-argument getter of one, so the task can
             set it once the model is known); unused with a feature cache.
         cache: feature cache, or ``None`` to load pixels.
+
+    Attributes:
+        reuse_pixels: keep the transformed pixels of this many recent photos and hand them out
+            again for the same path (0: decode every time). Only for consumers that encode a
+            photo once per batch anyway (``--group-by-photo``): the repeats then skip JPEG
+            decoding, and also share one random crop of the train transform.
     """
 
     def __init__(self, list_path: str, paths: List[Optional[str]], transform: Optional[Callable] = None,
@@ -39,6 +47,8 @@ class ImageSource:
         self.paths = paths
         self.cache = cache
         self._transform = transform
+        self.reuse_pixels = 0
+        self._recent: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self.key = "image_features" if cache is not None else "images"
         if cache is not None:
             cache.check_covers(paths, list_path)
@@ -52,10 +62,18 @@ class ImageSource:
             return None
         if self.cache is not None:
             return self.cache[p]
+        if p in self._recent:
+            self._recent.move_to_end(p)
+            return self._recent[p]
         transform = self._transform() if getattr(self._transform, "is_getter", False) else self._transform
         if transform is None:
             raise RuntimeError("no image transform set: build the model before loading pixels")
-        return transform(load_image(p, where=f"{self.list_path}:{i + 1}"))
+        pixels = transform(load_image(p, where=f"{self.list_path}:{i + 1}"))
+        if self.reuse_pixels > 0:
+            self._recent[p] = pixels
+            while len(self._recent) > self.reuse_pixels:
+                self._recent.popitem(last=False)
+        return pixels
 
     @property
     def has_image(self) -> np.ndarray:
@@ -100,10 +118,17 @@ class ImagePairDataset(BaseWrapperDataset):
         super().__init__(dataset)
         if len(images) != len(dataset):
             raise ImageError(f"{images.list_path}: {len(images)} images for {len(dataset)} sentences")
-        if input_groups is not None and len(input_groups) != len(dataset):
-            raise ValueError(f"{len(input_groups)} input groups for {len(dataset)} sentences")
         self.images = images
+        self.input_groups = None
+        self.set_input_groups(input_groups)
+
+    def set_input_groups(self, input_groups: Optional[np.ndarray], reuse_pixels: int = 256) -> None:
+        """Mark samples with the same encoder input (see the class doc); pixels of the last
+        ``reuse_pixels`` photos are reused (:class:`ImageSource`), as the encoder takes one per group."""
+        if input_groups is not None and len(input_groups) != len(self):
+            raise ValueError(f"{len(input_groups)} input groups for {len(self)} sentences")
         self.input_groups = input_groups
+        self.images.reuse_pixels = reuse_pixels if input_groups is not None and self.images.cache is None else 0
 
     def __getitem__(self, index):
         item = self.dataset[index]

@@ -58,7 +58,8 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
     group_by_photo: bool = field(default=False, metadata={
         "help": "training batches hold the captions of a photo in a language together, and the encoder "
                 "runs once per (photo, language) of a batch instead of once per caption (they then share "
-                "encoder dropout); not for --criterion unix_scst, whose batches should be distinct photos"})
+                "encoder dropout; with pixels, a photo is decoded once and its captions share its crop); "
+                "pays with pixels, not with --image-features (examples/captioning); not for --criterion unix_scst, whose batches should be distinct photos"})
     eval_cider_print_samples: bool = field(default=False, metadata={
         "help": "log one generated caption and its references per validation batch"})
 
@@ -225,8 +226,8 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
                 raise ImageError(f"{wrapped.images.list_path}:{missing[0] + 1}: empty line, but every caption "
                                  f"needs its photo ({len(missing)} lines without one)")
             if self.cfg.group_by_photo and split == self.cfg.train_subset:
-                wrapped.input_groups = self.train_input_groups = photo_language_groups(
-                    wrapped.images.paths, dataset.src)
+                self.train_input_groups = photo_language_groups(wrapped.images.paths, dataset.src)
+                wrapped.set_input_groups(self.train_input_groups)
                 logger.info("%s: --group-by-photo: %d captions of %d (photo, language) inputs", split,
                             len(dataset), self.train_input_groups.max() + 1)
         self.datasets[split] = _SplitTaggedDataset(wrapped, split)

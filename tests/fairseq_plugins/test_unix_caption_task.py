@@ -433,3 +433,24 @@ def test_group_by_photo_batches_a_photos_captions_together_and_encodes_each_phot
     scst, scst_cfg = setup(data["bin"], *base, "--group-by-photo", "--criterion", "unix_scst")
     with pytest.raises(ValueError, match="--group-by-photo"):
         scst.build_criterion(scst_cfg.criterion)
+
+
+def test_group_by_photo_with_pixels_decodes_a_photo_once_for_its_captions(data, monkeypatch):
+    """Pixels with --group-by-photo: the repeats of a photo reuse its transformed pixels (no new decode)."""
+    from fairseq_plugins.data import image_pair_dataset
+
+    decoded = []
+    load = image_pair_dataset.load_image
+    monkeypatch.setattr(image_pair_dataset, "load_image", lambda p, where="": decoded.append(p) or load(p, where))
+    for flags, distinct in (([], False), (["--group-by-photo"], True)):
+        task = pixel_task(data["bin"], data["images"], *flags)
+        task.load_dataset("train")
+        ds = task.datasets["train"]
+        decoded.clear()
+        items = [ds[i] for i in range(len(ds))]
+        assert (len(decoded) == len(set(decoded))) is distinct and len(decoded) <= len(items)
+        if distinct:
+            first = {}
+            for i, it in enumerate(items):
+                p = ds.dataset.images.paths[i]
+                assert it["image"] is first.setdefault(p, it["image"])  # the same tensor for every caption
