@@ -7,7 +7,8 @@ batches and the encoder (photo tokens + language tag) runs once per caption. Wit
 once per (photo, language). This script builds both batchings of the same training split at the
 same ``--max-tokens``, reports what an epoch is made of (batches, captions per batch, distinct
 encoder inputs, padding), how long reading and collating a batch takes in one process (photo
-decoding, for pixels; fairseq-train hides it behind ``--num-workers``) and times training steps (forward, label-smoothed loss, backward, Adam)
+decoding, for pixels; fairseq-train hides it behind ``--num-workers``) and times training steps
+(forward, label-smoothed loss, backward, Adam)
 of the same model on batches drawn from each, interleaved so machine load hits both alike. The
 figure that matters is the projected epoch time: batches per epoch x seconds per update.
 
@@ -90,12 +91,14 @@ def epoch_batches(task, args):
 
 def epoch_stats(task, batches):
     """Batches, captions and distinct encoder inputs per batch, and the padded share of target slots."""
+    from fairseq_plugins.tasks.unix_caption import photo_language_groups
+
     pair = task._pairs["train"]
-    images = task.dataset("train").dataset.images.paths
+    groups = photo_language_groups(task.dataset("train").dataset.images.paths, pair.src)  # (N,)
     tgt = np.asarray(pair.tgt_sizes)
     real = sum(int(tgt[b].sum()) for b in batches)
     slots = sum(len(b) * int(tgt[b].max()) for b in batches)
-    inputs = sum(len({(images[i], int(pair.src[i][0])) for i in b.tolist()}) for b in batches)
+    inputs = sum(len(np.unique(groups[b])) for b in batches)
     n = sum(len(b) for b in batches)
     return {"batches": len(batches), "captions": n, "captions_per_batch": n / len(batches),
             "encoder_inputs_per_batch": inputs / len(batches), "target_padding": 1.0 - real / slots}
@@ -134,7 +137,8 @@ def main(argv=None) -> int:
     for name, run in runs.items():
         t = run["timer"].result()
         s_per_update = 1.0 / t["updates_per_s"]
-        res[name] = {**run["stats"], "seconds_per_update": s_per_update, "target_tokens_per_s": t["target_tokens_per_s"],
+        res[name] = {**run["stats"], "seconds_per_update": s_per_update,
+                     "target_tokens_per_s": t["target_tokens_per_s"],
                      "timed_updates": t["updates"], "epoch_minutes": run["stats"]["batches"] * s_per_update / 60,
                      "load_seconds_per_batch": run["load_s"]}
     a, b = res["per_caption"], res["group_by_photo"]
@@ -142,16 +146,20 @@ def main(argv=None) -> int:
     images = "cached features" if args.image_features else \
         f"pixels, {args.image_encoder} {'fine-tuned' if args.finetune_image_encoder else 'frozen'}"
     res["images"] = images
-    lines = [f"{args.arch} ({images}), device {res['device']}, {res['threads']} threads, --max-tokens {args.max_tokens}, "
+    lines = [f"{args.arch} ({images}), device {res['device']}, {res['threads']} threads, "
+             f"--max-tokens {args.max_tokens}, "
              f"{args.updates} timed updates each (after {args.warmup})"]
     for name in ("per_caption", "group_by_photo"):
         r = res[name]
         lines.append(f"{name:15s} {r['batches']:5d} batches/epoch, {r['captions_per_batch']:6.1f} captions and "
-                     f"{r['encoder_inputs_per_batch']:6.1f} encoder inputs per batch, {100 * r['target_padding']:4.1f}% "
+                     f"{r['encoder_inputs_per_batch']:6.1f} encoder inputs per batch, "
+                     f"{100 * r['target_padding']:4.1f}% "
                      f"target padding | {r['seconds_per_update']:6.3f} s/update, {r['target_tokens_per_s']:7.0f} "
-                     f"tgt tok/s | epoch {r['epoch_minutes']:6.1f} min | loading {r['load_seconds_per_batch']:6.3f} s/batch "
+                     f"tgt tok/s | epoch {r['epoch_minutes']:6.1f} min | "
+                     f"loading {r['load_seconds_per_batch']:6.3f} s/batch "
                      "(one process, not timed in the epoch)")
-    lines.append(f"epoch time with --group-by-photo: {res['epoch_time_ratio_grouped_vs_per_caption']:.2f}x per-caption batching")
+    ratio = res["epoch_time_ratio_grouped_vs_per_caption"]
+    lines.append(f"epoch time with --group-by-photo: {ratio:.2f}x per-caption batching")
     sys.stdout.write("\n".join(lines) + "\n")
     if args.json:
         with open(args.json, "w") as f:

@@ -34,11 +34,6 @@ class ImageSource:
             set it once the model is known); unused with a feature cache.
         cache: feature cache, or ``None`` to load pixels.
 
-    Attributes:
-        reuse_pixels: keep the transformed pixels of this many recent photos and hand them out
-            again for the same path (0: decode every time). Only for consumers that encode a
-            photo once per batch anyway (``--group-by-photo``): the repeats then skip JPEG
-            decoding, and also share one random crop of the train transform.
     """
 
     def __init__(self, list_path: str, paths: List[Optional[str]], transform: Optional[Callable] = None,
@@ -47,7 +42,7 @@ class ImageSource:
         self.paths = paths
         self.cache = cache
         self._transform = transform
-        self.reuse_pixels = 0
+        self._reuse = 0
         self._recent: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self.key = "image_features" if cache is not None else "images"
         if cache is not None:
@@ -69,11 +64,19 @@ class ImageSource:
         if transform is None:
             raise RuntimeError("no image transform set: build the model before loading pixels")
         pixels = transform(load_image(p, where=f"{self.list_path}:{i + 1}"))
-        if self.reuse_pixels > 0:
+        if self._reuse > 0:
             self._recent[p] = pixels
-            while len(self._recent) > self.reuse_pixels:
+            while len(self._recent) > self._reuse:
                 self._recent.popitem(last=False)
         return pixels
+
+    def reuse_pixels(self, n: int) -> None:
+        """Keep the transformed pixels of the last ``n`` photos and hand them out again for the same
+        path (0: decode every time, the default). Only for consumers that encode a photo once per
+        batch anyway (``--group-by-photo``): the repeats then skip JPEG decoding, and also share one
+        random crop of the train transform."""
+        self._reuse = n
+        self._recent.clear()
 
     @property
     def has_image(self) -> np.ndarray:
@@ -128,7 +131,7 @@ class ImagePairDataset(BaseWrapperDataset):
         if input_groups is not None and len(input_groups) != len(self):
             raise ValueError(f"{len(input_groups)} input groups for {len(self)} sentences")
         self.input_groups = input_groups
-        self.images.reuse_pixels = reuse_pixels if input_groups is not None and self.images.cache is None else 0
+        self.images.reuse_pixels(reuse_pixels if input_groups is not None and self.images.cache is None else 0)
 
     def __getitem__(self, index):
         item = self.dataset[index]

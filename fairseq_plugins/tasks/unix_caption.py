@@ -59,7 +59,8 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
         "help": "training batches hold the captions of a photo in a language together, and the encoder "
                 "runs once per (photo, language) of a batch instead of once per caption (they then share "
                 "encoder dropout; with pixels, a photo is decoded once and its captions share its crop); "
-                "pays with pixels, not with --image-features (examples/captioning); not for --criterion unix_scst, whose batches should be distinct photos"})
+                "pays with pixels, not with --image-features (examples/captioning); not for --criterion "
+                "unix_scst, whose batches should be distinct photos"})
     eval_cider_print_samples: bool = field(default=False, metadata={
         "help": "log one generated caption and its references per validation batch"})
 

@@ -454,3 +454,6 @@ def test_group_by_photo_with_pixels_decodes_a_photo_once_for_its_captions(data, 
             for i, it in enumerate(items):
                 p = ds.dataset.images.paths[i]
                 assert it["image"] is first.setdefault(p, it["image"])  # the same tensor for every caption
+            ds.dataset.set_input_groups(None)  # back to one decode per caption, nothing kept
+            decoded.clear()
+            assert ds[0]["image"] is not items[0]["image"] and decoded == [ds.dataset.images.paths[0]]
