@@ -71,10 +71,15 @@ class ImageSource:
         return pixels
 
     def reuse_pixels(self, n: int) -> None:
-        """Keep the transformed pixels of the last ``n`` photos and hand them out again for the same
-        path (0: decode every time, the default). Only for consumers that encode a photo once per
-        batch anyway (``--group-by-photo``): the repeats then skip JPEG decoding, and also share one
-        random crop of the train transform."""
+        """Keep the transformed pixels of recent photos and hand them out again for the same path.
+
+        Only for consumers that encode a photo once per batch anyway (``--group-by-photo``): the
+        repeats then skip JPEG decoding, and also share one random crop of the train transform.
+        What was kept before is dropped.
+
+        Args:
+            n: photos to keep (0: decode every time, the default).
+        """
         self._reuse = n
         self._recent.clear()
 
