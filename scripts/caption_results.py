@@ -7,7 +7,8 @@ pycocoevalcap on PTB tokens), checks that the CIDEr-D printed by the fairseq sco
 recomputed from the references file, and writes a markdown table with the command and commit.
 
 Several checkpoints (``--path A B --label "a" "b"``) give one row each in the same table (e.g.
-cross-entropy training and its SCST fine-tuning).
+cross-entropy training and its SCST fine-tuning). A ``--path`` may name an ensemble in fairseq's
+form, ``A.pt:B.pt`` (fairseq-generate averages the models' log-probabilities at every step).
 
 Example::
 
@@ -34,14 +35,17 @@ from unix.metrics.caption import coco_scores
 logger = logging.getLogger("caption_results")
 COLUMNS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 # Published anchor on the Flickr8k test split (English), for the table's last rows.
-ANCHORS = (("Show, Attend and Tell, soft attention (Xu et al., 2015)", {"BLEU-1": 67.0, "BLEU-4": 19.5, "METEOR": 18.93}),
-           ("Show, Attend and Tell, hard attention (Xu et al., 2015)", {"BLEU-1": 67.0, "BLEU-4": 21.3, "METEOR": 20.30}))
+ANCHORS = (
+    ("Show, Attend and Tell, soft attention (Xu et al., 2015)", {"BLEU-1": 67.0, "BLEU-4": 19.5, "METEOR": 18.93}),
+    ("Show, Attend and Tell, hard attention (Xu et al., 2015)", {"BLEU-1": 67.0, "BLEU-4": 21.3, "METEOR": 20.30}),
+)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="output directory of prepare_captions.py")
-    p.add_argument("--path", required=True, nargs="+", help="checkpoint(s): one table row per checkpoint and language")
+    p.add_argument("--path", required=True, nargs="+",
+                   help="checkpoint(s): one table row per checkpoint (or A.pt:B.pt ensemble) and language")
     p.add_argument("--langs", nargs="+", default=["en", "de"])
     p.add_argument("--split", default="test")
     p.add_argument("--beam", type=int, default=3)

@@ -83,6 +83,9 @@ ARCHS: Dict[str, Dict[str, Any]] = {
                       decoder_layers=1, dropout=0.1, max_positions=128, max_visual_tokens=64),
     "unix_small": dict(embed_dim=128, ffn_dim=256, heads=4, text_layers=2, fusion_layers=2,
                        decoder_layers=4, dropout=0.3),
+    # unix_small at twice the width: the captioning model of examples/captioning (RESULTS.md)
+    "unix_medium": dict(embed_dim=256, ffn_dim=1024, heads=4, text_layers=2, fusion_layers=2,
+                        decoder_layers=4, dropout=0.3),
     "unix_base": dict(embed_dim=768, ffn_dim=3072, heads=12, text_layers=6, fusion_layers=6,
                       decoder_layers=12, dropout=0.1, normalize_before=True),
     "unix_large": dict(embed_dim=1024, ffn_dim=4096, heads=16, text_layers=12, fusion_layers=12,
