@@ -52,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument("--max-len-b", type=int, default=40)
     p.add_argument("--out", required=True, help="markdown file to write (a .json beside it too)")
     p.add_argument("--label", nargs="+", default=None,
-                   help="one label per --path (default: unix_small + EfficientNet-Lite0 (frozen, cached))")
+                   help="one label per --path (default: the checkpoint path)")
     p.add_argument("--note", default="", help="one paragraph about the run, written under the table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     return p.parse_args(argv)
@@ -113,7 +113,7 @@ def evaluate(a, path: str, work: str):
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
-    labels = checkpoint_labels(a.path, a.label, ["unix_small + EfficientNet-Lite0 (frozen, cached)"] * len(a.path))
+    labels = checkpoint_labels(a.path, a.label, a.path)  # default: the checkpoint path names the row
     base = results_work_dir(a.out)
     runs = []
     for k, (path, label) in enumerate(zip(a.path, labels)):

@@ -39,7 +39,7 @@ def test_writes_the_table_and_checks_the_printed_cider(tmp_path, monkeypatch):
     caption_results.main(["--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
     text = out.read_text()
     assert "Do not edit by hand" in text and "Show, Attend and Tell" in text
-    row = next(line for line in text.splitlines() if line.startswith("| unix_small"))
+    row = next(line for line in text.splitlines() if line.startswith("| ckpt.pt |"))
     assert f"| {100 * expected['BLEU-4']:.2f} |" in row and f"| {100 * expected['CIDEr']:.2f} |" in row
     saved = json.loads((tmp_path / "RESULTS.json").read_text())
     assert saved["results"]["en"]["CIDEr"] == pytest.approx(expected["CIDEr"])
