@@ -40,15 +40,13 @@ def parse_args(argv=None):
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--out", required=True, help="markdown file to write")
     p.add_argument("--label", nargs="+", default=None,
-                   help="one label per --path (default: 'unix_small + EfficientNet-Lite0 features' for one "
-                        "checkpoint, the checkpoint path for several)")
+                   help="one label per --path (default: the checkpoint path)")
     p.add_argument("--templates", type=int, default=30,
                    help="also tabulate accuracy per question template (the question with every reference "
                         "answer's words replaced by _) for the N most frequent templates; 0: no such table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     a = p.parse_args(argv)
-    a.label = checkpoint_labels(a.path, a.label, ["unix_small + EfficientNet-Lite0 features"] if len(a.path) == 1
-                                else a.path)
+    a.label = checkpoint_labels(a.path, a.label, a.path)  # default: the checkpoint path names the row
     return a
 
 

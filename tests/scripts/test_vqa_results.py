@@ -45,6 +45,7 @@ def test_main_writes_both_decodings_with_answer_types(tmp_path, monkeypatch):
     text = out.read_text()
     assert "| yes/no | other |" in text and "| free | 66.67 | 3 | 50.00 (n=2) | 100.00 (n=1) |" in text
     assert "| closed set | 66.67 |" in text and "Do not edit by hand" in text
+    assert "| c.pt | free |" in text  # without --label the checkpoint path names the row, whatever the model
 
 
 def test_template_table_masks_reference_answers(tmp_path, monkeypatch):
