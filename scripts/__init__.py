@@ -64,10 +64,10 @@ def results_work_dir(out: str) -> str:
     return work
 
 
-def checkpoint_labels(paths, labels, default):
-    """One label per checkpoint: ``labels`` (the ``--label`` option) or, when not given, ``default``;
-    a count that differs from ``paths`` (``--path``) ends the script with a message."""
-    labels = list(labels) if labels else list(default)
+def checkpoint_labels(paths, labels):
+    """One label per checkpoint: ``labels`` (the ``--label`` option) or, when not given, the checkpoint
+    paths themselves; a count that differs from ``paths`` (``--path``) ends the script with a message."""
+    labels = list(labels) if labels else list(paths)
     if len(labels) != len(paths):
         raise SystemExit(f"{len(paths)} checkpoints (--path) but {len(labels)} labels (--label)")
     return labels

@@ -113,7 +113,7 @@ def evaluate(a, path: str, work: str):
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
-    labels = checkpoint_labels(a.path, a.label, a.path)  # default: the checkpoint path names the row
+    labels = checkpoint_labels(a.path, a.label)
     base = results_work_dir(a.out)
     runs = []
     for k, (path, label) in enumerate(zip(a.path, labels)):

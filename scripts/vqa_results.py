@@ -46,7 +46,7 @@ def parse_args(argv=None):
                         "answer's words replaced by _) for the N most frequent templates; 0: no such table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     a = p.parse_args(argv)
-    a.label = checkpoint_labels(a.path, a.label, a.path)  # default: the checkpoint path names the row
+    a.label = checkpoint_labels(a.path, a.label)
     return a
 
 

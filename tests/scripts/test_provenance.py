@@ -47,7 +47,7 @@ def test_results_work_dir_is_per_results_file(tmp_path):
 
 
 def test_checkpoint_labels():
-    assert scripts.checkpoint_labels(["a.pt", "b.pt"], None, ["x", "y"]) == ["x", "y"]
-    assert scripts.checkpoint_labels(["a.pt"], ["mine"], ["x"]) == ["mine"]
+    assert scripts.checkpoint_labels(["a.pt", "b.pt"], None) == ["a.pt", "b.pt"]
+    assert scripts.checkpoint_labels(["a.pt"], ["mine"]) == ["mine"]
     with pytest.raises(SystemExit, match="2 checkpoints \\(--path\\) but 1 labels"):
-        scripts.checkpoint_labels(["a.pt", "b.pt"], ["one"], ["x", "y"])
+        scripts.checkpoint_labels(["a.pt", "b.pt"], ["one"])

