@@ -3,7 +3,9 @@
 Fine-tunes a ``unix_caption`` model (trained with cross-entropy first) on its own captions: for
 every photo of a batch the model proposes ``--scst-candidates K`` captions (the top K of beam
 search, as the M2 Transformer and OFA do, or K samples with ``--scst-sampling``), each is scored
-by CIDEr-D against all references of its photo in its language, and the loss is
+by CIDEr-D against all references of its photo in its language (plus, with
+``--scst-bleu-weight`` / ``--scst-meteor-weight``, that weight times its sentence BLEU-4 / METEOR
+against the same references, as self-critical.pytorch's ``--bleu_reward_weight``), and the loss is
 ``-sum (r - b) log p(caption)`` (:func:`unix.losses.scst_loss`), with the baseline ``b`` the mean
 reward of the photo's other candidates (``--scst-baseline mean``) or the reward of its greedy
 caption (``greedy``). References and document frequencies come from the training split itself
@@ -17,16 +19,19 @@ candidates. In validation the criterion reports the cross-entropy of the first r
 ``loss`` (in bits per token, as fairseq's criteria; the reward needs decoding: use
 ``--eval-cider`` for the validation CIDEr-D).
 
-Logged: ``loss``, ``reward`` (mean candidate CIDEr-D x100), ``reward_best`` (best candidate per
-photo), ``reward_greedy`` (greedy baseline only), ``advantage_abs`` and ``cand_len`` (tokens).
+Logged: ``loss``, ``reward`` (mean candidate reward x100: CIDEr-D, or the weighted sum),
+``reward_cider`` / ``reward_bleu4`` / ``reward_meteor`` (its parts, x100, when a weight is set),
+``reward_best`` (best candidate per photo), ``reward_greedy`` (greedy baseline only),
+``advantage_abs`` and ``cand_len`` (tokens).
 """
 
 import logging
 import math
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from fairseq import metrics
@@ -36,7 +41,7 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from fairseq_plugins.tasks.unix_caption import SPLIT_KEY
 from unix.losses import scst_loss, sequence_loss
-from unix.metrics.caption import ptb_tokenize
+from unix.metrics.caption import SentenceMeteor, ptb_tokenize, sentence_bleu
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,11 @@ class UnixScstConfig(FairseqDataclass):
     scst_max_len: int = field(default=40, metadata={"help": "longest candidate, in tokens"})
     scst_length_normalize: bool = field(default=False, metadata={
         "help": "weigh the mean token log-probability of a candidate instead of the sum"})
+    scst_bleu_weight: float = field(default=0.0, metadata={
+        "help": "reward = CIDEr-D + this x sentence BLEU-4 (pycocoevalcap's smoothing and brevity penalty)"})
+    scst_meteor_weight: float = field(default=0.0, metadata={
+        "help": "reward += this x sentence METEOR (pycocoevalcap's METEOR 1.5, one JVM kept open; English "
+                "captions only: train on an English data directory)"})
 
 
 def candidate_tokens(hypos: List[List[dict]], k: int) -> List[torch.Tensor]:
@@ -73,7 +83,7 @@ class UnixScstCriterion(FairseqCriterion):
     """Self-critical sequence training with a CIDEr-D reward (``unix_caption`` only)."""
 
     def __init__(self, task, scst_candidates=5, scst_sampling=False, scst_baseline="mean", scst_max_len=40,
-                 scst_length_normalize=False):
+                 scst_length_normalize=False, scst_bleu_weight=0.0, scst_meteor_weight=0.0):
         super().__init__(task)
         if not hasattr(task, "corpus_cider"):
             raise ValueError("--criterion unix_scst needs --task unix_caption (it scores captions by CIDEr-D)")
@@ -87,6 +97,10 @@ class UnixScstCriterion(FairseqCriterion):
         self.baseline = str(scst_baseline)
         self.max_len = scst_max_len
         self.length_normalize = scst_length_normalize
+        if scst_bleu_weight < 0 or scst_meteor_weight < 0:
+            raise ValueError("--scst-bleu-weight and --scst-meteor-weight must be >= 0")
+        self.weights = {"bleu4": float(scst_bleu_weight), "meteor": float(scst_meteor_weight)}
+        self._meteor = None
         self._generators = {}
 
     def generator(self, model, greedy: bool = False):
@@ -99,13 +113,39 @@ class UnixScstCriterion(FairseqCriterion):
             self._generators[key] = self.task.build_generator([model], Namespace(**args))
         return self._generators[key]
 
-    def rewards(self, sample, tokens: List[torch.Tensor], per_photo: int) -> torch.Tensor:
-        """CIDEr-D (pycocoevalcap scale) of every candidate against its photo's references, (B, per_photo)."""
-        cider, refs = self.task.corpus_cider(sample[SPLIT_KEY])
+    def rewards(self, sample, tokens: List[torch.Tensor], per_photo: int) -> Tuple[torch.Tensor, Dict[str, float]]:
+        """Reward of every candidate against its photo's references (pycocoevalcap scale).
+
+        Returns:
+            (B, per_photo) CIDEr-D + ``bleu_weight`` x BLEU-4 + ``meteor_weight`` x METEOR, and the
+            sum over candidates of each part.
+        """
+        split = sample[SPLIT_KEY]
+        cider, refs = self.task.corpus_cider(split)
         ids = sample["id"].tolist()
         text = [self.task.target_dictionary.string(t.int().cpu(), "sentencepiece") for t in tokens]
-        scores = cider.image_scores(ptb_tokenize(text), [refs[i] for i in ids for _ in range(per_photo)])
-        return torch.as_tensor(scores, dtype=torch.float32).view(len(ids), per_photo)
+        hyps, img_refs = ptb_tokenize(text), [refs[i] for i in ids for _ in range(per_photo)]
+        parts = {"cider": cider.image_scores(hyps, img_refs)}
+        if self.weights["bleu4"]:
+            parts["bleu4"] = sentence_bleu(hyps, img_refs)
+        if self.weights["meteor"]:
+            self.check_english(split, ids)
+            if self._meteor is None:
+                self._meteor = SentenceMeteor()
+            parts["meteor"] = self._meteor(hyps, img_refs)
+        total = parts["cider"] + sum(self.weights[k] * v for k, v in parts.items() if k != "cider")
+        sums = {k: float(np.sum(v)) for k, v in parts.items()}
+        return torch.as_tensor(total, dtype=torch.float32).view(len(ids), per_photo), sums
+
+    def check_english(self, split: str, ids: List[int]) -> None:
+        """METEOR has English resources only: refuse a candidate captioning another language."""
+        langs = self.task.caption_langs(split, ids)
+        other = next((i for i, lang in zip(ids, langs) if lang != "en"), None)
+        if other is not None:
+            raise ValueError(f"--scst-meteor-weight: {split} sample {other} (line {other + 1}) is a "
+                             f"{self.task.caption_langs(split, [other])[0]!r} caption, but pycocoevalcap's METEOR "
+                             f"has English resources only; fine-tune on English captions (prepare_captions.py "
+                             f"--langs en) or drop --scst-meteor-weight")
 
     def forward(self, model, sample, reduce=True):
         if not model.training:
@@ -119,10 +159,10 @@ class UnixScstCriterion(FairseqCriterion):
         finally:
             model.train()
         cands = candidate_tokens(hypos, K)  # B*K tensors, photo-major
-        rewards = self.rewards(sample, cands, K)  # (B, K)
+        rewards, parts = self.rewards(sample, cands, K)  # (B, K)
         baseline = None
         if greedy is not None:
-            baseline = self.rewards(sample, candidate_tokens(greedy, 1), 1)  # (B, 1)
+            baseline = self.rewards(sample, candidate_tokens(greedy, 1), 1)[0]  # (B, 1)
 
         dictionary = self.task.target_dictionary
         pad, eos = dictionary.pad(), dictionary.eos()
@@ -146,6 +186,8 @@ class UnixScstCriterion(FairseqCriterion):
             "reward_greedy_sum": float(baseline.sum()) if baseline is not None else 0.0,
             "greedy_photos": B if baseline is not None else 0,
         }
+        if len(parts) > 1:
+            log.update({f"reward_{k}_sum": v for k, v in parts.items()})
         return out.loss, B * K, log
 
     def reference_loss(self, model, sample):
@@ -170,6 +212,9 @@ class UnixScstCriterion(FairseqCriterion):
         metrics.log_scalar("reward_best", 100.0 * total("reward_best_sum") / photos, photos, round=2)
         metrics.log_scalar("advantage_abs", 100.0 * total("advantage_abs_sum") / max(cands, 1), cands, round=2)
         metrics.log_scalar("cand_len", total("ntokens") / max(cands, 1), cands, round=2)
+        for part in ("cider", "bleu4", "meteor"):
+            if any(f"reward_{part}_sum" in log for log in logging_outputs):
+                metrics.log_scalar(f"reward_{part}", 100.0 * total(f"reward_{part}_sum") / max(cands, 1), cands, round=2)
         greedy = total("greedy_photos")
         if greedy:
             metrics.log_scalar("reward_greedy", 100.0 * total("reward_greedy_sum") / greedy, greedy, round=2)

@@ -283,6 +283,11 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
                         split, len(tok), sum(map(len, tok)) / max(len(tok), 1))
         return self._cider[split]
 
+    def caption_langs(self, split: str, ids: List[int]) -> List[str]:
+        """Language code of the tag of every sample ``ids`` of ``split`` (``"en"`` for ``__en__``)."""
+        pair = self._pairs[split]
+        return [self.src_dict[int(pair.src[i][0])][2:-2] for i in ids]
+
     def cider_of_batch(self, sample, model) -> Tuple[float, int]:
         """Generate one caption per photo of a validation batch; return (sum of CIDEr-D, photos)."""
         split = sample.get(SPLIT_KEY)

@@ -78,13 +78,15 @@ def test_generate_scores_cider_like_validation_against_all_references(trained):
 
 def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, tmp_path):
     """fairseq-train --criterion unix_scst from the cross-entropy checkpoint (K samples per photo,
-    greedy baseline: the paths the in-process test does not take), then fairseq-generate."""
+    greedy baseline, CIDEr-D + BLEU-4 reward: the paths the in-process test does not take), then
+    fairseq-generate."""
     save = tmp_path / "scst"
     proc = run([
         "fairseq-train", trained["bin"], "--user-dir", USER_DIR, "--task", "unix_caption", "--arch", "unix_tiny",
         "--image-root", trained["images"], "--image-features", trained["cache"], "--valid-subset", "valid_en",
         "--eval-cider", "--best-checkpoint-metric", "cider", "--maximize-best-checkpoint-metric",
         "--criterion", "unix_scst", "--scst-candidates", "3", "--scst-sampling", "--scst-baseline", "greedy",
+        "--scst-bleu-weight", "0.5",
         "--finetune-from-model", trained["save"] / "checkpoint_best.pt", "--optimizer", "adam", "--lr", "1e-4",
         "--dropout", "0.1", "--batch-size", "8", "--max-update", "12", "--save-dir", save, "--no-epoch-checkpoints",
         "--no-progress-bar", "--log-format", "simple", "--log-interval", "4", "--num-workers", "0", "--seed", "1",
@@ -99,6 +101,9 @@ def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, t
     for name in ("reward", "reward_best", "reward_greedy", "cand_len"):
         values = [value(name, line) for line in train_lines]
         assert all(0 <= v <= 1000 for v in values), (name, train_lines)
+    for line in train_lines:  # reward = CIDEr-D + 0.5 sentence BLEU-4 (each logged x100, rounded)
+        assert value("reward", line) == pytest.approx(value("reward_cider", line) + 0.5 * value("reward_bleu4", line),
+                                                      abs=0.02)
     best = [value("reward_best", line) for line in train_lines]
     mean = [value("reward", line) for line in train_lines]
     assert all(b >= m for b, m in zip(best, mean))  # the best of K candidates is at least their mean

@@ -367,7 +367,8 @@ def test_scst_criterion_rewards_candidates_by_cider_against_every_training_capti
     assert loss.requires_grad
     # the gradient pushes up the log p of candidates above their baseline (rewards set by hand here:
     # an untrained model's candidates may all score 0)
-    criterion.rewards = lambda sample, tokens, per_photo: torch.tensor([[1.0] + [0.0] * (per_photo - 1)] * B)
+    criterion.rewards = lambda sample, tokens, per_photo: (torch.tensor([[1.0] + [0.0] * (per_photo - 1)] * B),
+                                                           {"cider": 1.0 * B})
     loss, _, _ = criterion(model, batch)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.parameters())
@@ -375,6 +376,47 @@ def test_scst_criterion_rewards_candidates_by_cider_against_every_training_capti
     model.eval()
     vloss, vsize, vlog = criterion(model, batch)
     assert vsize == batch["ntokens"] and vlog["photos"] == 0 and vloss.item() > 0
+
+
+@java
+def test_scst_mixed_reward_adds_weighted_sentence_bleu_and_meteor_of_english_captions(data):
+    """--scst-bleu-weight / --scst-meteor-weight: reward = CIDEr-D + wb BLEU-4 + wm METEOR, each part
+    against the photo's training captions (pycocoevalcap's scorers called directly here); METEOR
+    refuses a non-English caption, naming the sample."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    from unix.metrics.caption import ptb_tokenize
+
+    task, cfg = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
+                      "--criterion", "unix_scst", "--scst-bleu-weight", "0.5", "--scst-meteor-weight", "2")
+    task.load_dataset("train")
+    criterion = task.build_criterion(cfg.criterion)
+    pair, d = task._pairs["train"], task.tgt_dict
+    langs = task.caption_langs("train", list(range(len(pair))))
+    assert set(langs) > {"en"}  # the tiny data is multilingual
+    en = [i for i, lang in enumerate(langs) if lang == "en"][:3]
+    other = next(i for i, lang in enumerate(langs) if lang != "en")
+    ds = task.datasets["train"]
+    batch = ds.collater([ds[i] for i in en])
+    ids = batch["id"].tolist()
+    # candidates: a training caption of another photo and the photo's own (two per photo)
+    cands = [t for i in ids for t in (pair.tgt[en[(en.index(i) + 1) % len(en)]], pair.tgt[i])]
+    rewards, parts = criterion.rewards(batch, cands, 2)
+    cider, refs = task.corpus_cider("train")
+    hyps = ptb_tokenize([d.string(t, "sentencepiece") for t in cands])
+    gts = {n: refs[i] for n, i in enumerate(i for i in ids for _ in range(2))}
+    res = {n: [h] for n, h in enumerate(hyps)}
+    bleu = Bleu(4).compute_score(gts, res, verbose=0)[1][3]
+    meteor = Meteor().compute_score(gts, res)[1]
+    ciders = cider.image_scores(hyps, [gts[n] for n in range(len(hyps))])
+    expected = torch.tensor([c + 0.5 * b + 2 * m for c, b, m in zip(ciders, bleu, meteor)]).view(len(ids), 2)
+    assert torch.allclose(rewards, expected.float(), atol=1e-5)
+    assert parts == pytest.approx({"cider": sum(ciders), "bleu4": sum(bleu), "meteor": sum(meteor)})
+    assert all(m > 0.5 for m in meteor[1::2])  # a photo's own caption is one of its references
+    with pytest.raises(ValueError, match=rf"train sample {other} \(line {other + 1}\) is a '(de|fr|cs)' caption.*"
+                                         "English resources only"):
+        criterion.rewards(ds.collater([ds[other]]), [pair.tgt[other]], 1)
 
 
 def test_grouped_order_keeps_groups_together_sorted_by_their_longest_member():

@@ -142,3 +142,37 @@ def test_generate_output_parsing(tmp_path):
     (tmp_path / "empty.txt").write_text("nothing here\n")
     with pytest.raises(CaptionDataError, match="no hypothesis"):
         parse_generate_output(str(tmp_path / "empty.txt"))
+
+
+def test_sentence_bleu_hand_computed_with_brevity_penalty():
+    from unix.metrics.caption import sentence_bleu
+
+    refs = [["a dog runs on grass", "the dog is running on the grass"], ["a dog runs on grass"]]
+    # "a dog runs on the grass": precisions 6/6, 5/5, 3/4, 1/3; closest reference 5 words (tie 5 / 7:
+    # the shorter), so no brevity penalty: (1 * 1 * 0.75 / 3) ** 0.25
+    # "a dog": BLEU-2 = 1 * exp(1 - 5/2) (brevity penalty, both precisions 1)
+    got4 = sentence_bleu(["a dog runs on the grass", "a dog"], refs)
+    got2 = sentence_bleu(["a dog runs on the grass", "a dog"], refs, n=2)
+    assert got4[0] == pytest.approx(0.25 ** 0.25, rel=1e-6) and got4[1] < 1e-3
+    assert got2[1] == pytest.approx(np.exp(-1.5), rel=1e-6)
+    with pytest.raises(MissingReferenceError, match="image 2"):
+        sentence_bleu(["a", "b"], [["a"], []])
+
+
+@needs_java
+def test_sentence_meteor_matches_pycocoevalcap_per_caption_and_keeps_one_process():
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    from unix.metrics.caption import SentenceMeteor
+
+    rng = random.Random(0)
+    refs = [[" ".join(rng.choices(WORDS, k=rng.randint(4, 9))) for _ in range(3)] for _ in range(6)]
+    hyps = [refs[0][0], "", *[" ".join(rng.choices(WORDS, k=6)) for _ in range(4)]]
+    expected = Meteor().compute_score({i: r for i, r in enumerate(refs)}, {i: [h] for i, h in enumerate(hyps)})[1]
+    meteor = SentenceMeteor()
+    first, again = meteor(hyps, refs), meteor(hyps[::-1], refs[::-1])
+    assert first == pytest.approx(expected) and again == pytest.approx(expected[::-1])
+    assert first[0] > 0.9 and first[1] == 0.0  # a reference itself; an empty caption
+    meteor.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        meteor(hyps, refs)

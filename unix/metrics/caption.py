@@ -174,6 +174,79 @@ class CorpusCiderD:
         return scores
 
 
+def sentence_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4) -> np.ndarray:
+    """BLEU-``n`` of every caption on its own, as pycocoevalcap's ``BleuScorer`` computes it per sentence.
+
+    Its sentence-level smoothing (a tiny count added to every n-gram precision, so a caption
+    without a matching 4-gram scores about 1e-5, not 0) and the brevity penalty against the
+    reference length closest to the caption (``option="closest"``, as ``Bleu.compute_score``).
+
+    Args:
+        hyps: (N,) PTB-tokenized captions (:func:`ptb_tokenize`).
+        refs: (N,) lists of PTB-tokenized references of each caption's image.
+
+    Returns:
+        (N,) float64 sentence BLEU-``n`` in [0, 1].
+    """
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
+    check_references(refs)
+    scorer = BleuScorer(n=n)
+    for h, r in zip(hyps, refs):
+        scorer += (h, list(r))
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints its statistics
+        _, per_sentence = scorer.compute_score(option="closest", verbose=0)
+    return np.asarray(per_sentence[n - 1], dtype=np.float64)
+
+
+class SentenceMeteor:
+    """METEOR 1.5 of every caption on its own, from one pycocoevalcap METEOR process kept open.
+
+    pycocoevalcap starts a JVM (about 2 GB, ten seconds to load its paraphrase tables) per
+    ``Meteor()``; a reward computed every update keeps one. English resources only (``-l en``).
+
+    Example::
+
+        meteor = SentenceMeteor()
+        scores = meteor(ptb_tokenize(hyps), ptb_tokenize_groups(refs))  # (N,)
+        meteor.close()
+    """
+
+    def __init__(self):
+        if shutil.which("java") is None:
+            raise RuntimeError("METEOR needs java on the PATH")
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        self._meteor = Meteor()
+
+    def __call__(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+        """(N,) METEOR of PTB-tokenized ``hyps`` against their references (lists of PTB-tokenized strings)."""
+        if len(hyps) != len(refs):
+            raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
+        if not hyps:
+            return np.zeros(0, dtype=np.float64)
+        check_references(refs)
+        if self._meteor is None:
+            raise RuntimeError("SentenceMeteor was closed")
+        gts = {i: list(r) for i, r in enumerate(refs)}
+        res = {i: [h] for i, h in enumerate(hyps)}  # an empty caption scores 0
+        _, scores = self._meteor.compute_score(gts, res)
+        out = np.asarray(scores, dtype=np.float64)
+        if out.shape != (len(hyps),) or not np.all(np.isfinite(out)):
+            raise RuntimeError(f"METEOR returned {out.shape[0]} scores for {len(hyps)} captions (or non-finite ones)")
+        return out
+
+    def close(self) -> None:
+        if self._meteor is not None:
+            meteor, self._meteor = self._meteor, None
+            del meteor
+
+    def __del__(self):
+        self.close()
+
+
 def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = "en",
                 meteor: Optional[bool] = None) -> Dict[str, object]:
     """BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of pycocoevalcap on PTB-tokenized captions.
