@@ -214,7 +214,8 @@ class UnixScstCriterion(FairseqCriterion):
         metrics.log_scalar("cand_len", total("ntokens") / max(cands, 1), cands, round=2)
         for part in ("cider", "bleu4", "meteor"):
             if any(f"reward_{part}_sum" in log for log in logging_outputs):
-                metrics.log_scalar(f"reward_{part}", 100.0 * total(f"reward_{part}_sum") / max(cands, 1), cands, round=2)
+                value = 100.0 * total(f"reward_{part}_sum") / max(cands, 1)
+                metrics.log_scalar(f"reward_{part}", value, cands, round=2)
         greedy = total("greedy_photos")
         if greedy:
             metrics.log_scalar("reward_greedy", 100.0 * total("reward_greedy_sum") / greedy, greedy, round=2)
