@@ -139,13 +139,12 @@ class UnixScstCriterion(FairseqCriterion):
 
     def check_english(self, split: str, ids: List[int]) -> None:
         """METEOR has English resources only: refuse a candidate captioning another language."""
-        langs = self.task.caption_langs(split, ids)
-        other = next((i for i, lang in zip(ids, langs) if lang != "en"), None)
+        other = next(((i, lang) for i, lang in zip(ids, self.task.caption_langs(split, ids)) if lang != "en"), None)
         if other is not None:
-            raise ValueError(f"--scst-meteor-weight: {split} sample {other} (line {other + 1}) is a "
-                             f"{self.task.caption_langs(split, [other])[0]!r} caption, but pycocoevalcap's METEOR "
-                             f"has English resources only; fine-tune on English captions (prepare_captions.py "
-                             f"--langs en) or drop --scst-meteor-weight")
+            i, lang = other
+            raise ValueError(f"--scst-meteor-weight: {split} sample {i} (line {i + 1}) is a {lang!r} caption, "
+                             f"but pycocoevalcap's METEOR has English resources only; fine-tune on English "
+                             f"captions (prepare_captions.py --langs en) or drop --scst-meteor-weight")
 
     def forward(self, model, sample, reduce=True):
         if not model.training:

@@ -28,7 +28,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_l
 
 from fairseq_plugins.generation.best_stop import generator_class
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
-from unix.data.captions import first_reference, group_references
+from unix.data.captions import first_reference, group_references, lang_of_source
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
 from unix.data.tokenizer import is_lang_tag
@@ -286,7 +286,7 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
     def caption_langs(self, split: str, ids: List[int]) -> List[str]:
         """Language code of the tag of every sample ``ids`` of ``split`` (``"en"`` for ``__en__``)."""
         pair = self._pairs[split]
-        return [self.src_dict[int(pair.src[i][0])][2:-2] for i in ids]
+        return [lang_of_source(self.src_dict[int(pair.src[i][0])]) for i in ids]
 
     def cider_of_batch(self, sample, model) -> Tuple[float, int]:
         """Generate one caption per photo of a validation batch; return (sum of CIDEr-D, photos)."""

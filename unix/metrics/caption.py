@@ -201,6 +201,15 @@ def sentence_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4
     return np.asarray(per_sentence[n - 1], dtype=np.float64)
 
 
+def _start_meteor():
+    """pycocoevalcap's ``Meteor`` (a JVM running METEOR 1.5 with English resources)."""
+    if shutil.which("java") is None:
+        raise RuntimeError("METEOR needs java on the PATH")
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    return Meteor()
+
+
 class SentenceMeteor:
     """METEOR 1.5 of every caption on its own, from one pycocoevalcap METEOR process kept open.
 
@@ -215,11 +224,7 @@ class SentenceMeteor:
     """
 
     def __init__(self):
-        if shutil.which("java") is None:
-            raise RuntimeError("METEOR needs java on the PATH")
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        self._meteor = Meteor()
+        self._meteor = _start_meteor()
 
     def __call__(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
         """(N,) METEOR of PTB-tokenized ``hyps`` against their references (lists of PTB-tokenized strings)."""
@@ -278,11 +283,7 @@ def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = 
         out[f"BLEU-{k}"] = float(b)
     use_meteor = english if meteor is None else meteor
     if use_meteor:
-        if shutil.which("java") is None:
-            raise RuntimeError("METEOR needs java on the PATH")
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        m = Meteor()
+        m = _start_meteor()
         try:
             out["METEOR"] = float(m.compute_score(gts, res)[0])
         finally:
