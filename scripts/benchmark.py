@@ -90,7 +90,8 @@ def image_batches(task, max_tokens, n):
 
 def strip_images(batch):
     b = dict(batch)
-    b["net_input"] = {k: v for k, v in batch["net_input"].items() if k not in ("image_features", "images", "image_mask")}
+    image_keys = ("image_features", "images", "image_mask")
+    b["net_input"] = {k: v for k, v in batch["net_input"].items() if k not in image_keys}
     return b
 
 

@@ -84,7 +84,7 @@ def unfinished(system) -> str:
         if why:
             return why
     try:
-        average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
+        average_checkpoints.last_checkpoints(ckpt_dir, system.get("average", 10))
     except ValueError as e:
         return str(e)
     return ""
@@ -95,7 +95,7 @@ def evaluate(system, a, work):
     stem = slug(name)
     ckpt_dir = system["checkpoints"]
     avg = os.path.join(work, f"{stem}.avg{system.get('average', 10)}.pt")
-    paths = average_checkpoints.last_epoch_checkpoints(ckpt_dir, system.get("average", 10))
+    paths = average_checkpoints.last_checkpoints(ckpt_dir, system.get("average", 10))
     torch.save(average_checkpoints.average(paths), avg)
     updates = trained_updates(paths[-1])
     m30k = os.path.join(a.data, "multi30k")

@@ -69,7 +69,8 @@ def retrieval(entry: Dict, work: str, seed: int, index: int = 0) -> List[Tuple[s
 
 def caption(entry: Dict, work: str) -> Dict:
     out = os.path.join(work, f"caption_{slug(entry['name'])}.md")
-    caption_results.main(["--data", entry["data"], "--path", entry["checkpoint"], "--langs", *entry.get("langs", ["en"]),
+    caption_results.main(["--data", entry["data"], "--path", entry["checkpoint"],
+                          "--langs", *entry.get("langs", ["en"]),
                           "--out", out, "--label", entry["name"], "--", *entry.get("generate_args", [])])
     with open(os.path.splitext(out)[0] + ".json", encoding="utf-8") as f:
         result = json.load(f)
@@ -81,7 +82,8 @@ def retrieval_table(rows: List[Tuple[str, Dict[str, float]]]) -> List[str]:
     keys = sorted(rows[0][1], key=_metric_order)
     lines = ["| metric | " + " | ".join(name for name, _ in rows) + " |", "|---|" + "---|" * len(rows)]
     for key in keys:
-        lines.append(f"| {_metric_label(key)} | " + " | ".join(f"{r.get(key, float('nan')):.2f}" for _, r in rows) + " |")
+        cells = " | ".join(f"{r.get(key, float('nan')):.2f}" for _, r in rows)
+        lines.append(f"| {_metric_label(key)} | {cells} |")
     return lines
 
 
@@ -98,7 +100,8 @@ def _metric_label(key: str) -> str:
     m = RECALL_KEY.match(key)
     if not m:
         return key
-    what = m["pair"].replace("2", "->") if m["pair"] else f"{m['lang']} {'image->text' if m['dir'] == 'i2t' else 'text->image'}"
+    direction = "image->text" if m["dir"] == "i2t" else "text->image"
+    what = m["pair"].replace("2", "->") if m["pair"] else f"{m['lang']} {direction}"
     return f"{what} R@{m['k']}"
 
 
@@ -113,10 +116,12 @@ def caption_table(rows: List[Dict]) -> List[str]:
 
 
 def mmt_table(rows: List[Dict]) -> List[str]:
-    lines = ["| system | updates | all (a / b) | with image (a / b) | shuffled images (a / b) |", "|---|---|---|---|---|"]
+    lines = ["| system | updates | all (a / b) | with image (a / b) | shuffled images (a / b) |",
+             "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['updates']} | {mmt_results.fmt(r['all'])} | "
-                     f"{mmt_results.fmt(r['with_image'])} (n={r['with_image']['n']}) | {mmt_results.fmt(r.get('shuffled'))} |")
+                     f"{mmt_results.fmt(r['with_image'])} (n={r['with_image']['n']}) | "
+                     f"{mmt_results.fmt(r.get('shuffled'))} |")
     return lines
 
 

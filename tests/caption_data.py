@@ -118,6 +118,21 @@ def direct_cider(hyps, refs) -> float:
     return Cider().compute_score(gts, res)[0]
 
 
+def direct_bleu4(hyps, refs) -> float:
+    """pycocoevalcap's corpus BLEU-4 after its PTB tokenizer, called directly (the reference result)."""
+    import contextlib
+    import io
+
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    tok = PTBTokenizer()
+    gts = tok.tokenize({i: [{"caption": r} for r in rs] for i, rs in enumerate(refs)})
+    res = tok.tokenize({i: [{"caption": h}] for i, h in enumerate(hyps)})
+    with contextlib.redirect_stdout(io.StringIO()):
+        return Bleu(4).compute_score(gts, res)[0][3]
+
+
 def prepare_tiny(root: Path, *extra_args: str) -> Dict[str, Path]:
     """Raw data + vocabulary + ``scripts/prepare_captions.py`` under ``root``; returns the paths."""
     from scripts import prepare_captions

@@ -9,8 +9,9 @@ whose target holds all its references joined by ``<sep>``. Every split has an im
 or as cached backbone features (``--image-features``; checked against the model's backbone).
 
 Validation: the loss is computed on the first reference of each photo; with ``--eval-cider`` the
-model also generates one caption per photo and ``cider`` (corpus CIDEr-D x100, pycocoevalcap) is
-logged, usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``.
+model also generates one caption per photo and logs ``cider`` (corpus CIDEr-D x100, pycocoevalcap)
+and ``bleu4`` (corpus BLEU-4 x100, pycocoevalcap, from n-gram statistics summed over batches),
+either usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``.
 """
 
 import json
@@ -32,10 +33,14 @@ from unix.data.captions import first_reference, group_references, lang_of_source
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
 from unix.data.tokenizer import is_lang_tag
-from unix.metrics.caption import CorpusCiderD, ptb_tokenize, ptb_tokenize_groups
+from unix.metrics.caption import (CorpusCiderD, bleu_statistic_names, bleu_statistics, corpus_bleu, ptb_tokenize,
+                                  ptb_tokenize_groups)
 from unix.metrics.references import SEP, split_references
 
 logger = logging.getLogger(__name__)
+
+# the corpus-BLEU statistics that validation sums over batches (unix.metrics.caption.bleu_statistics, n=4)
+BLEU_STATS = bleu_statistic_names(4)
 
 SRC, TGT = "tag", "cap"  # file suffixes of the binarized pair: <split>.tag-cap.{tag,cap}
 SPLIT_KEY = "unix_split"  # batch key naming the split a batch comes from (CIDEr needs its references)
@@ -146,7 +151,8 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
     def prepare_model_cfg(self, model_cfg) -> None:
         """Check cached features against the model's backbone; pick the train transform when fine-tuning."""
         backbone = getattr(model_cfg, "image_encoder", "") or ""
-        freeze = getattr(model_cfg, "freeze_image_encoder", True) and not getattr(model_cfg, "finetune_image_encoder", False)
+        freeze = (getattr(model_cfg, "freeze_image_encoder", True)
+                  and not getattr(model_cfg, "finetune_image_encoder", False))
         if self.uses_images and self.cfg.image_features and backbone:
             if not freeze:
                 raise ValueError("a fine-tuned backbone needs pixels (--image-root without --image-features): "
@@ -288,8 +294,13 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         pair = self._pairs[split]
         return [lang_of_source(self.src_dict[int(pair.src[i][0])]) for i in ids]
 
-    def cider_of_batch(self, sample, model) -> Tuple[float, int]:
-        """Generate one caption per photo of a validation batch; return (sum of CIDEr-D, photos)."""
+    def cider_of_batch(self, sample, model) -> Dict[str, float]:
+        """Generate one caption per photo of a validation batch and score it against all its references.
+
+        Returns:
+            logging entries: ``_cider_sum`` (sum of per-photo CIDEr-D), ``_cider_n`` (photos) and
+            ``_bleu_<stat>`` (the batch's corpus-BLEU statistics, summed over its photos).
+        """
         split = sample.get(SPLIT_KEY)
         if split is None or split not in self._pairs:
             raise RuntimeError("--eval-cider: batch without a known split (was it loaded by unix_caption?)")
@@ -298,15 +309,19 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         # decoded as fairseq-generate --post-process sentencepiece does, so both give the same CIDEr-D
         hyps = [self.tgt_dict.string(g[0]["tokens"].int().cpu(), "sentencepiece") for g in gen_out]
         ids = sample["id"].tolist()
-        scores = cider.image_scores(ptb_tokenize(hyps), [refs_tok[i] for i in ids])
+        hyps_tok, refs = ptb_tokenize(hyps), [refs_tok[i] for i in ids]
+        scores = cider.image_scores(hyps_tok, refs)
         if self.cfg.eval_cider_print_samples and hyps:
             logger.info("%s example: %r | references: %r", split, hyps[0], refs_tok[ids[0]])
-        return float(scores.sum()), len(ids)
+        out = {"_cider_sum": float(scores.sum()), "_cider_n": len(ids)}
+        bleu = bleu_statistics(hyps_tok, refs).sum(axis=0) if ids else np.zeros(len(BLEU_STATS))
+        out.update({f"_bleu_{name}": float(v) for name, v in zip(BLEU_STATS, bleu)})
+        return out
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(self.first_reference_sample(sample), model, criterion)
         if self.cfg.eval_cider:
-            logging_output["_cider_sum"], logging_output["_cider_n"] = self.cider_of_batch(sample, model)
+            logging_output.update(self.cider_of_batch(sample, model))
         return loss, sample_size, logging_output
 
     def reduce_metrics(self, logging_outputs, criterion):
@@ -315,10 +330,15 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
             return
         n = sum(log.get("_cider_n", 0) for log in logging_outputs)
         if n > 0:  # validation batches only
-            metrics.log_scalar_sum("_cider_sum", sum(log.get("_cider_sum", 0.0) for log in logging_outputs))
-            metrics.log_scalar_sum("_cider_n", n)
+            for key in ["_cider_sum", "_cider_n"] + [f"_bleu_{name}" for name in BLEU_STATS]:
+                metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
 
             def cider(meters):
                 return round(100.0 * meters["_cider_sum"].sum / max(meters["_cider_n"].sum, 1), 2)
 
+            def bleu4(meters):
+                stats = np.array([meters[f"_bleu_{name}"].sum for name in BLEU_STATS], dtype=np.float64)
+                return round(100.0 * corpus_bleu(stats, n=4)[3], 2)
+
             metrics.log_derived("cider", cider)
+            metrics.log_derived("bleu4", bleu4)

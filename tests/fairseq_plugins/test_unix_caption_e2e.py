@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import torch
 
-from tests.caption_data import direct_cider, prepare_tiny
+from tests.caption_data import direct_bleu4, direct_cider, prepare_tiny
 from unix.data.feature_cache import build_feature_cache
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="CIDEr's PTB tokenizer needs java")
@@ -74,6 +74,8 @@ def test_generate_scores_cider_like_validation_against_all_references(trained):
     # the last validation (end of training, greedy, <= 40 tokens) scored the model of checkpoint_last.pt
     last = [line for line in trained["train_log"].splitlines() if "valid on 'valid_de'" in line][-1]
     assert printed == pytest.approx(float(re.search(r"\| cider ([\d.]+)", last).group(1)), abs=0.006)
+    bleu4 = 100 * direct_bleu4([hyps[i] for i in sorted(hyps)], [refs_file[i] for i in sorted(hyps)])
+    assert float(re.search(r"\| bleu4 ([\d.]+)", last).group(1)) == pytest.approx(bleu4, abs=0.006)
 
 
 def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.caption_data import direct_cider, prepare_tiny
+from tests.caption_data import direct_bleu4, direct_cider, prepare_tiny
 from unix.data.feature_cache import StaleCacheError, build_feature_cache
 from unix.data.images import ImageError
 from unix.data.tokenizer import UnknownLanguageError
@@ -75,6 +75,61 @@ def test_eval_split_first_reference_loss_and_corpus_cider(data):
     criterion = task.build_criterion(cfg.criterion)
     _, _, log = task.valid_step(batch, model, criterion)
     assert log["_cider_n"] == 3 and log["_cider_sum"] >= 0
+
+
+class _SecondReferenceGenerator:
+    """Stands in for the validation generator: "generates" each photo's second reference, cut short
+    by its last two pieces (captions that score well above zero, unlike an untrained model's)."""
+
+    def __init__(self, task):
+        self.sep, self.eos, self.pad = task.sep_idx, task.tgt_dict.eos(), task.tgt_dict.pad()
+
+    def generate(self, models, sample, **kwargs):
+        out = []
+        for row in sample["target"]:
+            toks = [t for t in row.tolist() if t not in (self.pad, self.eos)]
+            refs, cur = [], []
+            for t in toks + [self.sep]:
+                if t == self.sep:
+                    refs.append(cur)
+                    cur = []
+                else:
+                    cur.append(t)
+            out.append([{"tokens": torch.tensor(refs[1][:-2] + [self.eos])}])
+        return out
+
+
+@java
+def test_validation_cider_and_bleu4_over_several_batches_equal_pycocoevalcap(data):
+    """valid_step on two batches, reduced as fairseq-train does: ``cider`` and ``bleu4`` are the corpus
+    scores of pycocoevalcap on all the generated captions (BLEU from n-gram statistics summed over batches)."""
+    from fairseq import metrics
+
+    task, cfg = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
+                      "--eval-cider")
+    model = task.build_model(cfg.model)
+    criterion = task.build_criterion(cfg.criterion)
+    task.cider_generator = _SecondReferenceGenerator(task)
+    task.load_dataset("valid_de")
+    ds = task.datasets["valid_de"]
+    batches = [ds.collater([ds[i] for i in ids]) for ids in ([0, 1], [2])]
+    refs = [split_references(line) for line in open(data["bin"] / "valid_de.refs.txt", encoding="utf-8")]
+    with metrics.aggregate(new_root=True) as agg:
+        logs = [task.valid_step(b, model, criterion)[2] for b in batches]
+        task.reduce_metrics(logs, criterion)
+        logged = agg.get_smoothed_values()
+    hyps = {}
+    for b in batches:
+        for sid, g in zip(b["id"].tolist(), task.cider_generator.generate([model], b)):
+            hyps[sid] = task.tgt_dict.string(g[0]["tokens"], "sentencepiece")
+    assert [log["_cider_n"] for log in logs] == [2, 1] and sorted(hyps) == [0, 1, 2]
+    assert all(hyps[i] and refs[i][1].startswith(hyps[i]) and hyps[i] != refs[i][1] for i in hyps)
+    assert logs[0]["_bleu_testlen"] > 0 and logs[0]["_bleu_guess1"] == logs[0]["_bleu_testlen"]
+    hyp_list = [hyps[i] for i in range(3)]
+    cider, bleu4 = 100 * direct_cider(hyp_list, refs), 100 * direct_bleu4(hyp_list, refs)
+    assert cider > 50 and bleu4 > 20  # near-copies of a reference
+    assert logged["cider"] == pytest.approx(cider, abs=0.006)
+    assert logged["bleu4"] == pytest.approx(bleu4, abs=0.006)
 
 
 def test_caption_lang_overrides_the_tag_and_unknown_languages_are_refused(data):
@@ -262,7 +317,8 @@ def test_checkpoints_with_and_without_the_image_backbone_fine_tune_into_each_oth
     ckpt = {k: v.clone() for k, v in with_backbone.state_dict().items()}
     n_backbone = sum(k.startswith(BACKBONE) for k in ckpt)
     assert n_backbone > 0 and not any(k.startswith(BACKBONE) for k in feats_only.state_dict())
-    assert not torch.equal(ckpt["decoder.core.embed_tokens.weight"], feats_only.state_dict()["decoder.core.embed_tokens.weight"])
+    embed = "decoder.core.embed_tokens.weight"
+    assert not torch.equal(ckpt[embed], feats_only.state_dict()[embed])
 
     with caplog.at_level(logging.INFO, logger="fairseq_plugins.models.unix"):
         feats_only.load_state_dict(ckpt)

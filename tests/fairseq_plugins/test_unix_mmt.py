@@ -59,7 +59,8 @@ def test_resume_from_checkpoint_last(tiny_corpus, pixel_run):
 
 
 def test_train_and_generate_with_feature_cache(tiny_corpus, tmp_path):
-    paths = [p for p in read_image_list(str(tiny_corpus / "bin" / "train.images.txt"), str(tiny_corpus / "images")) if p]
+    listed = read_image_list(str(tiny_corpus / "bin" / "train.images.txt"), str(tiny_corpus / "images"))
+    paths = [p for p in listed if p]
     build_feature_cache(paths, str(tmp_path / "feats"), "test_efficientnet")
     save = tmp_path / "ck"
     train(tiny_corpus, save, "--image-root", str(tiny_corpus / "images"), "--image-features", str(tmp_path / "feats"))

@@ -123,7 +123,8 @@ def test_eval_retrieval_sep_joined_references_equal_repeated_image_names(pretrai
             by_image.setdefault(name, []).append(cap)
     (tmp_path / "images.txt").write_text("\n".join(by_image) + "\n")
     (tmp_path / "refs.en").write_text("\n".join(" <sep> ".join(c) for c in by_image.values()) + "\n")
-    common = ["--path", str(s["ckpt"]), "--dict", str(s["data"] / "dict.txt"), "--spm-model", str(s["data"] / "spm.model"),
+    common = ["--path", str(s["ckpt"]), "--dict", str(s["data"] / "dict.txt"),
+              "--spm-model", str(s["data"] / "spm.model"),
               "--image-root", str(s["images"]), "--image-features", str(s["feats"])]
     main([*common, "--image-list", str(s["data"] / "valid.images.txt"), "--captions", f"en={raw / 'valid.en'}",
           "--out", str(tmp_path / "repeated.json")])

@@ -1,4 +1,4 @@
-"""scripts/average_checkpoints.py: the mean of the last N epoch checkpoints."""
+"""scripts/average_checkpoints.py: the mean of the last N epoch or update checkpoints, or of named ones."""
 
 import pytest
 import torch
@@ -27,3 +27,49 @@ def test_too_few_checkpoints(tmp_path):
     save(tmp_path / "checkpoint1.pt", [0.0], 1)
     with pytest.raises(ValueError, match="1 epoch checkpoints, 3 wanted"):
         average_checkpoints.main(["--dir", str(tmp_path), "--last", "3", "--out", str(tmp_path / "a.pt")])
+
+
+def test_update_checkpoints_with_upper_bound(tmp_path):
+    save(tmp_path / "checkpoint_1_50.pt", [0.0], 50)
+    save(tmp_path / "checkpoint_1_100.pt", [2.0], 100)
+    save(tmp_path / "checkpoint_1_150.pt", [4.0], 150)
+    save(tmp_path / "checkpoint_2_200.pt", [100.0], 200)  # after the bound
+    save(tmp_path / "checkpoint3.pt", [50.0], 200)  # an epoch checkpoint: not an update checkpoint
+    average_checkpoints.main(["--dir", str(tmp_path), "--last-updates", "2", "--upper-bound", "150",
+                              "--out", str(tmp_path / "avg.pt")])
+    avg = torch.load(tmp_path / "avg.pt", weights_only=True)
+    torch.testing.assert_close(avg["model"]["w"], torch.tensor([3.0]))
+    with pytest.raises(ValueError, match="3 update checkpoints up to update 150, 4 wanted"):
+        average_checkpoints.main(["--dir", str(tmp_path), "--last-updates", "4", "--upper-bound", "150",
+                                  "--out", str(tmp_path / "a.pt")])
+
+
+def test_named_inputs(tmp_path):
+    save(tmp_path / "a.pt", [1.0, 1.0], 1)
+    save(tmp_path / "b.pt", [2.0, 4.0], 2)
+    save(tmp_path / "c.pt", [3.0, 7.0], 3)
+    average_checkpoints.main(["--inputs", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), str(tmp_path / "c.pt"),
+                              "--out", str(tmp_path / "avg.pt")])
+    avg = torch.load(tmp_path / "avg.pt", weights_only=True)
+    torch.testing.assert_close(avg["model"]["w"], torch.tensor([2.0, 4.0]))
+
+
+def test_named_inputs_refuse_missing_file_and_directory_options(tmp_path, capsys):
+    save(tmp_path / "a.pt", [1.0], 1)
+    with pytest.raises(SystemExit):
+        average_checkpoints.main(["--inputs", str(tmp_path / "a.pt"), str(tmp_path / "nope.pt"),
+                                  "--out", str(tmp_path / "avg.pt")])
+    err = capsys.readouterr().err
+    assert "no such checkpoint" in err and "nope.pt" in err
+    with pytest.raises(SystemExit):
+        average_checkpoints.main(["--inputs", str(tmp_path / "a.pt"), "--last", "2", "--out", str(tmp_path / "x.pt")])
+    assert "go with --dir" in capsys.readouterr().err
+    assert not (tmp_path / "avg.pt").exists() and not (tmp_path / "x.pt").exists()
+
+
+def test_checkpoints_with_different_parameters_are_refused(tmp_path):
+    save(tmp_path / "a.pt", [1.0], 1)
+    torch.save({"model": {"other": torch.tensor([1.0])}}, tmp_path / "b.pt")
+    with pytest.raises(ValueError, match="b.pt: its parameters differ"):
+        average_checkpoints.main(["--inputs", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
+                                  "--out", str(tmp_path / "avg.pt")])

@@ -51,7 +51,8 @@ def test_main_writes_both_decodings_with_answer_types(tmp_path, monkeypatch):
 def test_template_table_masks_reference_answers(tmp_path, monkeypatch):
     rows = [("is there a red shape?", "no", "no"), ("is there a blue shape?", "yes", "no"),
             ("is there a dark blue shape?", "no", "no"),  # "dark blue" is one answer: same template
-            ("what color is the shape?", "dark blue", "dark blue"), ("what color is the shape?", "red <sep> blue", "green")]
+            ("what color is the shape?", "dark blue", "dark blue"),
+            ("what color is the shape?", "red <sep> blue", "green")]
     write(tmp_path / "gen.txt", rows, 60.0)
     table = vqa_results.template_accuracy(vqa_results.read_questions(str(tmp_path / "gen.txt")))
     assert table == {"is there a _ shape ?": (pytest.approx(200 / 3), 3), "what color is the shape ?": (50.0, 2)}

@@ -159,6 +159,31 @@ def test_sentence_bleu_hand_computed_with_brevity_penalty():
         sentence_bleu(["a", "b"], [["a"], []])
 
 
+def test_bleu_statistics_hand_computed_and_summed_batches_equal_pycocoevalcap_corpus_bleu():
+    import contextlib
+    import io
+
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    from unix.metrics.caption import bleu_statistic_names, bleu_statistics, corpus_bleu
+
+    # "a dog runs on the grass" against 5- and 7-word references: closest length 5 (tie: the shorter);
+    # n-grams 6/5/4/3, matched 6/5/3/1 (as in the sentence-BLEU test above)
+    st = bleu_statistics(["a dog runs on the grass"], [["a dog runs on grass", "the dog is running on the grass"]])
+    assert dict(zip(bleu_statistic_names(), st[0])) == {
+        "testlen": 6, "reflen": 5, "guess1": 6, "guess2": 5, "guess3": 4, "guess4": 3,
+        "correct1": 6, "correct2": 5, "correct3": 3, "correct4": 1}
+    assert corpus_bleu(st[0])[3] == pytest.approx(0.25 ** 0.25, rel=1e-9)
+    hyps, refs = random_corpus(40, seed=3)
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocoevalcap prints its statistics
+        direct, _ = Bleu(4).compute_score({i: r for i, r in enumerate(refs)}, {i: [h] for i, h in enumerate(hyps)})
+    summed = bleu_statistics(hyps[:13], refs[:13]).sum(0) + bleu_statistics(hyps[13:], refs[13:]).sum(0)
+    assert corpus_bleu(summed) == pytest.approx(direct, rel=1e-12)
+    assert direct[3] > 0.05  # not a trivial all-zero case
+    with pytest.raises(ValueError, match=r"shape \(9,\)"):
+        corpus_bleu(summed[:9])
+
+
 @needs_java
 def test_sentence_meteor_matches_pycocoevalcap_per_caption_and_keeps_one_process():
     from pycocoevalcap.meteor.meteor import Meteor

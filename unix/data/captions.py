@@ -270,7 +270,8 @@ def first_reference(target: torch.Tensor, sep: int, eos: int, pad: int) -> Tuple
     return tgt, prev
 
 
-def group_references(keys: Sequence[Hashable], references: Sequence[Sequence[str]]) -> Tuple[List[int], List[List[str]]]:
+def group_references(keys: Sequence[Hashable],
+                     references: Sequence[Sequence[str]]) -> Tuple[List[int], List[List[str]]]:
     """Pool the references of samples that share a key (a photo and a language).
 
     A training split has one sample per caption; a reward or a score of a caption for that

@@ -201,6 +201,63 @@ def sentence_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4
     return np.asarray(per_sentence[n - 1], dtype=np.float64)
 
 
+def bleu_statistic_names(n: int = 4) -> tuple:
+    """Names of the columns of :func:`bleu_statistics`: testlen, reflen, guess1..n, correct1..n."""
+    return ("testlen", "reflen") + tuple(f"guess{k}" for k in range(1, n + 1)) + tuple(
+        f"correct{k}" for k in range(1, n + 1))
+
+
+def bleu_statistics(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4) -> np.ndarray:
+    """The sufficient statistics of pycocoevalcap's corpus BLEU, one row per caption.
+
+    Row ``i``: caption length, the reference length closest to it (pycocoevalcap's
+    ``option="closest"``), the number of its 1..n-grams (``guess``) and of those clipped-matched
+    by a reference (``correct``). Rows of any batches sum to the statistics of their union, and
+    :func:`corpus_bleu` of the sum is exactly ``Bleu(n).compute_score`` on the union; this is how
+    validation reports corpus BLEU over several batches (or workers).
+
+    Args:
+        hyps: (N,) PTB-tokenized captions.
+        refs: (N,) lists of PTB-tokenized references of each caption's image.
+        n: largest n-gram order.
+
+    Returns:
+        (N, 2 + 2n) float64: testlen, reflen, guess_1..n, correct_1..n.
+    """
+    from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
+
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
+    check_references(refs)
+    out = np.zeros((len(hyps), 2 + 2 * n), dtype=np.float64)
+    for i, (h, r) in enumerate(zip(hyps, refs)):
+        c = cook_test(h, cook_refs(list(r), n=n), n=n)
+        testlen = c["testlen"]
+        out[i, 0] = testlen
+        out[i, 1] = min((abs(length - testlen), length) for length in c["reflen"])[1]
+        out[i, 2:2 + n] = c["guess"]
+        out[i, 2 + n:] = c["correct"]
+    return out
+
+
+def corpus_bleu(stats: np.ndarray, n: int = 4) -> List[float]:
+    """BLEU-1..n from summed :func:`bleu_statistics` (2 + 2n,), with pycocoevalcap's arithmetic."""
+    stats = np.asarray(stats, dtype=np.float64)
+    if stats.shape != (2 + 2 * n,):
+        raise ValueError(f"BLEU statistics of shape {stats.shape}, ({2 + 2 * n},) expected for n={n}")
+    small, tiny = 1e-9, 1e-15  # pycocoevalcap's constants
+    testlen, reflen = stats[0], stats[1]
+    guess, correct = stats[2:2 + n], stats[2 + n:]
+    bleus, bleu = [], 1.0
+    for k in range(n):
+        bleu *= (float(correct[k]) + tiny) / (float(guess[k]) + small)
+        bleus.append(bleu ** (1.0 / (k + 1)))
+    ratio = (testlen + tiny) / (reflen + small)
+    if ratio < 1:
+        bleus = [b * math.exp(1 - 1 / ratio) for b in bleus]
+    return [float(b) for b in bleus]
+
+
 def _start_meteor():
     """pycocoevalcap's ``Meteor`` (a JVM running METEOR 1.5 with English resources)."""
     if shutil.which("java") is None:

@@ -142,7 +142,8 @@ class VQAAccuracy:
         """``accuracy`` (percent), ``match`` (percent of predictions equal to any reference), ``n``,
         and ``by_type``: answer type -> ``(accuracy percent, questions)``, as the VQA evaluation."""
         match = 100.0 * self.exact / self.count if self.count else 0.0
-        by_type = {t: (100.0 * tot / n, n) for t, (tot, n) in sorted(self.by_type.items(), key=lambda kv: ANSWER_TYPES.index(kv[0]))}
+        ordered = sorted(self.by_type.items(), key=lambda kv: ANSWER_TYPES.index(kv[0]))
+        by_type = {t: (100.0 * tot / n, n) for t, (tot, n) in ordered}
         return {"accuracy": self.score(), "match": match, "n": self.count, "by_type": by_type}
 
     def result_string(self) -> str:
