@@ -11,6 +11,7 @@ from fairseq_plugins.data.image_grouped_dataset import ImageGroupedDataset
 from fairseq_plugins.data.input_grouped_dataset import InputGroupedDataset
 from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, ImageSource, load_image_source
 from fairseq_plugins.data.random_order_dataset import RandomOrderDataset
+from fairseq_plugins.generation.ngram_block import fix_ngram_blocking
 from unix.data.feature_cache import FeatureCache
 from unix.data.images import build_transform
 from unix.data.tokenizer import check_lang_in_vocab
@@ -57,6 +58,14 @@ class ImageTaskMixin:
         if self.cfg.image_features and self._feature_cache is None:
             self._feature_cache = FeatureCache(self.cfg.image_features)
         return self._feature_cache
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
+                        prefix_allowed_tokens_fn=None):
+        """fairseq's generator, with an n-gram blocker that works (``--no-repeat-ngram-size``;
+        see :mod:`fairseq_plugins.generation.ngram_block`)."""
+        return fix_ngram_blocking(super().build_generator(
+            models, args, seq_gen_cls=seq_gen_cls, extra_gen_cls_kwargs=extra_gen_cls_kwargs,
+            prefix_allowed_tokens_fn=prefix_allowed_tokens_fn))
 
     def image_transform_getter(self):
         def get():

@@ -132,6 +132,37 @@ def test_validation_cider_and_bleu4_over_several_batches_equal_pycocoevalcap(dat
     assert logged["bleu4"] == pytest.approx(bleu4, abs=0.006)
 
 
+@pytest.mark.parametrize("best_stop", [False, True])
+def test_no_repeat_ngram_size_blocks_repeats_in_generation(data, best_stop):
+    """An untrained model repeats one piece; the task's generator with --no-repeat-ngram-size 2
+    (fairseq's blocker does nothing: fairseq_plugins.generation.ngram_block) never repeats a bigram."""
+    from argparse import Namespace
+
+    from fairseq_plugins.generation.ngram_block import UnixNGramRepeatBlock
+
+    extra = ["--best-beam-stop"] if best_stop else []
+    task, cfg = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"], *extra)
+    torch.manual_seed(0)
+    model = task.build_model(cfg.model)
+    model.eval()
+    task.load_dataset("valid_en")
+    batch = batch_of(task, "valid_en")
+
+    def captions(**kw):
+        gen = task.build_generator([model], Namespace(beam=2, max_len_a=0, max_len_b=12, **kw))
+        return gen, [g[0]["tokens"].tolist() for g in task.inference_step(gen, [model], batch)]
+
+    def repeats_a_bigram(toks):
+        grams = list(zip(toks, toks[1:]))
+        return len(grams) != len(set(grams))
+
+    _, free = captions()
+    assert any(repeats_a_bigram(t) for t in free)  # the degenerate output the option is for
+    gen, blocked = captions(no_repeat_ngram_size=2)
+    assert isinstance(gen.repeat_ngram_blocker, UnixNGramRepeatBlock)
+    assert not any(repeats_a_bigram(t) for t in blocked) and blocked != free
+
+
 def test_caption_lang_overrides_the_tag_and_unknown_languages_are_refused(data):
     task, _ = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
                     "--caption-lang", "fr")
