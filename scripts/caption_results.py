@@ -9,6 +9,8 @@ recomputed from the references file, and writes a markdown table with the comman
 Several checkpoints (``--path A B --label "a" "b"``) give one row each in the same table (e.g.
 cross-entropy training and its SCST fine-tuning). A ``--path`` may name an ensemble in fairseq's
 form, ``A.pt:B.pt`` (fairseq-generate averages the models' log-probabilities at every step).
+``--row-args`` gives a row its own extra fairseq-generate arguments (one string per ``--path``,
+``""`` for none), so one table can compare decoding settings of the same checkpoint.
 
 Example::
 
@@ -53,16 +55,19 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="markdown file to write (a .json beside it too)")
     p.add_argument("--label", nargs="+", default=None,
                    help="one label per --path (default: the checkpoint path)")
+    p.add_argument("--row-args", nargs="+", default=None, metavar="ARGS",
+                   help="one string of extra fairseq-generate arguments per --path ('' for none), "
+                        "e.g. '' '--no-repeat-ngram-size 2' (a lone flag needs a space: ' --best-beam-stop')")
     p.add_argument("--note", default="", help="one paragraph about the run, written under the table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     return p.parse_args(argv)
 
 
-def generate(a, path: str, subset: str, out_path: str):
+def generate(a, path: str, subset: str, out_path: str, row_args=()):
     cmd = ["fairseq-generate", a.data, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
            "--task", "unix_caption", "--path", path, "--gen-subset", subset, "--beam", str(a.beam),
            "--max-len-b", str(a.max_len_b), "--batch-size", "64", "--scoring", "cider",
-           "--post-process", "sentencepiece", *a.extra]
+           "--post-process", "sentencepiece", *a.extra, *row_args]
     logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
     with open(out_path, "w") as f:
         subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
@@ -94,13 +99,13 @@ def format_rows(label: str, results: Dict[str, Dict[str, object]]):
     return rows
 
 
-def evaluate(a, path: str, work: str):
+def evaluate(a, path: str, work: str, row_args=()):
     """Generate and score every language for one checkpoint; returns (results, commands) by language."""
     results, commands = {}, {}
     for lang in a.langs:
         subset = f"{a.split}_{lang}"
         out = os.path.join(work, f"gen_{subset}.txt")
-        cmd = generate(a, path, subset, out)
+        cmd = generate(a, path, subset, out, row_args)
         s = score(out, os.path.join(a.data, f"{subset}.refs.txt"), lang)
         printed = printed_cider(out)
         if printed is None or abs(printed - 100.0 * s["CIDEr"]) > 0.01:
@@ -114,13 +119,17 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
     labels = checkpoint_labels(a.path, a.label)
+    if a.row_args is not None and len(a.row_args) != len(a.path):
+        raise SystemExit(f"--row-args: {len(a.row_args)} strings for {len(a.path)} checkpoints")
+    row_args = [shlex.split(r) for r in a.row_args] if a.row_args else [[] for _ in a.path]
     base = results_work_dir(a.out)
     runs = []
     for k, (path, label) in enumerate(zip(a.path, labels)):
         work = base if len(a.path) == 1 else os.path.join(base, f"model{k + 1}")
         os.makedirs(work, exist_ok=True)
-        results, commands = evaluate(a, path, work)
-        runs.append({"label": label, "checkpoint": path, "results": results, "commands": commands})
+        results, commands = evaluate(a, path, work, row_args[k])
+        runs.append({"label": label, "checkpoint": path, "results": results, "commands": commands,
+                     "generate_args": row_args[k]})
     lines = ["# Captioning results", "",
              provenance(), "",
              "pycocoevalcap 1.2 on lowercased PTB tokens, x100; beam "

@@ -14,12 +14,12 @@ java = pytest.mark.skipif(shutil.which("java") is None, reason="pycocoevalcap ne
 
 def fake_generate(printed_cider):
     """Stand-in for fairseq-generate: writes an output whose last line prints ``printed_cider``."""
-    def generate(a, path, subset, out_path):
+    def generate(a, path, subset, out_path, row_args=()):
         import pathlib
         write_generate_output(pathlib.Path(out_path), HYPS_EN, REFS_EN, pieces=True)
         text = pathlib.Path(out_path).read_text().replace("CIDEr-D = 0.00", f"CIDEr-D = {printed_cider(subset)}")
         pathlib.Path(out_path).write_text(text)
-        return ["fairseq-generate", a.data, "--gen-subset", subset]
+        return ["fairseq-generate", a.data, "--path", path, "--gen-subset", subset, *row_args]
     return generate
 
 
@@ -69,3 +69,17 @@ def test_several_checkpoints_give_one_row_each(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="2 checkpoints"):
         caption_results.main(["--data", str(data), "--path", "xe.pt", "scst.pt", "--label", "XE", "--langs", "en",
                               "--out", str(out)])
+
+
+@java
+def test_row_args_give_each_row_its_own_generate_arguments(tmp_path, monkeypatch):
+    data, _, out = english_data(tmp_path, monkeypatch)
+    caption_results.main(["--data", str(data), "--path", "a.pt", "a.pt", "--label", "plain", "blocked",
+                          "--row-args", "", "--no-repeat-ngram-size 2", "--langs", "en", "--out", str(out)])
+    saved = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert [m["generate_args"] for m in saved["models"]] == [[], ["--no-repeat-ngram-size", "2"]]
+    commands = [line for line in out.read_text().splitlines() if line.startswith("- ")]
+    assert commands[0].endswith("--gen-subset test_en`") and commands[1].endswith("--no-repeat-ngram-size 2`")
+    with pytest.raises(SystemExit, match="1 strings for 2 checkpoints"):
+        caption_results.main(["--data", str(data), "--path", "a.pt", "b.pt", "--row-args", "--beam 5 ",
+                              "--langs", "en", "--out", str(out)])
