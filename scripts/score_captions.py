@@ -22,7 +22,8 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 from unix.data.captions import CaptionDataError, join_pieces, lang_of_source, parse_generate_output
-from unix.metrics.caption import MissingReferenceError, coco_scores
+from unix.metrics.caption import (MissingReferenceError, bleu_statistics, bootstrap_bleu, coco_scores, ptb_tokenize,
+                                  ptb_tokenize_groups)
 from unix.metrics.references import split_references
 
 logger = logging.getLogger("score_captions")
@@ -38,6 +39,12 @@ def parse_args(argv=None):
     p.add_argument("--allow-partial", action="store_true",
                    help="score only the samples generated, even if the references have more")
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="also print a 95%% interval of BLEU-4 from N bootstrap resamples of the images")
+    p.add_argument("--bootstrap-baseline", default=None, metavar="GEN",
+                   help="with --bootstrap: another fairseq-generate output of the same split; print the "
+                        "paired interval of the BLEU-4 difference (this output minus GEN)")
+    p.add_argument("--bootstrap-seed", type=int, default=0)
     return p.parse_args(argv)
 
 
@@ -102,6 +109,30 @@ def format_table(scores: Dict[str, object], lang: str, source: str) -> str:
     return "\n".join(lines)
 
 
+def bootstrap_report(args, ids, hyps, refs) -> Dict[str, object]:
+    """95% bootstrap interval of BLEU-4 over the images (paired with ``--bootstrap-baseline`` if given)."""
+    import numpy as np
+
+    refs_tok = ptb_tokenize_groups(refs)
+    stats = bleu_statistics(ptb_tokenize(hyps), refs_tok)
+    baseline = None
+    if args.bootstrap_baseline:
+        other = parse_generate_output(args.bootstrap_baseline)
+        missing = [i for i in ids if "D" not in other.get(i, {}) and "H" not in other.get(i, {})]
+        if missing:
+            raise CaptionDataError(f"{args.bootstrap_baseline}: no caption for sample id {missing[0]} "
+                                   f"(of {args.generate_output})")
+        hyps_b = [join_pieces(other[i].get("D", other[i].get("H", ""))) for i in ids]
+        baseline = bleu_statistics(ptb_tokenize(hyps_b), refs_tok)
+    draws = bootstrap_bleu(stats, args.bootstrap, args.bootstrap_seed, baseline=baseline)
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    what = f"BLEU-4 minus that of {args.bootstrap_baseline}" if baseline is not None else "BLEU-4"
+    text = (f"{what}: 95% bootstrap interval {lo:.2f} to {hi:.2f} ({args.bootstrap} resamples of the "
+            f"{len(ids)} images, seed {args.bootstrap_seed})")
+    return {"what": what, "low": float(lo), "high": float(hi), "resamples": args.bootstrap,
+            "seed": args.bootstrap_seed, "text": text}
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
@@ -111,6 +142,9 @@ def main(argv=None) -> int:
     scores = coco_scores(hyps, refs, lang)
     table = format_table(scores, lang, args.generate_output)
     sys.stdout.write(table + "\n")
+    if args.bootstrap > 0:
+        scores["bootstrap"] = bootstrap_report(args, ids, hyps, refs)
+        sys.stdout.write(scores["bootstrap"]["text"] + "\n")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"lang": lang, "generate_output": args.generate_output, "references": args.references,

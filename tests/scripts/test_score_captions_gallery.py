@@ -112,3 +112,20 @@ def test_gallery_writes_html_and_contact_sheet(tmp_path):
     with pytest.raises(CaptionDataError, match=r"sample id 2 but the image list has 2 lines"):
         gallery.main(["--images", str(images), "--image-root", str(tmp_path / "img"), "--generated", f"en={en}",
                       "--out", str(out)])
+
+
+@java
+def test_bootstrap_interval_and_paired_difference(tmp_path, capsys):
+    gen, other, refs = tmp_path / "gen.txt", tmp_path / "other.txt", tmp_path / "refs.txt"
+    write_generate_output(gen, HYPS_EN, REFS_EN)
+    write_generate_output(other, HYPS_EN, REFS_EN)
+    write_refs(refs, REFS_EN)
+    score_captions.main(["--generate-output", str(gen), "--references", str(refs), "--bootstrap", "50",
+                         "--bootstrap-baseline", str(other), "--json", str(tmp_path / "s.json")])
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert saved["bootstrap"]["low"] == saved["bootstrap"]["high"] == 0.0  # the same captions: no difference
+    assert "95% bootstrap interval 0.00 to 0.00 (50 resamples of the 3 images" in capsys.readouterr().out
+    write_generate_output(other, HYPS_EN[:2], REFS_EN[:2])
+    with pytest.raises(CaptionDataError, match="no caption for sample id 2"):
+        score_captions.main(["--generate-output", str(gen), "--references", str(refs), "--bootstrap", "5",
+                             "--bootstrap-baseline", str(other)])
