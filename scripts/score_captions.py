@@ -62,11 +62,17 @@ def read_references(path: str) -> List[List[str]]:
     return out
 
 
+def hypothesis(entry: Dict[str, str]) -> Optional[str]:
+    """The caption of one sample of a generate output (its ``D-`` line, else ``H-``), or None."""
+    text = entry.get("D", entry.get("H"))
+    return None if text is None else join_pieces(text)
+
+
 def pair_up(gen: Dict[int, Dict[str, str]], gen_path: str, refs_path: Optional[str],
             allow_partial: bool = False) -> Tuple[List[int], List[str], List[List[str]]]:
     """Match hypotheses with their references by sample id; returns (ids, hyps, refs)."""
-    ids = sorted(i for i, v in gen.items() if "D" in v or "H" in v)
-    hyps = [join_pieces(gen[i].get("D", gen[i].get("H", ""))) for i in ids]
+    ids = sorted(i for i, v in gen.items() if hypothesis(v) is not None)
+    hyps = [hypothesis(gen[i]) for i in ids]
     if refs_path:
         all_refs = read_references(refs_path)
         beyond = [i for i in ids if i >= len(all_refs)]
@@ -118,11 +124,10 @@ def bootstrap_report(args, ids, hyps, refs) -> Dict[str, object]:
     baseline = None
     if args.bootstrap_baseline:
         other = parse_generate_output(args.bootstrap_baseline)
-        missing = [i for i in ids if "D" not in other.get(i, {}) and "H" not in other.get(i, {})]
-        if missing:
-            raise CaptionDataError(f"{args.bootstrap_baseline}: no caption for sample id {missing[0]} "
-                                   f"(of {args.generate_output})")
-        hyps_b = [join_pieces(other[i].get("D", other[i].get("H", ""))) for i in ids]
+        hyps_b = [hypothesis(other.get(i, {})) for i in ids]
+        if None in hyps_b:
+            raise CaptionDataError(f"{args.bootstrap_baseline}: no caption for sample id "
+                                   f"{ids[hyps_b.index(None)]} (of {args.generate_output})")
         baseline = bleu_statistics(ptb_tokenize(hyps_b), refs_tok)
     draws = bootstrap_bleu(stats, args.bootstrap, args.bootstrap_seed, baseline=baseline)
     lo, hi = np.percentile(draws, [2.5, 97.5])

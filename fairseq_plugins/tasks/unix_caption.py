@@ -314,7 +314,7 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         if self.cfg.eval_cider_print_samples and hyps:
             logger.info("%s example: %r | references: %r", split, hyps[0], refs_tok[ids[0]])
         out = {"_cider_sum": float(scores.sum()), "_cider_n": len(ids)}
-        bleu = bleu_statistics(hyps_tok, refs).sum(axis=0) if ids else np.zeros(len(BLEU_STATS))
+        bleu = bleu_statistics(hyps_tok, refs).sum(axis=0)  # (10,), zeros for an empty batch
         out.update({f"_bleu_{name}": float(v) for name, v in zip(BLEU_STATS, bleu)})
         return out
 

@@ -188,17 +188,8 @@ def sentence_bleu(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4
     Returns:
         (N,) float64 sentence BLEU-``n`` in [0, 1].
     """
-    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
-
-    if len(hyps) != len(refs):
-        raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
-    check_references(refs)
-    scorer = BleuScorer(n=n)
-    for h, r in zip(hyps, refs):
-        scorer += (h, list(r))
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints its statistics
-        _, per_sentence = scorer.compute_score(option="closest", verbose=0)
-    return np.asarray(per_sentence[n - 1], dtype=np.float64)
+    # BleuScorer's per-sentence score is its corpus arithmetic applied to that sentence's statistics
+    return np.asarray([corpus_bleu(row, n)[n - 1] for row in bleu_statistics(hyps, refs, n)], dtype=np.float64)
 
 
 def bleu_statistic_names(n: int = 4) -> tuple:
