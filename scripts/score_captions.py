@@ -12,6 +12,14 @@ Example::
 
     python scripts/score_captions.py --generate-output runs/cap/gen_test_en.txt \\
         --references data-bin/captions/test_en.refs.txt --json runs/cap/scores_test_en.json
+
+    # 95% intervals over the images, and how often a resample scores at or below a published figure
+    python scripts/score_captions.py --generate-output runs/cap/gen_test_en.txt \\
+        --references data-bin/captions/test_en.refs.txt --bootstrap 2000 --bootstrap-threshold BLEU-4=21.3
+
+    # paired: is this output better than another one of the same images?
+    python scripts/score_captions.py --generate-output runs/cap/gen_test_en.txt \\
+        --references data-bin/captions/test_en.refs.txt --bootstrap 2000 --bootstrap-baseline runs/cap/other.txt
 """
 
 import argparse
@@ -19,15 +27,16 @@ import json
 import logging
 import os
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from unix.data.captions import CaptionDataError, join_pieces, lang_of_source, parse_generate_output
-from unix.metrics.caption import (MissingReferenceError, bleu_statistics, bootstrap_bleu, coco_scores, ptb_tokenize,
+from unix.metrics.caption import (MissingReferenceError, bleu_statistics, cider_d, coco_scores, ptb_tokenize,
                                   ptb_tokenize_groups)
 from unix.metrics.references import split_references
 
 logger = logging.getLogger("score_captions")
 ORDER = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
+BOOTSTRAP_METRICS = ("BLEU-4", "METEOR", "CIDEr")
 
 
 def parse_args(argv=None):
@@ -40,11 +49,16 @@ def parse_args(argv=None):
                    help="score only the samples generated, even if the references have more")
     p.add_argument("--json", default=None, help="also write the scores to this JSON file")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                   help="also print a 95%% interval of BLEU-4 from N bootstrap resamples of the images")
+                   help="also print 95%% intervals of BLEU-4, METEOR (English) and CIDEr-D from N bootstrap "
+                        "resamples of the images (the same draws for every metric)")
     p.add_argument("--bootstrap-baseline", default=None, metavar="GEN",
                    help="with --bootstrap: another fairseq-generate output of the same split; print the "
-                        "paired interval of the BLEU-4 difference (this output minus GEN)")
+                        "paired intervals of the differences (this output minus GEN) instead")
     p.add_argument("--bootstrap-seed", type=int, default=0)
+    p.add_argument("--bootstrap-threshold", nargs="+", default=[], metavar="METRIC=VALUE",
+                   help="with --bootstrap: also print the share of resamples at or below VALUE (x100 scale), "
+                        "e.g. BLEU-4=21.3 METEOR=20.30 (a published score); with a baseline the share at or "
+                        "below 0 is always printed")
     return p.parse_args(argv)
 
 
@@ -115,40 +129,84 @@ def format_table(scores: Dict[str, object], lang: str, source: str) -> str:
     return "\n".join(lines)
 
 
-def bootstrap_report(args, ids, hyps, refs) -> Dict[str, object]:
-    """95% bootstrap interval of BLEU-4 over the images (paired with ``--bootstrap-baseline`` if given)."""
+def parse_thresholds(items: Sequence[str]) -> Dict[str, List[float]]:
+    """``["BLEU-4=21.3", "METEOR=20.30"]`` -> {"BLEU-4": [21.3], "METEOR": [20.3]} (metrics of BOOTSTRAP_METRICS)."""
+    out: Dict[str, List[float]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in BOOTSTRAP_METRICS:
+            raise ValueError(f"--bootstrap-threshold {item!r}: expected METRIC=VALUE with METRIC one of "
+                             f"{', '.join(BOOTSTRAP_METRICS)}")
+        out.setdefault(name, []).append(float(value))
+    return out
+
+
+def bootstrap_report(args, ids, hyps_tok, refs_tok, lang: str,
+                     thresholds: Dict[str, List[float]]) -> Dict[str, object]:
+    """95% bootstrap intervals of BLEU-4, METEOR (English) and CIDEr-D over the images, on the same draws.
+
+    Paired differences with ``--bootstrap-baseline``. ``hyps_tok``/``refs_tok`` are PTB-tokenized.
+    """
     import numpy as np
 
-    refs_tok = ptb_tokenize_groups(refs)
-    stats = bleu_statistics(ptb_tokenize(hyps), refs_tok)
-    baseline = None
+    from unix.metrics.bootstrap import (MeteorStatistics, bootstrap_bleu, bootstrap_mean, bootstrap_meteor,
+                                        interval)
+
+    thresholds = dict(thresholds)
+    base_tok = None
     if args.bootstrap_baseline:
         other = parse_generate_output(args.bootstrap_baseline)
         hyps_b = [hypothesis(other.get(i, {})) for i in ids]
         if None in hyps_b:
             raise CaptionDataError(f"{args.bootstrap_baseline}: no caption for sample id "
                                    f"{ids[hyps_b.index(None)]} (of {args.generate_output})")
-        baseline = bleu_statistics(ptb_tokenize(hyps_b), refs_tok)
-    draws = bootstrap_bleu(stats, args.bootstrap, args.bootstrap_seed, baseline=baseline)
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    what = f"BLEU-4 minus that of {args.bootstrap_baseline}" if baseline is not None else "BLEU-4"
-    text = (f"{what}: 95% bootstrap interval {lo:.2f} to {hi:.2f} ({args.bootstrap} resamples of the "
-            f"{len(ids)} images, seed {args.bootstrap_seed})")
-    return {"what": what, "low": float(lo), "high": float(hi), "resamples": args.bootstrap,
-            "seed": args.bootstrap_seed, "text": text}
+        base_tok = ptb_tokenize(hyps_b)
+        for name in BOOTSTRAP_METRICS:
+            thresholds[name] = [0.0]
+    paired = base_tok is not None
+    draw = dict(resamples=args.bootstrap, seed=args.bootstrap_seed)
+    bleu_base = bleu_statistics(base_tok, refs_tok) if paired else None
+    draws = {"BLEU-4": bootstrap_bleu(bleu_statistics(hyps_tok, refs_tok), **draw, baseline=bleu_base)}
+    if lang == "en":
+        meteor = MeteorStatistics()
+        try:
+            stats = meteor.statistics(hyps_tok, refs_tok)
+            base = meteor.statistics(base_tok, refs_tok) if paired else None
+            draws["METEOR"] = bootstrap_meteor(meteor, stats, **draw, baseline=base)
+        finally:
+            meteor.close()
+    cider_base = cider_d(base_tok, refs_tok, tokenize=False)[1] if paired else None
+    draws["CIDEr"] = bootstrap_mean(cider_d(hyps_tok, refs_tok, tokenize=False)[1], **draw, baseline=cider_base)
+    report: Dict[str, object] = {"resamples": args.bootstrap, "seed": args.bootstrap_seed, "images": len(ids),
+                                 "baseline": args.bootstrap_baseline, "metrics": {}}
+    lines = []
+    for name, values in draws.items():
+        lo, hi = interval(values)
+        what = f"{name} minus that of {args.bootstrap_baseline}" if paired else name
+        shares = {str(t): float(np.mean(values <= t)) for t in thresholds.get(name, [])}
+        text = f"{what}: 95% bootstrap interval {lo:.2f} to {hi:.2f}" + "".join(
+            f"; {100 * share:.1f}% of resamples <= {t}" for t, share in shares.items())
+        report["metrics"][name] = {"low": lo, "high": hi, "at_or_below": shares, "text": text}
+        lines.append(text)
+    lines.append(f"({args.bootstrap} resamples of the {len(ids)} images, seed {args.bootstrap_seed}; CIDEr-D with "
+                 "document frequencies of the whole split)")
+    report["text"] = "\n".join(lines)
+    return report
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
+    thresholds = parse_thresholds(args.bootstrap_threshold)  # a typo fails before any scoring
     gen = parse_generate_output(args.generate_output)
     lang = args.lang or infer_lang(gen, args.generate_output)
     ids, hyps, refs = pair_up(gen, args.generate_output, args.references, args.allow_partial)
-    scores = coco_scores(hyps, refs, lang)
+    hyps_tok, refs_tok = ptb_tokenize(hyps), ptb_tokenize_groups(refs)
+    scores = coco_scores(hyps_tok, refs_tok, lang, tokenize=False)
     table = format_table(scores, lang, args.generate_output)
     sys.stdout.write(table + "\n")
     if args.bootstrap > 0:
-        scores["bootstrap"] = bootstrap_report(args, ids, hyps, refs)
+        scores["bootstrap"] = bootstrap_report(args, ids, hyps_tok, refs_tok, lang, thresholds)
         sys.stdout.write(scores["bootstrap"]["text"] + "\n")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -115,16 +115,29 @@ def test_gallery_writes_html_and_contact_sheet(tmp_path):
 
 
 @java
-def test_bootstrap_interval_and_paired_difference(tmp_path, capsys):
+def test_bootstrap_intervals_thresholds_and_paired_difference(tmp_path, capsys):
     gen, other, refs = tmp_path / "gen.txt", tmp_path / "other.txt", tmp_path / "refs.txt"
     write_generate_output(gen, HYPS_EN, REFS_EN)
     write_generate_output(other, HYPS_EN, REFS_EN)
     write_refs(refs, REFS_EN)
+    score_captions.main(["--generate-output", str(gen), "--references", str(refs), "--bootstrap", "40",
+                         "--bootstrap-threshold", "BLEU-4=0", "CIDEr=1000", "--json", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    boot = json.loads((tmp_path / "s.json").read_text())["bootstrap"]
+    assert sorted(boot["metrics"]) == ["BLEU-4", "CIDEr", "METEOR"] and boot["resamples"] == 40
+    for name, m in boot["metrics"].items():
+        assert m["low"] <= m["high"] and m["text"] in out
+    assert boot["metrics"]["CIDEr"]["at_or_below"] == {"1000.0": 1.0}  # no resample reaches CIDEr-D 1000
+    assert "(40 resamples of the 3 images, seed 0;" in out
+
     score_captions.main(["--generate-output", str(gen), "--references", str(refs), "--bootstrap", "50",
                          "--bootstrap-baseline", str(other), "--json", str(tmp_path / "s.json")])
-    saved = json.loads((tmp_path / "s.json").read_text())
-    assert saved["bootstrap"]["low"] == saved["bootstrap"]["high"] == 0.0  # the same captions: no difference
-    assert "95% bootstrap interval 0.00 to 0.00 (50 resamples of the 3 images" in capsys.readouterr().out
+    boot = json.loads((tmp_path / "s.json").read_text())["bootstrap"]
+    for m in boot["metrics"].values():  # the same captions: no difference on any resample
+        assert m["low"] == m["high"] == 0.0 and m["at_or_below"] == {"0.0": 1.0}
+    assert "METEOR minus that of" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="expected METRIC=VALUE"):
+        score_captions.main(["--generate-output", str(gen), "--bootstrap", "5", "--bootstrap-threshold", "BLEU4=20"])
     write_generate_output(other, HYPS_EN[:2], REFS_EN[:2])
     with pytest.raises(CaptionDataError, match="no caption for sample id 2"):
         score_captions.main(["--generate-output", str(gen), "--references", str(refs), "--bootstrap", "5",

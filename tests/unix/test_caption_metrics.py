@@ -184,21 +184,6 @@ def test_bleu_statistics_hand_computed_and_summed_batches_equal_pycocoevalcap_co
         corpus_bleu(summed[:9])
 
 
-def test_bootstrap_bleu_is_seeded_centred_and_paired():
-    from unix.metrics.caption import bleu_statistics, bootstrap_bleu, corpus_bleu
-
-    hyps, refs = random_corpus(60, seed=4)
-    st = bleu_statistics(hyps, refs)
-    draws = bootstrap_bleu(st, resamples=300, seed=1)
-    full = 100 * corpus_bleu(st.sum(0))[3]
-    assert draws.shape == (300,) and np.percentile(draws, 2.5) < full < np.percentile(draws, 97.5)
-    np.testing.assert_array_equal(draws, bootstrap_bleu(st, resamples=300, seed=1))
-    assert not np.array_equal(draws, bootstrap_bleu(st, resamples=300, seed=2))
-    np.testing.assert_array_equal(bootstrap_bleu(st, 20, baseline=st), np.zeros(20))
-    with pytest.raises(ValueError, match="baseline statistics"):
-        bootstrap_bleu(st, 5, baseline=st[:10])
-
-
 @needs_java
 def test_sentence_meteor_matches_pycocoevalcap_per_caption_and_keeps_one_process():
     from pycocoevalcap.meteor.meteor import Meteor

@@ -249,34 +249,6 @@ def corpus_bleu(stats: np.ndarray, n: int = 4) -> List[float]:
     return [float(b) for b in bleus]
 
 
-def bootstrap_bleu(stats: np.ndarray, resamples: int = 1000, seed: int = 0, n: int = 4,
-                   baseline: Optional[np.ndarray] = None) -> np.ndarray:
-    """Corpus BLEU-``n`` (x100) of ``resamples`` bootstrap resamples of the images.
-
-    Args:
-        stats: (N, 2 + 2n) :func:`bleu_statistics` of N captions.
-        resamples: number of resamples (N images drawn with replacement each).
-        seed: seed of the resampling.
-        n: BLEU order reported.
-        baseline: (N, 2 + 2n) statistics of another system's captions of the same images: then
-            the paired difference (``stats`` minus ``baseline``) on the same resamples.
-
-    Returns:
-        (resamples,) float64 BLEU-n x100 (or differences).
-    """
-    stats = np.asarray(stats, dtype=np.float64)
-    if baseline is not None and np.shape(baseline) != stats.shape:
-        raise ValueError(f"baseline statistics {np.shape(baseline)} != {stats.shape}")
-    rng = np.random.default_rng(seed)
-    out = np.empty(resamples, dtype=np.float64)
-    for r in range(resamples):
-        idx = rng.integers(0, len(stats), size=len(stats))
-        out[r] = 100.0 * corpus_bleu(stats[idx].sum(axis=0), n)[n - 1]
-        if baseline is not None:
-            out[r] -= 100.0 * corpus_bleu(baseline[idx].sum(axis=0), n)[n - 1]
-    return out
-
-
 def _start_meteor():
     """pycocoevalcap's ``Meteor`` (a JVM running METEOR 1.5 with English resources)."""
     if shutil.which("java") is None:
@@ -329,7 +301,7 @@ class SentenceMeteor:
 
 
 def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = "en",
-                meteor: Optional[bool] = None) -> Dict[str, object]:
+                meteor: Optional[bool] = None, tokenize: bool = True) -> Dict[str, object]:
     """BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of pycocoevalcap on PTB-tokenized captions.
 
     Non-English gets BLEU and CIDEr only: pycocoevalcap's METEOR has English resources only.
@@ -339,6 +311,7 @@ def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = 
         refs: reference captions of each image.
         lang: language code of the captions.
         meteor: force METEOR on/off (default: English only).
+        tokenize: PTB-tokenize first (False: inputs are tokenized already, as :func:`cider_d`).
 
     Returns:
         dict metric name -> score (pycocoevalcap scale), plus ``"skipped"``: metric -> reason,
@@ -350,7 +323,9 @@ def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = 
 
     check_references(refs)
     english = lang == "en"
-    gts, res = _as_coco(ptb_tokenize(hyps), ptb_tokenize_groups(refs))
+    if tokenize:
+        hyps, refs = ptb_tokenize(hyps), ptb_tokenize_groups(refs)
+    gts, res = _as_coco(hyps, refs)
     out: Dict[str, object] = {"images": len(hyps), "refs_per_image": float(np.mean([len(r) for r in refs]))}
     skipped: Dict[str, str] = {}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocoevalcap's BLEU prints its statistics

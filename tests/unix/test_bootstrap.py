@@ -1,0 +1,75 @@
+"""Bootstrap intervals of caption metrics (unix.metrics.bootstrap)."""
+
+import numpy as np
+import pytest
+
+from tests.unix.test_caption_metrics import needs_java, random_corpus
+from unix.metrics.bootstrap import bootstrap_bleu, bootstrap_mean, interval, resample_indices
+from unix.metrics.caption import bleu_statistics, corpus_bleu
+
+
+def test_resample_indices_are_seeded_draws_with_replacement():
+    idx = resample_indices(7, 500, seed=3)
+    assert idx.shape == (500, 7) and idx.min() == 0 and idx.max() == 6
+    np.testing.assert_array_equal(idx, resample_indices(7, 500, seed=3))
+    assert not np.array_equal(idx, resample_indices(7, 500, seed=4))
+    assert any(len(set(row)) < 7 for row in idx)  # with replacement
+    with pytest.raises(ValueError, match="at least one image"):
+        resample_indices(0, 5)
+
+
+def test_bootstrap_bleu_is_seeded_centred_and_paired():
+    hyps, refs = random_corpus(60, seed=4)
+    st = bleu_statistics(hyps, refs)
+    draws = bootstrap_bleu(st, resamples=300, seed=1)
+    full = 100 * corpus_bleu(st.sum(0))[3]
+    assert draws.shape == (300,) and np.percentile(draws, 2.5) < full < np.percentile(draws, 97.5)
+    np.testing.assert_array_equal(draws, bootstrap_bleu(st, resamples=300, seed=1))
+    assert not np.array_equal(draws, bootstrap_bleu(st, resamples=300, seed=2))
+    # each draw is the corpus BLEU of the images resample_indices drew
+    first = resample_indices(60, 300, seed=1)[0]
+    assert draws[0] == pytest.approx(100 * corpus_bleu(st[first].sum(0))[3], rel=1e-12)
+    np.testing.assert_array_equal(bootstrap_bleu(st, 20, baseline=st), np.zeros(20))
+    with pytest.raises(ValueError, match="baseline statistics"):
+        bootstrap_bleu(st, 5, baseline=st[:10])
+
+
+def test_bootstrap_mean_hand_computed_paired_and_interval():
+    scores = np.array([0.1, 0.5, 0.9])
+    idx = resample_indices(3, 4, seed=0)
+    np.testing.assert_allclose(bootstrap_mean(scores, 4, seed=0), 100 * scores[idx].mean(axis=1))
+    # paired: a system 0.2 better on every image is 20 (x100) better on every resample
+    np.testing.assert_allclose(bootstrap_mean(scores + 0.2, 50, baseline=scores), np.full(50, 20.0))
+    with pytest.raises(ValueError, match="baseline scores"):
+        bootstrap_mean(scores, 5, baseline=scores[:2])
+    assert interval(np.arange(101.0)) == pytest.approx((2.5, 97.5))
+    assert interval(np.arange(101.0), level=0.5) == pytest.approx((25.0, 75.0))
+
+
+@needs_java
+def test_meteor_statistics_aggregate_is_pycocoevalcap_corpus_meteor_and_bootstraps():
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    from unix.metrics.bootstrap import MeteorStatistics, bootstrap_meteor
+
+    hyps, refs = random_corpus(12, seed=5)
+    gts = {i: r for i, r in enumerate(refs)}
+    direct = Meteor().compute_score(gts, {i: [h] for i, h in enumerate(hyps)})[0]
+    meteor = MeteorStatistics()
+    stats = meteor.statistics(hyps, refs)
+    assert len(stats) == 12 and meteor.corpus(stats) == pytest.approx(direct, abs=1e-9)
+    assert 0.05 < direct < 0.9  # not a degenerate corpus
+    # a resample with repeats is the corpus METEOR of that multiset of images, as pycocoevalcap scores it
+    pick = [3, 3, 0, 7, 7, 7]
+    dup = Meteor().compute_score({k: refs[i] for k, i in enumerate(pick)}, {k: [hyps[i]] for k, i in enumerate(pick)})
+    assert meteor.corpus([stats[i] for i in pick]) == pytest.approx(dup[0], abs=1e-9)
+    draws = bootstrap_meteor(meteor, stats, resamples=30, seed=2)
+    first = resample_indices(12, 30, seed=2)[0]
+    assert draws[0] == pytest.approx(100 * meteor.corpus([stats[i] for i in first]), abs=1e-9)
+    assert draws.std() > 0
+    np.testing.assert_array_equal(bootstrap_meteor(meteor, stats, 10, baseline=stats), np.zeros(10))
+    with pytest.raises(ValueError, match="no METEOR statistics"):
+        meteor.corpus([])
+    meteor.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        meteor.statistics(hyps, refs)
