@@ -57,19 +57,29 @@ def test_meteor_statistics_aggregate_is_pycocoevalcap_corpus_meteor_and_bootstra
     direct = Meteor().compute_score(gts, {i: [h] for i, h in enumerate(hyps)})[0]
     meteor = MeteorStatistics()
     stats = meteor.statistics(hyps, refs)
-    assert len(stats) == 12 and meteor.corpus(stats) == pytest.approx(direct, abs=1e-9)
+    assert stats.shape[0] == 12 and meteor.corpus(stats) == pytest.approx(direct, abs=1e-9)
     assert 0.05 < direct < 0.9  # not a degenerate corpus
+    # one caption's statistics score as pycocoevalcap's sentence METEOR
+    per_caption = Meteor().compute_score(gts, {i: [h] for i, h in enumerate(hyps)})[1]
+    np.testing.assert_allclose(meteor.scores(stats), per_caption, atol=1e-9)
+    # captions matched whole in one chunk (the references themselves) add no chunk to a sum
+    whole = np.flatnonzero([h in r for h, r in zip(hyps, refs)])
+    assert len(whole) >= 2 and np.all(stats[whole, -3] == 1)
+    assert meteor.summed(stats)[-3] == stats[:, -3].sum() - len(whole)
+    assert meteor.exact_corpus(stats) == pytest.approx(direct, abs=1e-9)
+    for idx in resample_indices(12, 20, seed=9):  # sums of resamples score as the jar aggregates them
+        assert meteor.corpus(stats[idx]) == pytest.approx(meteor.exact_corpus(stats[idx]), abs=1e-12)
     # a resample with repeats is the corpus METEOR of that multiset of images, as pycocoevalcap scores it
     pick = [3, 3, 0, 7, 7, 7]
     dup = Meteor().compute_score({k: refs[i] for k, i in enumerate(pick)}, {k: [hyps[i]] for k, i in enumerate(pick)})
-    assert meteor.corpus([stats[i] for i in pick]) == pytest.approx(dup[0], abs=1e-9)
+    assert meteor.corpus(stats[pick]) == pytest.approx(dup[0], abs=1e-9)
     draws = bootstrap_meteor(meteor, stats, resamples=30, seed=2)
     first = resample_indices(12, 30, seed=2)[0]
-    assert draws[0] == pytest.approx(100 * meteor.corpus([stats[i] for i in first]), abs=1e-9)
-    assert draws.std() > 0
+    assert draws[0] == pytest.approx(100 * meteor.corpus(stats[first]), abs=1e-9)
+    assert draws.shape == (30,) and draws.std() > 0
     np.testing.assert_array_equal(bootstrap_meteor(meteor, stats, 10, baseline=stats), np.zeros(10))
-    with pytest.raises(ValueError, match="no METEOR statistics"):
-        meteor.corpus([])
+    with pytest.raises(ValueError, match="with N >= 1"):
+        meteor.corpus(stats[:0])
     meteor.close()
     with pytest.raises(RuntimeError, match="closed"):
         meteor.statistics(hyps, refs)
