@@ -11,7 +11,9 @@ or as cached backbone features (``--image-features``; checked against the model'
 Validation: the loss is computed on the first reference of each photo; with ``--eval-cider`` the
 model also generates one caption per photo and logs ``cider`` (corpus CIDEr-D x100, pycocoevalcap)
 and ``bleu4`` (corpus BLEU-4 x100, pycocoevalcap, from n-gram statistics summed over batches),
-either usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``.
+either usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``; with
+``--eval-meteor`` also ``meteor`` (corpus METEOR 1.5 x100 of the English photos, pycocoevalcap's,
+from METEOR statistics summed over batches; one METEOR process is kept open).
 """
 
 import json
@@ -33,6 +35,7 @@ from unix.data.captions import first_reference, group_references, lang_of_source
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
 from unix.data.tokenizer import is_lang_tag
+from unix.metrics.bootstrap import MeteorStatistics
 from unix.metrics.caption import (CorpusCiderD, bleu_statistic_names, bleu_statistics, corpus_bleu, ptb_tokenize,
                                   ptb_tokenize_groups)
 from unix.metrics.references import SEP, split_references
@@ -44,6 +47,7 @@ BLEU_STATS = bleu_statistic_names(4)
 
 SRC, TGT = "tag", "cap"  # file suffixes of the binarized pair: <split>.tag-cap.{tag,cap}
 SPLIT_KEY = "unix_split"  # batch key naming the split a batch comes from (CIDEr needs its references)
+METEOR_KEY = "_meteor_"  # logging keys of the summed METEOR statistics: _meteor_n (photos), _meteor_0, ...
 
 
 @dataclass
@@ -66,6 +70,9 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
                 "encoder dropout; with pixels, a photo is decoded once and its captions share its crop); "
                 "pays with pixels, not with --image-features (examples/captioning); not for --criterion "
                 "unix_scst, whose batches should be distinct photos"})
+    eval_meteor: bool = field(default=False, metadata={
+        "help": "with --eval-cider: also log 'meteor' (corpus METEOR x100 of the English validation photos; "
+                "pycocoevalcap's METEOR 1.5 is English-only; needs java)"})
     eval_cider_print_samples: bool = field(default=False, metadata={
         "help": "log one generated caption and its references per validation batch"})
 
@@ -140,6 +147,9 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         self.sep_idx = tgt_dict.index(SEP) if SEP in tgt_dict.indices else None
         if cfg.eval_cider and self.sep_idx is None:
             raise ValueError(f"--eval-cider needs the reference separator {SEP} in the dictionary of {cfg.data}")
+        if cfg.eval_meteor and not cfg.eval_cider:
+            raise ValueError("--eval-meteor needs --eval-cider (it scores the captions --eval-cider generates)")
+        self._meteor: Optional[MeteorStatistics] = None
         self._pairs: Dict[str, object] = {}
         self._cider: Dict[str, Tuple[CorpusCiderD, List[List[str]]]] = {}
         self._train_transform = None
@@ -316,6 +326,25 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         out = {"_cider_sum": float(scores.sum()), "_cider_n": len(ids)}
         bleu = bleu_statistics(hyps_tok, refs).sum(axis=0)  # (10,), zeros for an empty batch
         out.update({f"_bleu_{name}": float(v) for name, v in zip(BLEU_STATS, bleu)})
+        if self.cfg.eval_meteor:
+            out.update(self.meteor_statistics(split, ids, hyps_tok, refs))
+        return out
+
+    def meteor_scorer(self) -> MeteorStatistics:
+        if self._meteor is None:
+            self._meteor = MeteorStatistics()
+        return self._meteor
+
+    def meteor_statistics(self, split: str, ids: List[int], hyps_tok: List[str],
+                          refs_tok: List[List[str]]) -> Dict[str, float]:
+        """Summed METEOR statistics of the English photos of a batch (``{}`` when it has none)."""
+        english = [k for k, lang in enumerate(self.caption_langs(split, ids)) if lang == "en"]
+        if not english:
+            return {}
+        meteor = self.meteor_scorer()
+        summed = meteor.summed(meteor.statistics([hyps_tok[k] for k in english], [refs_tok[k] for k in english]))
+        out = {f"{METEOR_KEY}{j}": float(v) for j, v in enumerate(summed)}
+        out[f"{METEOR_KEY}n"] = len(english)
         return out
 
     def valid_step(self, sample, model, criterion):
@@ -342,3 +371,15 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
 
             metrics.log_derived("cider", cider)
             metrics.log_derived("bleu4", bleu4)
+        if sum(log.get(f"{METEOR_KEY}n", 0) for log in logging_outputs) > 0:
+            columns = sorted({int(k[len(METEOR_KEY):]) for log in logging_outputs for k in log
+                              if k.startswith(METEOR_KEY) and k[len(METEOR_KEY):].isdigit()})
+            keys = [f"{METEOR_KEY}{j}" for j in columns]
+            for key in keys:
+                metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
+
+            def meteor(meters):
+                summed = np.array([meters[key].sum for key in keys], dtype=np.float64)
+                return round(100.0 * float(self.meteor_scorer().scores(summed)[0]), 2)
+
+            metrics.log_derived("meteor", meteor)

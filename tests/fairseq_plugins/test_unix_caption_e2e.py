@@ -80,13 +80,13 @@ def test_generate_scores_cider_like_validation_against_all_references(trained):
 
 def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, tmp_path):
     """fairseq-train --criterion unix_scst from the cross-entropy checkpoint (K samples per photo,
-    greedy baseline, CIDEr-D + BLEU-4 reward: the paths the in-process test does not take), then
-    fairseq-generate."""
+    greedy baseline, CIDEr-D + BLEU-4 reward: the paths the in-process test does not take; the best
+    checkpoint by validation METEOR, --eval-meteor), then fairseq-generate."""
     save = tmp_path / "scst"
     proc = run([
         "fairseq-train", trained["bin"], "--user-dir", USER_DIR, "--task", "unix_caption", "--arch", "unix_tiny",
         "--image-root", trained["images"], "--image-features", trained["cache"], "--valid-subset", "valid_en",
-        "--eval-cider", "--best-checkpoint-metric", "cider", "--maximize-best-checkpoint-metric",
+        "--eval-cider", "--eval-meteor", "--best-checkpoint-metric", "meteor", "--maximize-best-checkpoint-metric",
         "--criterion", "unix_scst", "--scst-candidates", "3", "--scst-sampling", "--scst-baseline", "greedy",
         "--scst-bleu-weight", "0.5",
         "--finetune-from-model", trained["save"] / "checkpoint_best.pt", "--optimizer", "adam", "--lr", "1e-4",
@@ -110,7 +110,7 @@ def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, t
     mean = [value("reward", line) for line in train_lines]
     assert all(b >= m for b, m in zip(best, mean))  # the best of K candidates is at least their mean
     valid = [line for line in log.splitlines() if "valid on 'valid_en'" in line]
-    assert valid and all("| cider " in line for line in valid)
+    assert valid and all("| cider " in line and "| meteor " in line for line in valid)
     out = run(["fairseq-generate", trained["bin"], "--user-dir", USER_DIR, "--task", "unix_caption",
                "--gen-subset", "valid_en", "--path", save / "checkpoint_best.pt", "--image-root", trained["images"],
                "--image-features", trained["cache"], "--beam", "2", "--max-len-b", "40", "--batch-size", "4",

@@ -132,6 +132,47 @@ def test_validation_cider_and_bleu4_over_several_batches_equal_pycocoevalcap(dat
     assert logged["bleu4"] == pytest.approx(bleu4, abs=0.006)
 
 
+@java
+def test_validation_meteor_over_several_batches_equals_pycocoevalcap_english_only(data):
+    """--eval-meteor: ``meteor`` is pycocoevalcap's corpus METEOR of all the English captions generated
+    over several batches (statistics summed, one METEOR process); non-English splits log none."""
+    from fairseq import metrics
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    from unix.metrics.caption import ptb_tokenize, ptb_tokenize_groups
+
+    with pytest.raises(ValueError, match="--eval-meteor needs --eval-cider"):
+        setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"], "--eval-meteor")
+    task, cfg = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
+                      "--eval-cider", "--eval-meteor")
+    model = task.build_model(cfg.model)
+    criterion = task.build_criterion(cfg.criterion)
+    task.cider_generator = _SecondReferenceGenerator(task)
+    logged = {}
+    for split in ("valid_en", "valid_de"):
+        task.load_dataset(split)
+        ds = task.datasets[split]
+        batches = [ds.collater([ds[i] for i in ids]) for ids in ([0, 1], list(range(2, len(ds))))]
+        with metrics.aggregate(new_root=True) as agg:
+            logs = [task.valid_step(b, model, criterion)[2] for b in batches]
+            task.reduce_metrics(logs, criterion)
+            logged[split] = agg.get_smoothed_values()
+        if split == "valid_en":
+            assert [log["_meteor_n"] for log in logs] == [2, len(ds) - 2]
+            refs = [split_references(line) for line in open(data["bin"] / "valid_en.refs.txt", encoding="utf-8")]
+            hyps = {}
+            for b in batches:
+                for sid, g in zip(b["id"].tolist(), task.cider_generator.generate([model], b)):
+                    hyps[sid] = task.tgt_dict.string(g[0]["tokens"], "sentencepiece")
+            ids = sorted(hyps)
+            gts = dict(enumerate(ptb_tokenize_groups([refs[i] for i in ids])))
+            res = {k: [h] for k, h in enumerate(ptb_tokenize([hyps[i] for i in ids]))}
+            direct = 100 * Meteor().compute_score(gts, res)[0]
+            assert direct > 30  # near-copies of a reference
+            assert logged[split]["meteor"] == pytest.approx(direct, abs=0.006)
+    assert "meteor" not in logged["valid_de"] and "cider" in logged["valid_de"]
+
+
 @pytest.mark.parametrize("best_stop", [False, True])
 def test_no_repeat_ngram_size_blocks_repeats_in_generation(data, best_stop):
     """An untrained model repeats one piece; the task's generator with --no-repeat-ngram-size 2
