@@ -149,8 +149,8 @@ def bootstrap_report(args, ids, hyps_tok, refs_tok, lang: str,
     """
     import numpy as np
 
-    from unix.metrics.bootstrap import (MeteorStatistics, bootstrap_bleu, bootstrap_mean, bootstrap_meteor,
-                                        interval)
+    from unix.metrics.bootstrap import bootstrap_bleu, bootstrap_mean, bootstrap_meteor, interval
+    from unix.metrics.meteor import MeteorStatistics
 
     thresholds = dict(thresholds)
     base_tok = None

@@ -41,7 +41,8 @@ from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from fairseq_plugins.tasks.unix_caption import SPLIT_KEY
 from unix.losses import scst_loss, sequence_loss
-from unix.metrics.caption import SentenceMeteor, ptb_tokenize, sentence_bleu
+from unix.metrics.caption import ptb_tokenize, sentence_bleu
+from unix.metrics.meteor import SentenceMeteor
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,8 @@ def test_bootstrap_mean_hand_computed_paired_and_interval():
 def test_meteor_statistics_aggregate_is_pycocoevalcap_corpus_meteor_and_bootstraps():
     from pycocoevalcap.meteor.meteor import Meteor
 
-    from unix.metrics.bootstrap import MeteorStatistics, bootstrap_meteor
+    from unix.metrics.bootstrap import bootstrap_meteor
+    from unix.metrics.meteor import MeteorStatistics
 
     hyps, refs = random_corpus(12, seed=5)
     gts = {i: r for i, r in enumerate(refs)}

@@ -188,7 +188,7 @@ def test_bleu_statistics_hand_computed_and_summed_batches_equal_pycocoevalcap_co
 def test_sentence_meteor_matches_pycocoevalcap_per_caption_and_keeps_one_process():
     from pycocoevalcap.meteor.meteor import Meteor
 
-    from unix.metrics.caption import SentenceMeteor
+    from unix.metrics.meteor import SentenceMeteor
 
     rng = random.Random(0)
     refs = [[" ".join(rng.choices(WORDS, k=rng.randint(4, 9))) for _ in range(3)] for _ in range(6)]

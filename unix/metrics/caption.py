@@ -249,57 +249,6 @@ def corpus_bleu(stats: np.ndarray, n: int = 4) -> List[float]:
     return [float(b) for b in bleus]
 
 
-def _start_meteor():
-    """pycocoevalcap's ``Meteor`` (a JVM running METEOR 1.5 with English resources)."""
-    if shutil.which("java") is None:
-        raise RuntimeError("METEOR needs java on the PATH")
-    from pycocoevalcap.meteor.meteor import Meteor
-
-    return Meteor()
-
-
-class SentenceMeteor:
-    """METEOR 1.5 of every caption on its own, from one pycocoevalcap METEOR process kept open.
-
-    pycocoevalcap starts a JVM (about 2 GB, ten seconds to load its paraphrase tables) per
-    ``Meteor()``; a reward computed every update keeps one. English resources only (``-l en``).
-
-    Example::
-
-        meteor = SentenceMeteor()
-        scores = meteor(ptb_tokenize(hyps), ptb_tokenize_groups(refs))  # (N,)
-        meteor.close()
-    """
-
-    def __init__(self):
-        self._meteor = _start_meteor()
-
-    def __call__(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
-        """(N,) METEOR of PTB-tokenized ``hyps`` against their references (lists of PTB-tokenized strings)."""
-        if len(hyps) != len(refs):
-            raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
-        if not hyps:
-            return np.zeros(0, dtype=np.float64)
-        check_references(refs)
-        if self._meteor is None:
-            raise RuntimeError("SentenceMeteor was closed")
-        gts = {i: list(r) for i, r in enumerate(refs)}
-        res = {i: [h] for i, h in enumerate(hyps)}  # an empty caption scores 0
-        _, scores = self._meteor.compute_score(gts, res)
-        out = np.asarray(scores, dtype=np.float64)
-        if out.shape != (len(hyps),) or not np.all(np.isfinite(out)):
-            raise RuntimeError(f"METEOR returned {out.shape[0]} scores for {len(hyps)} captions (or non-finite ones)")
-        return out
-
-    def close(self) -> None:
-        if self._meteor is not None:
-            meteor, self._meteor = self._meteor, None
-            del meteor
-
-    def __del__(self):
-        self.close()
-
-
 def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = "en",
                 meteor: Optional[bool] = None, tokenize: bool = True) -> Dict[str, object]:
     """BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of pycocoevalcap on PTB-tokenized captions.
@@ -334,7 +283,9 @@ def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = 
         out[f"BLEU-{k}"] = float(b)
     use_meteor = english if meteor is None else meteor
     if use_meteor:
-        m = _start_meteor()
+        from unix.metrics.meteor import start_meteor
+
+        m = start_meteor()
         try:
             out["METEOR"] = float(m.compute_score(gts, res)[0])
         finally:

@@ -1,0 +1,144 @@
+"""METEOR 1.5 through pycocoevalcap's jar, one process kept open: per-caption statistics, sentence
+and corpus scores.
+
+pycocoevalcap starts a JVM (about 2 GB, ten seconds to load its paraphrase tables) per ``Meteor()``
+and runs METEOR 1.5 with English resources only (``-l en -norm``). Rewards computed every update
+(:class:`SentenceMeteor`), validation (``unix_caption --eval-meteor``) and bootstrap intervals
+(:func:`unix.metrics.bootstrap.bootstrap_meteor`) keep one process and talk to it directly.
+"""
+
+import shutil
+from typing import Optional, Sequence
+
+import numpy as np
+
+from unix.metrics.caption import check_references
+
+
+def start_meteor():
+    """pycocoevalcap's ``Meteor`` (a JVM running METEOR 1.5 with English resources)."""
+    if shutil.which("java") is None:
+        raise RuntimeError("METEOR needs java on the PATH")
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    return Meteor()
+
+
+class MeteorStatistics:
+    """METEOR 1.5 sufficient statistics per caption, and the corpus METEOR of any multiset of captions.
+
+    One pycocoevalcap METEOR process (``-l en -norm``, English only) is kept open. A caption's
+    statistics are the jar's ``SCORE`` answer, a vector of counts (lengths, function words, matches
+    per stage, chunks, matched words). The jar's corpus score (``EVAL``, what pycocoevalcap reports)
+    adds these vectors up, except that a caption matched entirely in one chunk adds no chunk (it
+    has no fragmentation); :meth:`summed` applies that rule, so the jar's score of the sum is the
+    corpus METEOR, and :meth:`scores` scores many sums in one request (what makes a bootstrap
+    cheap). :meth:`exact_corpus` asks the jar to aggregate the captions itself; :func:`bootstrap_meteor`
+    checks the two agree before it trusts the sums.
+
+    Example::
+
+        meteor = MeteorStatistics()
+        stats = meteor.statistics(ptb_tokenize(hyps), ptb_tokenize_groups(refs))  # (N, K)
+        whole = meteor.corpus(stats)
+        draws = bootstrap_meteor(meteor, stats, resamples=1000)
+        meteor.close()
+    """
+
+    def __init__(self):
+        self._meteor = start_meteor()
+
+    def _process(self):
+        if self._meteor is None:
+            raise RuntimeError(f"{type(self).__name__} was closed")
+        return self._meteor
+
+    def statistics(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+        """(N, K) float64 METEOR statistics of PTB-tokenized ``hyps`` (N,) against their references."""
+        if len(hyps) != len(refs):
+            raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
+        if not hyps:
+            raise ValueError("no captions to score")
+        check_references(refs)
+        meteor = self._process()
+        with meteor.lock:  # pycocoevalcap's own per-caption SCORE request, as in its compute_score
+            lines = [meteor._stat(h, list(r)) for h, r in zip(hyps, refs)]
+        rows = [np.array(line.split(), dtype=np.float64) for line in lines]
+        if len({len(r) for r in rows}) != 1:
+            raise RuntimeError(f"METEOR returned statistics of different lengths: {sorted({len(r) for r in rows})}")
+        return np.stack(rows)
+
+    @staticmethod
+    def summed(stats: np.ndarray, idx: Optional[np.ndarray] = None) -> np.ndarray:
+        """Sum of caption statistics (N, K) -> (K,), or of the rows ``idx`` (R, N) -> (R, K), as the jar aggregates.
+
+        Columns: 0 and 1 are the caption and reference lengths, the last three the chunks and the
+        matched caption and reference words. A caption matched whole in one chunk adds 0 chunks.
+        """
+        stats = np.array(stats, dtype=np.float64)
+        whole = (stats[:, -3] == 1) & (stats[:, -2] == stats[:, 0]) & (stats[:, -1] == stats[:, 1])
+        stats[whole, -3] = 0.0
+        return stats.sum(axis=0) if idx is None else stats[idx].sum(axis=-2)
+
+    def _request(self, rows: np.ndarray) -> np.ndarray:
+        """The jar's ``EVAL`` of the rows (M, K): (M + 1,) scores, one per row and then their aggregate."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+        if rows.shape[0] == 0:
+            raise ValueError("no METEOR statistics to score")
+        meteor = self._process()
+        proc = meteor.meteor_p
+        request = "EVAL ||| " + " ||| ".join(" ".join(repr(float(v)) for v in row) for row in rows) + "\n"
+        with meteor.lock:
+            proc.stdin.write(request.encode())
+            proc.stdin.flush()
+            lines = [proc.stdout.readline().strip() for _ in range(len(rows) + 1)]
+        try:
+            return np.array([float(line) for line in lines], dtype=np.float64)
+        except ValueError:
+            raise RuntimeError(f"METEOR answered {lines[0][:80]!r} instead of scores") from None
+
+    def scores(self, sums: np.ndarray) -> np.ndarray:
+        """(M,) METEOR (0-1) of each row of ``sums`` (M, K), every row a :meth:`summed` set of statistics."""
+        return self._request(sums)[:-1]
+
+    def corpus(self, stats: np.ndarray) -> float:
+        """Corpus METEOR (pycocoevalcap scale, 0-1) of the captions whose statistics are the rows of ``stats``."""
+        stats = np.asarray(stats, dtype=np.float64)
+        if stats.ndim != 2 or stats.shape[0] == 0:
+            raise ValueError(f"expected (N, K) METEOR statistics with N >= 1, got shape {stats.shape}")
+        return float(self.scores(self.summed(stats))[0])
+
+    def exact_corpus(self, stats: np.ndarray) -> float:
+        """The jar's own aggregate of the captions' statistics (N, K), without :meth:`summed`."""
+        return float(self._request(stats)[-1])
+
+    def close(self) -> None:
+        if self._meteor is not None:
+            meteor, self._meteor = self._meteor, None
+            del meteor
+
+    def __del__(self):
+        self.close()
+
+
+class SentenceMeteor(MeteorStatistics):
+    """METEOR 1.5 of every caption on its own (pycocoevalcap's per-caption scores).
+
+    Example::
+
+        meteor = SentenceMeteor()
+        scores = meteor(ptb_tokenize(hyps), ptb_tokenize_groups(refs))  # (N,)
+        meteor.close()
+    """
+
+    def __call__(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+        """(N,) METEOR of PTB-tokenized ``hyps`` against their references (lists of PTB-tokenized strings)."""
+        if len(hyps) != len(refs):
+            raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
+        if not hyps:
+            self._process()
+            return np.zeros(0, dtype=np.float64)
+        out = self.scores(self.statistics(hyps, refs))  # an empty caption scores 0
+        if out.shape != (len(hyps),) or not np.all(np.isfinite(out)):
+            raise RuntimeError(f"METEOR returned {out.shape[0]} scores for {len(hyps)} captions (or non-finite ones)")
+        return out
