@@ -342,7 +342,9 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         if not english:
             return {}
         meteor = self.meteor_scorer()
-        summed = meteor.summed(meteor.statistics([hyps_tok[k] for k in english], [refs_tok[k] for k in english]))
+        stats = meteor.statistics([hyps_tok[k] for k in english], [refs_tok[k] for k in english])
+        meteor.check_summed(stats)  # one more request per batch: the sums are what the jar would aggregate
+        summed = meteor.summed(stats)
         out = {f"{METEOR_KEY}{j}": float(v) for j, v in enumerate(summed)}
         out[f"{METEOR_KEY}n"] = len(english)
         return out

@@ -47,7 +47,7 @@ def test_bootstrap_mean_hand_computed_paired_and_interval():
 
 
 @needs_java
-def test_meteor_statistics_aggregate_is_pycocoevalcap_corpus_meteor_and_bootstraps():
+def test_meteor_statistics_aggregate_is_pycocoevalcap_corpus_meteor_and_bootstraps(monkeypatch):
     from pycocoevalcap.meteor.meteor import Meteor
 
     from unix.metrics.bootstrap import bootstrap_meteor
@@ -81,6 +81,11 @@ def test_meteor_statistics_aggregate_is_pycocoevalcap_corpus_meteor_and_bootstra
     np.testing.assert_array_equal(bootstrap_meteor(meteor, stats, 10, baseline=stats), np.zeros(10))
     with pytest.raises(ValueError, match="with N >= 1"):
         meteor.corpus(stats[:0])
+    meteor.check_summed(stats)
+    # a plain sum (without the one-chunk rule) must be caught (monkeypatch restores summed afterwards)
+    monkeypatch.setattr(MeteorStatistics, "summed", staticmethod(lambda st, idx=None: np.asarray(st).sum(axis=0)))
+    with pytest.raises(RuntimeError, match="aggregates differently"):
+        meteor.check_summed(stats)
     meteor.close()
     with pytest.raises(RuntimeError, match="closed"):
         meteor.statistics(hyps, refs)

@@ -33,8 +33,8 @@ class MeteorStatistics:
     adds these vectors up, except that a caption matched entirely in one chunk adds no chunk (it
     has no fragmentation); :meth:`summed` applies that rule, so the jar's score of the sum is the
     corpus METEOR, and :meth:`scores` scores many sums in one request (what makes a bootstrap
-    cheap). :meth:`exact_corpus` asks the jar to aggregate the captions itself; :func:`bootstrap_meteor`
-    checks the two agree before it trusts the sums.
+    cheap). :meth:`exact_corpus` asks the jar to aggregate the captions itself; :meth:`check_summed`
+    compares the two (bootstrap and validation call it before they trust the sums).
 
     Example::
 
@@ -111,6 +111,13 @@ class MeteorStatistics:
     def exact_corpus(self, stats: np.ndarray) -> float:
         """The jar's own aggregate of the captions' statistics (N, K), without :meth:`summed`."""
         return float(self._request(stats)[-1])
+
+    def check_summed(self, stats: np.ndarray) -> None:
+        """Raise unless :meth:`corpus` (from :meth:`summed`) equals the jar's own aggregate of ``stats`` (N, K)."""
+        summed, exact = self.corpus(stats), self.exact_corpus(stats)
+        if abs(summed - exact) > 1e-9:
+            raise RuntimeError(f"summed METEOR statistics score {summed} but the jar aggregates {exact}: "
+                               "this METEOR build aggregates differently from MeteorStatistics.summed")
 
     def close(self) -> None:
         if self._meteor is not None:
