@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from unix.data.captions import CaptionDataError, join_pieces, lang_of_source, parse_generate_output
 from unix.metrics.caption import (MissingReferenceError, bleu_statistics, cider_d, coco_scores, ptb_tokenize,
                                   ptb_tokenize_groups)
+from unix.metrics.meteor import MeteorStatistics
 from unix.metrics.references import split_references
 
 logger = logging.getLogger("score_captions")
@@ -141,16 +142,16 @@ def parse_thresholds(items: Sequence[str]) -> Dict[str, List[float]]:
     return out
 
 
-def bootstrap_report(args, ids, hyps_tok, refs_tok, lang: str,
-                     thresholds: Dict[str, List[float]]) -> Dict[str, object]:
-    """95% bootstrap intervals of BLEU-4, METEOR (English) and CIDEr-D over the images, on the same draws.
+def bootstrap_report(args, ids, hyps_tok, refs_tok, thresholds: Dict[str, List[float]],
+                     meteor=None) -> Dict[str, object]:
+    """95% bootstrap intervals of BLEU-4, METEOR (with an open ``MeteorStatistics``, English) and CIDEr-D
+    over the images, on the same draws.
 
     Paired differences with ``--bootstrap-baseline``. ``hyps_tok``/``refs_tok`` are PTB-tokenized.
     """
     import numpy as np
 
     from unix.metrics.bootstrap import bootstrap_bleu, bootstrap_mean, bootstrap_meteor, interval
-    from unix.metrics.meteor import MeteorStatistics
 
     thresholds = dict(thresholds)
     base_tok = None
@@ -167,14 +168,9 @@ def bootstrap_report(args, ids, hyps_tok, refs_tok, lang: str,
     draw = dict(resamples=args.bootstrap, seed=args.bootstrap_seed)
     bleu_base = bleu_statistics(base_tok, refs_tok) if paired else None
     draws = {"BLEU-4": bootstrap_bleu(bleu_statistics(hyps_tok, refs_tok), **draw, baseline=bleu_base)}
-    if lang == "en":
-        meteor = MeteorStatistics()
-        try:
-            stats = meteor.statistics(hyps_tok, refs_tok)
-            base = meteor.statistics(base_tok, refs_tok) if paired else None
-            draws["METEOR"] = bootstrap_meteor(meteor, stats, **draw, baseline=base)
-        finally:
-            meteor.close()
+    if meteor is not None:
+        base = meteor.statistics(base_tok, refs_tok) if paired else None
+        draws["METEOR"] = bootstrap_meteor(meteor, meteor.statistics(hyps_tok, refs_tok), **draw, baseline=base)
     cider_base = cider_d(base_tok, refs_tok, tokenize=False)[1] if paired else None
     draws["CIDEr"] = bootstrap_mean(cider_d(hyps_tok, refs_tok, tokenize=False)[1], **draw, baseline=cider_base)
     report: Dict[str, object] = {"resamples": args.bootstrap, "seed": args.bootstrap_seed, "images": len(ids),
@@ -202,12 +198,17 @@ def main(argv=None) -> int:
     lang = args.lang or infer_lang(gen, args.generate_output)
     ids, hyps, refs = pair_up(gen, args.generate_output, args.references, args.allow_partial)
     hyps_tok, refs_tok = ptb_tokenize(hyps), ptb_tokenize_groups(refs)
-    scores = coco_scores(hyps_tok, refs_tok, lang, tokenize=False)
-    table = format_table(scores, lang, args.generate_output)
-    sys.stdout.write(table + "\n")
-    if args.bootstrap > 0:
-        scores["bootstrap"] = bootstrap_report(args, ids, hyps_tok, refs_tok, lang, thresholds)
-        sys.stdout.write(scores["bootstrap"]["text"] + "\n")
+    meteor = MeteorStatistics() if lang == "en" else None  # one METEOR process for the table and the bootstrap
+    try:
+        scores = coco_scores(hyps_tok, refs_tok, lang, tokenize=False, meteor_scorer=meteor)
+        table = format_table(scores, lang, args.generate_output)
+        sys.stdout.write(table + "\n")
+        if args.bootstrap > 0:
+            scores["bootstrap"] = bootstrap_report(args, ids, hyps_tok, refs_tok, thresholds, meteor)
+            sys.stdout.write(scores["bootstrap"]["text"] + "\n")
+    finally:
+        if meteor is not None:
+            meteor.close()
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"lang": lang, "generate_output": args.generate_output, "references": args.references,

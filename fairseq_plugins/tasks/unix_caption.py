@@ -35,9 +35,9 @@ from unix.data.captions import first_reference, group_references, lang_of_source
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
 from unix.data.tokenizer import is_lang_tag
-from unix.metrics.meteor import MeteorStatistics
 from unix.metrics.caption import (CorpusCiderD, bleu_statistic_names, bleu_statistics, corpus_bleu, ptb_tokenize,
                                   ptb_tokenize_groups)
+from unix.metrics.meteor import MeteorStatistics
 from unix.metrics.references import SEP, split_references
 
 logger = logging.getLogger(__name__)

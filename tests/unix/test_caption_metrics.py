@@ -72,6 +72,7 @@ def test_ptb_tokenize_keeps_every_caption_on_its_own_line():
 def test_coco_scores_english_and_german():
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
 
     refs = [["A dog runs on the grass .", "a brown dog is running", "the dog plays outside"],
             ["Two men sit on a bench .", "two people are sitting", "men on a bench in a park"],
@@ -86,6 +87,7 @@ def test_coco_scores_english_and_german():
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     assert [en[f"BLEU-{k}"] for k in range(1, 5)] == pytest.approx(bleu)
     assert en["CIDEr"] == pytest.approx(Cider().compute_score(gts, res)[0])
+    assert en["METEOR"] == pytest.approx(Meteor().compute_score(gts, res)[0], abs=1e-12)
     de = coco_scores(["ein hund rennt"], [["Ein Hund rennt .", "ein brauner Hund"]], "de")
     assert "METEOR" not in de and "English" in de["skipped"]["METEOR"]
     assert "ROUGE-L" not in de and "BLEU-4" in de and "CIDEr" in de

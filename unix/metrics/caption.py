@@ -250,7 +250,7 @@ def corpus_bleu(stats: np.ndarray, n: int = 4) -> List[float]:
 
 
 def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = "en",
-                meteor: Optional[bool] = None, tokenize: bool = True) -> Dict[str, object]:
+                meteor: Optional[bool] = None, tokenize: bool = True, meteor_scorer=None) -> Dict[str, object]:
     """BLEU-1..4, METEOR, ROUGE-L and CIDEr-D of pycocoevalcap on PTB-tokenized captions.
 
     Non-English gets BLEU and CIDEr only: pycocoevalcap's METEOR has English resources only.
@@ -261,6 +261,8 @@ def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = 
         lang: language code of the captions.
         meteor: force METEOR on/off (default: English only).
         tokenize: PTB-tokenize first (False: inputs are tokenized already, as :func:`cider_d`).
+        meteor_scorer: an open :class:`unix.metrics.meteor.MeteorStatistics` to use (and leave open)
+            instead of starting a METEOR process for this call.
 
     Returns:
         dict metric name -> score (pycocoevalcap scale), plus ``"skipped"``: metric -> reason,
@@ -283,13 +285,14 @@ def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = 
         out[f"BLEU-{k}"] = float(b)
     use_meteor = english if meteor is None else meteor
     if use_meteor:
-        from unix.metrics.meteor import start_meteor
+        from unix.metrics.meteor import MeteorStatistics
 
-        m = start_meteor()
-        try:
-            out["METEOR"] = float(m.compute_score(gts, res)[0])
+        m = meteor_scorer or MeteorStatistics()
+        try:  # the jar's own corpus aggregate, as pycocoevalcap's Meteor().compute_score
+            out["METEOR"] = m.exact_corpus(m.statistics(hyps, refs))
         finally:
-            del m
+            if meteor_scorer is None:
+                m.close()
     else:
         skipped["METEOR"] = METEOR_ENGLISH_ONLY
     if english:

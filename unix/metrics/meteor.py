@@ -2,9 +2,10 @@
 and corpus scores.
 
 pycocoevalcap starts a JVM (about 2 GB, ten seconds to load its paraphrase tables) per ``Meteor()``
-and runs METEOR 1.5 with English resources only (``-l en -norm``). Rewards computed every update
-(:class:`SentenceMeteor`), validation (``unix_caption --eval-meteor``) and bootstrap intervals
-(:func:`unix.metrics.bootstrap.bootstrap_meteor`) keep one process and talk to it directly.
+and runs METEOR 1.5 with English resources only (``-l en -norm``). Corpus scores
+(:func:`unix.metrics.caption.coco_scores`), rewards computed every update (:class:`SentenceMeteor`),
+validation (``unix_caption --eval-meteor``) and bootstrap intervals
+(:func:`unix.metrics.bootstrap.bootstrap_meteor`) all go through :class:`MeteorStatistics`.
 """
 
 import shutil
@@ -15,7 +16,7 @@ import numpy as np
 from unix.metrics.caption import check_references
 
 
-def start_meteor():
+def _start_meteor():
     """pycocoevalcap's ``Meteor`` (a JVM running METEOR 1.5 with English resources)."""
     if shutil.which("java") is None:
         raise RuntimeError("METEOR needs java on the PATH")
@@ -46,7 +47,7 @@ class MeteorStatistics:
     """
 
     def __init__(self):
-        self._meteor = start_meteor()
+        self._meteor = _start_meteor()
 
     def _process(self):
         if self._meteor is None:
@@ -143,7 +144,6 @@ class SentenceMeteor(MeteorStatistics):
         if len(hyps) != len(refs):
             raise ValueError(f"{len(hyps)} captions but {len(refs)} reference lists")
         if not hyps:
-            self._process()
             return np.zeros(0, dtype=np.float64)
         out = self.scores(self.statistics(hyps, refs))  # an empty caption scores 0
         if out.shape != (len(hyps),) or not np.all(np.isfinite(out)):
