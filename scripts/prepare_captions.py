@@ -16,6 +16,9 @@ vocabulary (``--spm-model``; ``dict.txt`` written from it):
   * ``valid_<lang>``, ``test_<lang>``: one sample per photo that has references in that language,
     target = all its references joined by ``<sep>``; plus ``<split>.refs.txt`` (raw references,
     the same order) for ``scripts/score_captions.py``;
+  * with ``--eval-train``, ``train_<lang>`` too: the training photos in the evaluation format (one
+    sample per photo), to caption them with a trained model (``scripts/distill_captions.py``) or to
+    score the training set;
   * ``<split>.images.txt``: the Flickr8k file of each sample (relative to ``flickr8k/images``);
   * ``manifest.json``: counts per split and language.
 
@@ -67,6 +70,9 @@ def parse_args(argv=None):
                    help="drop from the training split the Flickr8k photos of Multi30K's val and test_2016_flickr "
                         "images, so that a model trained on this data (e.g. a pre-training caption stream) has "
                         "not seen the photos of the Multi30K evaluations")
+    p.add_argument("--eval-train", action="store_true",
+                   help="also write train_<lang>: the training photos in the evaluation format (one sample per "
+                        "photo, all its references), e.g. for a teacher's captions (scripts/distill_captions.py)")
     return p.parse_args(argv)
 
 
@@ -134,8 +140,11 @@ def collect(data: str, langs: Sequence[str], use_multi30k: bool = True,
 
 
 def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: CaptionSet, langs: Sequence[str],
-                 tok: SpmTokenizer) -> Dict[str, Dict[str, float]]:
-    """Write raw pieces (``<name>.tag`` / ``<name>.cap``) to ``tmp``, image lists and refs to ``out``."""
+                 tok: SpmTokenizer, eval_train: bool = False) -> Dict[str, Dict[str, float]]:
+    """Write raw pieces (``<name>.tag`` / ``<name>.cap``) to ``tmp``, image lists and refs to ``out``.
+
+    ``eval_train`` adds ``train_<lang>``: the training photos in the format of the evaluation splits.
+    """
     counts: Dict[str, Dict[str, float]] = {}
 
     def write(name: str, rows):
@@ -153,7 +162,7 @@ def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: Caption
         raise CaptionDataError("no training caption at all: check --data and --langs")
     write("train", train_rows)
     counts["train"] = {lang: caps.count(lang, splits["train"])[1] for lang in langs}
-    for split in ("valid", "test"):
+    for split in ("valid", "test") + (("train",) if eval_train else ()):
         for lang in langs:
             sources = EVAL_SOURCES.get(lang)
             photos = [p for p in splits[split] if caps.refs(p, lang, sources)]
@@ -174,9 +183,13 @@ def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: Caption
 
 
 def binarize(tmp: str, out: str, names: Sequence[str], workers: int) -> None:
-    """fairseq-preprocess all splits, then rename fairseq's valid1, test2, ... to our split names."""
-    valid = [n for n in names if n.startswith("valid_")]
+    """fairseq-preprocess all splits, then rename fairseq's valid1, test2, ... to our split names.
+
+    ``test_*`` go through fairseq's test prefixes, every other evaluation split (``valid_*``,
+    ``train_*``) through its valid prefixes.
+    """
     test = [n for n in names if n.startswith("test_")]
+    valid = [n for n in names if n != "train" and n not in test]
     dict_path = os.path.join(out, "dict.txt")
     cmd = ["fairseq-preprocess", "-s", SRC, "-t", TGT, "--trainpref", os.path.join(tmp, "train"),
            "--destdir", out, "--srcdict", dict_path, "--tgtdict", dict_path, "--workers", str(workers)]
@@ -227,12 +240,13 @@ def main(argv=None) -> int:
         shutil.copy(vocab_file, os.path.join(args.out, "spm.vocab"))
     n_dict = write_fairseq_dict(os.path.join(args.out, "spm.vocab"), os.path.join(args.out, "dict.txt"))
     with tempfile.TemporaryDirectory() as tmp:
-        counts = write_splits(tmp, args.out, splits, caps, args.langs, tok)
+        counts = write_splits(tmp, args.out, splits, caps, args.langs, tok, args.eval_train)
         logger.info("binarizing %s", ", ".join(counts))
         binarize(tmp, args.out, list(counts), args.workers)
     manifest = {"langs": list(args.langs), "dict_symbols": n_dict, "splits": counts, "sources": stats,
                 "image_root": os.path.abspath(os.path.join(args.data, "flickr8k", "images")),
-                "multi30k": not args.no_multi30k, "max_images": args.max_images}
+                "multi30k": not args.no_multi30k, "max_images": args.max_images,
+                "eval_train": args.eval_train}
     with open(os.path.join(args.out, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
     for name, c in counts.items():
