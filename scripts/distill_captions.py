@@ -9,8 +9,9 @@ Steps (``examples/captioning/README.md``, "Distilling the ensemble"):
 
 1. ``prepare_captions.py ... --eval-train`` writes ``train_<lang>``: the training photos in the
    evaluation format (one sample per photo);
-2. ``fairseq-generate <data> --gen-subset train_<lang> --path A.pt:B.pt:... > teacher.txt`` (shards
-   with ``--num-shards K --shard-id i`` may be given as several files);
+2. ``fairseq-generate <data> --gen-subset train_<lang> --path A.pt:B.pt:... > teacher.txt``; to
+   share it among K processes give each ``--distributed-world-size K --distributed-rank i`` (what
+   fairseq-generate shards its batches by; its ``--num-shards`` does not) and pass all K files;
 3. this script writes a data directory whose ``train`` split holds the teacher's caption of every
    photo (one sample per photo and language; ``--keep-original`` adds the original training
    captions), and copies the vocabulary and every evaluation split unchanged.
