@@ -62,6 +62,9 @@ class UnixScstConfig(FairseqDataclass):
     scst_meteor_weight: float = field(default=0.0, metadata={
         "help": "reward += this x sentence METEOR (pycocoevalcap's METEOR 1.5, one JVM kept open; English "
                 "captions only: train on an English data directory)"})
+    scst_no_repeat_ngram_size: int = field(default=0, metadata={
+        "help": "candidates (and the greedy baseline) may not repeat an n-gram of this size, as "
+                "fairseq-generate --no-repeat-ngram-size N decodes them at test time (0: no blocking)"})
 
 
 def candidate_tokens(hypos: List[List[dict]], k: int) -> List[torch.Tensor]:
@@ -84,7 +87,8 @@ class UnixScstCriterion(FairseqCriterion):
     """Self-critical sequence training with a CIDEr-D reward (``unix_caption`` only)."""
 
     def __init__(self, task, scst_candidates=5, scst_sampling=False, scst_baseline="mean", scst_max_len=40,
-                 scst_length_normalize=False, scst_bleu_weight=0.0, scst_meteor_weight=0.0):
+                 scst_length_normalize=False, scst_bleu_weight=0.0, scst_meteor_weight=0.0,
+                 scst_no_repeat_ngram_size=0):
         super().__init__(task)
         if not hasattr(task, "corpus_cider"):
             raise ValueError("--criterion unix_scst needs --task unix_caption (it scores captions by CIDEr-D)")
@@ -101,6 +105,9 @@ class UnixScstCriterion(FairseqCriterion):
         if scst_bleu_weight < 0 or scst_meteor_weight < 0:
             raise ValueError("--scst-bleu-weight and --scst-meteor-weight must be >= 0")
         self.weights = {"bleu4": float(scst_bleu_weight), "meteor": float(scst_meteor_weight)}
+        if scst_no_repeat_ngram_size < 0:
+            raise ValueError("--scst-no-repeat-ngram-size must be >= 0")
+        self.no_repeat_ngram_size = int(scst_no_repeat_ngram_size)
         self._meteor = None
         self._generators = {}
 
@@ -108,7 +115,8 @@ class UnixScstCriterion(FairseqCriterion):
         """Beam search (or sampling) over ``model`` for the candidates; built once per model."""
         key = (id(model), greedy)
         if key not in self._generators:
-            args = dict(beam=1 if greedy else self.k, max_len_a=0, max_len_b=self.max_len, min_len=1)
+            args = dict(beam=1 if greedy else self.k, max_len_a=0, max_len_b=self.max_len, min_len=1,
+                        no_repeat_ngram_size=self.no_repeat_ngram_size)
             if self.sampling and not greedy:
                 args.update(sampling=True, sampling_topk=-1, sampling_topp=-1.0, temperature=1.0)
             self._generators[key] = self.task.build_generator([model], Namespace(**args))

@@ -547,6 +547,44 @@ def test_scst_mixed_reward_adds_weighted_sentence_bleu_and_meteor_of_english_cap
         criterion.rewards(ds.collater([ds[other]]), [pair.tgt[other]], 1)
 
 
+def test_scst_no_repeat_ngram_size_blocks_repeats_in_candidates_and_greedy_baseline(data):
+    """--scst-no-repeat-ngram-size N: the candidates (and the greedy caption of --scst-baseline greedy)
+    are decoded with the working n-gram blocker, as fairseq-generate --no-repeat-ngram-size N decodes
+    at test time; an untrained model repeats bigrams without it."""
+    from fairseq_plugins.generation.ngram_block import UnixNGramRepeatBlock
+
+    def bigram_repeats(tokens):
+        grams = list(zip(tokens[:-1], tokens[1:]))
+        return len(grams) - len(set(grams))
+
+    args = ("--image-root", data["images"], "--image-features", data["cache"], "--criterion", "unix_scst",
+            "--scst-candidates", 3, "--dropout", "0")
+    task, cfg = setup(data["bin"], *args)
+    blocked_task, blocked_cfg = setup(data["bin"], *args, "--scst-no-repeat-ngram-size", 2)
+    torch.manual_seed(0)
+    model = task.build_model(cfg.model).eval()
+    task.load_dataset("train")
+    blocked_task.load_dataset("train")
+    batch = batch_of(task, "train")
+    repeats = {}
+    for name, t, c in (("plain", task, cfg), ("blocked", blocked_task, blocked_cfg)):
+        criterion = t.build_criterion(c.criterion)
+        for greedy in (False, True):
+            gen = criterion.generator(model, greedy=greedy)
+            blocker = gen.repeat_ngram_blocker
+            if name == "blocked":
+                assert isinstance(blocker, UnixNGramRepeatBlock) and blocker.no_repeat_ngram_size == 2
+            else:
+                assert blocker is None
+            hypos = t.inference_step(gen, [model], batch, prefix_tokens=None)
+            repeats[name, greedy] = sum(bigram_repeats(h["tokens"].tolist()) for hs in hypos for h in hs)
+    assert repeats["plain", False] > 0 and repeats["plain", True] > 0  # the untrained model repeats
+    assert repeats["blocked", False] == repeats["blocked", True] == 0
+    with pytest.raises(ValueError, match="--scst-no-repeat-ngram-size must be >= 0"):
+        bad_task, bad_cfg = setup(data["bin"], *args, "--scst-no-repeat-ngram-size", -1)
+        bad_task.build_criterion(bad_cfg.criterion)
+
+
 def test_grouped_order_keeps_groups_together_sorted_by_their_longest_member():
     import numpy as np
 
