@@ -35,8 +35,9 @@ import sys
 import tempfile
 from typing import Dict, List, Sequence, Tuple
 
-from scripts.prepare_captions import SRC, TGT, binarize
-from unix.data.captions import CaptionDataError, join_pieces, lang_of_source, parse_generate_output
+from scripts.prepare_captions import SRC, TGT, binarize, write_rows
+from unix.data.captions import (CaptionDataError, join_pieces, lang_of_source, parse_generate_output,
+                                read_name_list)
 from unix.data.tokenizer import SpmTokenizer, lang_tag
 
 logger = logging.getLogger("distill_captions")
@@ -57,13 +58,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def read_lines(path: str) -> List[str]:
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found (was the split written by prepare_captions.py --eval-train?)")
-    with open(path, encoding="utf-8") as f:
-        return f.read().splitlines()
-
-
 def teacher_rows(data: str, split: str, outputs: Sequence[str], tok: SpmTokenizer) -> List[Row]:
     """The teacher's caption of every sample of ``split``, in sample order.
 
@@ -71,7 +65,10 @@ def teacher_rows(data: str, split: str, outputs: Sequence[str], tok: SpmTokenize
         CaptionDataError: a sample missing from all outputs, in two of them, beyond the split, with
             another language tag than the split's, or with an empty caption.
     """
-    images = read_lines(os.path.join(data, f"{split}.images.txt"))
+    images_path = os.path.join(data, f"{split}.images.txt")
+    if not os.path.exists(images_path):
+        raise FileNotFoundError(f"{images_path} not found (was the split written by prepare_captions.py --eval-train?)")
+    images = read_name_list(images_path)
     lang = split.rsplit("_", 1)[-1] if "_" in split else None
     found: Dict[int, Tuple[str, Dict[str, str]]] = {}
     for path in outputs:
@@ -107,7 +104,7 @@ def original_rows(data: str) -> List[Row]:
     from fairseq.data import Dictionary, data_utils
 
     vocab = Dictionary.load(os.path.join(data, "dict.txt"))
-    images = read_lines(os.path.join(data, "train.images.txt"))
+    images = read_name_list(os.path.join(data, "train.images.txt"))
     prefix = os.path.join(data, f"train.{SRC}-{TGT}")
     src = data_utils.load_indexed_dataset(f"{prefix}.{SRC}", vocab)
     tgt = data_utils.load_indexed_dataset(f"{prefix}.{TGT}", vocab)
@@ -120,7 +117,8 @@ def copy_data_dir(data: str, out: str) -> List[str]:
     """Copy every file of ``data`` but its training split and manifest into ``out``; return the names."""
     copied = []
     for name in sorted(os.listdir(data)):
-        if name.startswith(("train.", "manifest.json", "preprocess.log")) or not os.path.isfile(os.path.join(data, name)):
+        own = name.startswith(("train.", "manifest.json", "preprocess.log"))
+        if own or not os.path.isfile(os.path.join(data, name)):
             continue
         shutil.copy2(os.path.join(data, name), os.path.join(out, name))
         copied.append(name)
@@ -148,19 +146,17 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     copied = copy_data_dir(args.data, args.out)
     with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, f"train.{SRC}"), "w", encoding="utf-8") as fs, \
-                open(os.path.join(tmp, f"train.{TGT}"), "w", encoding="utf-8") as ft, \
-                open(os.path.join(args.out, "train.images.txt"), "w", encoding="utf-8") as fi:
-            for tag, pieces, photo in rows:
-                fs.write(tag + "\n")
-                ft.write(pieces + "\n")
-                fi.write(photo + "\n")
+        write_rows(tmp, args.out, "train", rows)
         binarize(tmp, args.out, ["train"], args.workers)
     source_manifest = os.path.join(args.data, "manifest.json")
+    source = None
+    if os.path.exists(source_manifest):
+        with open(source_manifest, encoding="utf-8") as f:
+            source = json.load(f)
     manifest = {"distilled_from": os.path.abspath(args.data),
                 "teacher": {split: [os.path.abspath(o) for o in outputs] for split, *outputs in args.teacher},
                 "keep_original": args.keep_original, "train_samples": counts, "copied": copied,
-                "source_manifest": json.load(open(source_manifest)) if os.path.exists(source_manifest) else None}
+                "source_manifest": source}
     with open(os.path.join(args.out, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
     logger.info("train: %s -> %s", counts, args.out)

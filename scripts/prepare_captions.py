@@ -29,6 +29,7 @@ Example::
 """
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from unix.data.captions import (FLICKR8K_SPLIT_LISTS, CaptionDataError, CaptionSet, read_aligned,
                                 read_flickr8k_captions, read_flickr8k_splits, read_name_list)
@@ -139,6 +140,18 @@ def collect(data: str, langs: Sequence[str], use_multi30k: bool = True,
     return splits, caps, stats
 
 
+def write_rows(tmp: str, out: str, name: str, rows: Iterable[Tuple[str, str, str]]) -> None:
+    """Write (tag, target pieces, photo) rows: ``<name>.tag`` / ``<name>.cap`` to ``tmp`` (for
+    :func:`binarize`), ``<name>.images.txt`` to ``out``."""
+    with open(os.path.join(tmp, f"{name}.{SRC}"), "w", encoding="utf-8") as fs, \
+            open(os.path.join(tmp, f"{name}.{TGT}"), "w", encoding="utf-8") as ft, \
+            open(os.path.join(out, f"{name}.images.txt"), "w", encoding="utf-8") as fi:
+        for tag, target, photo in rows:
+            fs.write(tag + "\n")
+            ft.write(target + "\n")
+            fi.write(photo + "\n")
+
+
 def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: CaptionSet, langs: Sequence[str],
                  tok: SpmTokenizer, eval_train: bool = False) -> Dict[str, Dict[str, float]]:
     """Write raw pieces (``<name>.tag`` / ``<name>.cap``) to ``tmp``, image lists and refs to ``out``.
@@ -146,16 +159,7 @@ def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: Caption
     ``eval_train`` adds ``train_<lang>``: the training photos in the format of the evaluation splits.
     """
     counts: Dict[str, Dict[str, float]] = {}
-
-    def write(name: str, rows):
-        with open(os.path.join(tmp, f"{name}.{SRC}"), "w", encoding="utf-8") as fs, \
-                open(os.path.join(tmp, f"{name}.{TGT}"), "w", encoding="utf-8") as ft, \
-                open(os.path.join(out, f"{name}.images.txt"), "w", encoding="utf-8") as fi:
-            for tag, target, photo in rows:
-                fs.write(tag + "\n")
-                ft.write(target + "\n")
-                fi.write(photo + "\n")
-
+    write = functools.partial(write_rows, tmp, out)
     train_rows = [(lang_tag(lang), tok.encode_line(c), p) for p in splits["train"] for lang in langs
                   for c in caps.refs(p, lang)]
     if not train_rows:
