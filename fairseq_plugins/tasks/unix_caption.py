@@ -35,6 +35,7 @@ from unix.data.captions import first_reference, group_references, lang_of_source
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
 from unix.data.tokenizer import is_lang_tag
+from unix.generation.mbr import UTILITIES, mbr_order, words
 from unix.metrics.caption import (CorpusCiderD, bleu_statistic_names, bleu_statistics, corpus_bleu, ptb_tokenize,
                                   ptb_tokenize_groups)
 from unix.metrics.meteor import MeteorStatistics
@@ -73,6 +74,14 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
     eval_meteor: bool = field(default=False, metadata={
         "help": "with --eval-cider: also log 'meteor' (corpus METEOR x100 of the English validation photos; "
                 "pycocoevalcap's METEOR 1.5 is English-only; needs java)"})
+    mbr_utility: Optional[str] = field(default=None, metadata={
+        "help": "rerank the beam's candidates of each photo by minimum Bayes risk: the caption of highest "
+                "expected utility ('bleu' or 'cider', unix.generation.mbr) against all candidates, weighted "
+                "by softmax(--mbr-alpha x log-probability); the candidates are the --beam finished "
+                "hypotheses (default: off, fairseq's order)"})
+    mbr_alpha: float = field(default=1.0, metadata={
+        "help": "with --mbr-utility: scale of the candidates' log-probabilities in the evidence weights "
+                "(0: every candidate counts the same)"})
     eval_cider_print_samples: bool = field(default=False, metadata={
         "help": "log one generated caption and its references per validation batch"})
 
@@ -147,6 +156,8 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         self.sep_idx = tgt_dict.index(SEP) if SEP in tgt_dict.indices else None
         if cfg.eval_cider and self.sep_idx is None:
             raise ValueError(f"--eval-cider needs the reference separator {SEP} in the dictionary of {cfg.data}")
+        if cfg.mbr_utility is not None and cfg.mbr_utility not in UTILITIES:
+            raise ValueError(f"--mbr-utility {cfg.mbr_utility!r}: choose from {', '.join(UTILITIES)}")
         if cfg.eval_meteor and not cfg.eval_cider:
             raise ValueError("--eval-meteor needs --eval-cider (it scores the captions --eval-cider generates)")
         self._meteor: Optional[MeteorStatistics] = None
@@ -262,6 +273,28 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         """fairseq's generator; with ``--best-beam-stop``, plain beam search stops as in unix_vqa."""
         cls = generator_class(self.cfg.best_beam_stop, args, seq_gen_cls, prefix_allowed_tokens_fn)
         return super().build_generator(models, args, cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        """fairseq's inference step; with ``--mbr-utility``, each photo's hypotheses are reranked by MBR."""
+        hypos = super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens,
+                                       constraints=constraints)
+        if self.cfg.mbr_utility is None:
+            return hypos
+        return [self.mbr_rerank(h) for h in hypos]
+
+    def mbr_rerank(self, hypos: List[Dict]) -> List[Dict]:
+        """One photo's hypotheses (fairseq's dicts) in MBR order (:func:`unix.generation.mbr.mbr_order`).
+
+        Captions are compared as words of the detokenized text (what fairseq-generate prints);
+        the evidence weights use each hypothesis' total log-probability (sum of its positional
+        scores, i.e. of the ensemble's averaged log-probabilities).
+        """
+        if len(hypos) < 2:
+            return hypos
+        cands = [words(self.tgt_dict.string(h["tokens"].int().cpu(), "sentencepiece")) for h in hypos]
+        logprobs = [float(h["positional_scores"].float().sum()) for h in hypos]
+        order, _ = mbr_order(cands, logprobs, self.cfg.mbr_utility, self.cfg.mbr_alpha)
+        return [hypos[i] for i in order]
 
     def first_reference_sample(self, sample):
         """The sample with multi-reference targets cut to their first reference (for the loss)."""

@@ -204,6 +204,36 @@ def test_no_repeat_ngram_size_blocks_repeats_in_generation(data, best_stop):
     assert not any(repeats_a_bigram(t) for t in blocked) and blocked != free
 
 
+@pytest.mark.parametrize("utility", ["bleu", "cider"])
+def test_mbr_reranks_each_photos_beam_by_expected_utility(data, utility):
+    """--mbr-utility returns the same hypotheses as beam search, reordered by unix.generation.mbr."""
+    from argparse import Namespace
+
+    from unix.generation.mbr import mbr_order, words
+
+    base = ["--image-root", data["images"], "--image-features", data["cache"]]
+    plain, cfg = setup(data["bin"], *base)
+    mbr, _ = setup(data["bin"], *base, "--mbr-utility", utility, "--mbr-alpha", "0.5")
+    torch.manual_seed(0)
+    model = plain.build_model(cfg.model)
+    model.eval()
+    plain.load_dataset("valid_en")
+    batch = batch_of(plain, "valid_en")
+    args = Namespace(beam=4, max_len_a=0, max_len_b=8)
+    before = plain.inference_step(plain.build_generator([model], args), [model], batch)
+    after = mbr.inference_step(mbr.build_generator([model], args), [model], batch)
+    moved = 0
+    for b, a in zip(before, after):
+        assert len(b) == len(a) == 4
+        texts = [words(plain.tgt_dict.string(h["tokens"], "sentencepiece")) for h in b]
+        order, _ = mbr_order(texts, [float(h["positional_scores"].sum()) for h in b], utility, 0.5)
+        assert [h["tokens"].tolist() for h in a] == [b[i]["tokens"].tolist() for i in order]
+        moved += order != sorted(order)
+    assert moved > 0  # an untrained model's beam order is not the consensus order everywhere
+    with pytest.raises(ValueError, match="--mbr-utility 'meteor': choose from bleu, cider"):
+        setup(data["bin"], *base, "--mbr-utility", "meteor")
+
+
 def test_caption_lang_overrides_the_tag_and_unknown_languages_are_refused(data):
     task, _ = setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"],
                     "--caption-lang", "fr")

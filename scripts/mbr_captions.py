@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""Rerank the n-best captions of a ``fairseq-generate`` output by minimum Bayes risk (MBR).
+
+``fairseq-generate --task unix_caption --mbr-utility bleu`` reranks while decoding; this script
+does the same to a saved ``--nbest K`` output (``H-``/``D-``/``P-`` lines of every hypothesis),
+so utilities, weights and candidate counts can be compared without decoding again. For each
+sample it keeps the hypothesis of highest expected utility against the sample's hypotheses
+(:func:`unix.generation.mbr.mbr_order`; evidence weights ``softmax(alpha x log p)``, ``log p``
+the sum of the hypothesis' ``P-`` scores) and writes a generate output with that hypothesis only,
+which ``scripts/score_captions.py`` reads.
+
+Example::
+
+    fairseq-generate data-bin/captions --user-dir fairseq_plugins --task unix_caption --path M.pt \\
+        --gen-subset valid_en --beam 10 --nbest 10 --post-process sentencepiece ... > nbest.txt
+    python scripts/mbr_captions.py --generate-output nbest.txt --utility bleu --alpha 1 --out mbr.txt
+    python scripts/score_captions.py --generate-output mbr.txt --references data-bin/captions/valid_en.refs.txt
+"""
+
+import argparse
+import logging
+import re
+import sys
+from typing import Dict, List, Optional
+
+from unix.data.captions import CaptionDataError, join_pieces
+from unix.generation.mbr import UTILITIES, mbr_order, words
+
+logger = logging.getLogger("mbr_captions")
+LINE = re.compile(r"^([STHDP])-(\d+)\t(.*)$")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--generate-output", required=True, help="fairseq-generate --nbest K output (with P- lines)")
+    p.add_argument("--utility", default="bleu", choices=sorted(UTILITIES))
+    p.add_argument("--alpha", type=float, default=1.0,
+                   help="scale of the log-probabilities in the evidence weights (0: uniform)")
+    p.add_argument("--candidates", type=int, default=0, metavar="K",
+                   help="use only the first K hypotheses of each sample (default: all)")
+    p.add_argument("--out", required=True, help="generate output with the chosen hypothesis of each sample")
+    return p.parse_args(argv)
+
+
+def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
+    """Sample id -> ``{"S": str, "T": str, "hyps": [{"H", "D", "score", "logprob", "P"}, ...]}`` in file order.
+
+    Raises:
+        CaptionDataError: naming file and line for a malformed line, a ``P-`` line without its
+            hypothesis, or a hypothesis without ``P-`` scores.
+    """
+    out: Dict[int, Dict[str, object]] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            m = LINE.match(line.rstrip("\n"))
+            if not m:
+                continue
+            kind, sid, rest = m.group(1), int(m.group(2)), m.group(3)
+            sample = out.setdefault(sid, {"hyps": []})
+            hyps: List[Dict[str, object]] = sample["hyps"]  # type: ignore[assignment]
+            if kind in "ST":
+                sample.setdefault(kind, rest)
+                continue
+            if kind == "H":
+                score, sep, text = rest.partition("\t")
+                if not sep:
+                    raise CaptionDataError(f"{path}:{n}: expected 'H-<id>\\t<score>\\t<text>'")
+                hyps.append({"H": text, "score": score, "line": n})
+                continue
+            if not hyps or kind in hyps[-1]:
+                raise CaptionDataError(f"{path}:{n}: {kind}-{sid} line without its H-{sid} line")
+            if kind == "D":
+                score, sep, text = rest.partition("\t")
+                if not sep:
+                    raise CaptionDataError(f"{path}:{n}: expected 'D-<id>\\t<score>\\t<text>'")
+                hyps[-1]["D"] = text
+            else:
+                try:
+                    scores = [float(x) for x in rest.split()]
+                except ValueError:
+                    raise CaptionDataError(f"{path}:{n}: P-{sid} scores are not numbers") from None
+                hyps[-1]["P"], hyps[-1]["logprob"] = rest, sum(scores)
+    if not any(v["hyps"] for v in out.values()):
+        raise CaptionDataError(f"{path}: no hypothesis (H- line) found; is it a fairseq-generate output?")
+    for sid, v in out.items():
+        for h in v["hyps"]:
+            if "logprob" not in h:
+                raise CaptionDataError(f"{path}:{h['line']}: H-{sid} has no P- line (positional scores); "
+                                       "was it written by fairseq-generate without --quiet?")
+    return out
+
+
+def rerank(samples: Dict[int, Dict[str, object]], utility: str, alpha: float,
+           candidates: int = 0) -> Dict[int, int]:
+    """Sample id -> index of its MBR hypothesis (among the first ``candidates``; 0 = all)."""
+    chosen = {}
+    for sid, v in samples.items():
+        hyps = v["hyps"][:candidates] if candidates > 0 else v["hyps"]
+        if not hyps:
+            continue
+        texts = [words(join_pieces(h.get("D", h["H"]))) for h in hyps]
+        order, _ = mbr_order(texts, [h["logprob"] for h in hyps], utility, alpha)
+        chosen[sid] = order[0]
+    return chosen
+
+
+def write_output(samples: Dict[int, Dict[str, object]], chosen: Dict[int, int], path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for sid in sorted(chosen):
+            v = samples[sid]
+            h = v["hyps"][chosen[sid]]
+            for kind in "ST":
+                if kind in v:
+                    f.write(f"{kind}-{sid}\t{v[kind]}\n")
+            f.write(f"H-{sid}\t{h['score']}\t{h['H']}\n")
+            if "D" in h:
+                f.write(f"D-{sid}\t{h['score']}\t{h['D']}\n")
+            f.write(f"P-{sid}\t{h['P']}\n")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
+    args = parse_args(argv)
+    samples = read_nbest(args.generate_output)
+    chosen = rerank(samples, args.utility, args.alpha, args.candidates)
+    counts = [len(v["hyps"]) for v in samples.values()]
+    moved = sum(1 for i in chosen.values() if i != 0)
+    logger.info("%d samples, %d-%d hypotheses each; MBR (%s, alpha %g) chose another than the first for %d",
+                len(chosen), min(counts), max(counts), args.utility, args.alpha, moved)
+    write_output(samples, chosen, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
