@@ -6,7 +6,8 @@ does the same to a saved ``--nbest K`` output (``H-``/``D-``/``P-`` lines of eve
 so utilities, weights and candidate counts can be compared without decoding again. For each
 sample it keeps the hypothesis of highest expected utility against the sample's hypotheses
 (:func:`unix.generation.mbr.mbr_order`; evidence weights ``softmax(alpha x log p)``, ``log p``
-the sum of the hypothesis' ``P-`` scores) and writes a generate output with that hypothesis only,
+the sum of the hypothesis' ``P-`` scores, which fairseq-generate prints in base 2 and this script
+turns back into natural logarithms, as the task's ``--mbr-utility`` sees them) and writes a generate output with that hypothesis only,
 which ``scripts/score_captions.py`` reads.
 
 Example::
@@ -19,6 +20,7 @@ Example::
 
 import argparse
 import logging
+import math
 import re
 import sys
 from typing import Dict, List, Optional
@@ -27,6 +29,7 @@ from unix.data.captions import CaptionDataError, join_pieces
 from unix.generation.mbr import UTILITIES, mbr_order, words
 
 logger = logging.getLogger("mbr_captions")
+LN2 = math.log(2.0)
 LINE = re.compile(r"^([STHDP])-(\d+)\t(.*)$")
 
 
@@ -36,6 +39,9 @@ def parse_args(argv=None):
     p.add_argument("--utility", default="bleu", choices=sorted(UTILITIES))
     p.add_argument("--alpha", type=float, default=1.0,
                    help="scale of the log-probabilities in the evidence weights (0: uniform)")
+    p.add_argument("--weights", default="logprob", choices=["logprob", "score"],
+                   help="what alpha scales: the total log-probability (sum of the P- scores) or fairseq's "
+                        "length-normalised score of the H- line")
     p.add_argument("--candidates", type=int, default=0, metavar="K",
                    help="use only the first K hypotheses of each sample (default: all)")
     p.add_argument("--out", required=True, help="generate output with the chosen hypothesis of each sample")
@@ -44,6 +50,9 @@ def parse_args(argv=None):
 
 def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
     """Sample id -> ``{"S": str, "T": str, "hyps": [{"H", "D", "score", "logprob", "P"}, ...]}`` in file order.
+
+    ``logprob`` is the hypothesis' total log-probability in nats; ``score`` and ``P`` are the
+    line's text (base 2, as fairseq-generate prints them).
 
     Raises:
         CaptionDataError: naming file and line for a malformed line, a ``P-`` line without its
@@ -79,7 +88,7 @@ def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
                     scores = [float(x) for x in rest.split()]
                 except ValueError:
                     raise CaptionDataError(f"{path}:{n}: P-{sid} scores are not numbers") from None
-                hyps[-1]["P"], hyps[-1]["logprob"] = rest, sum(scores)
+                hyps[-1]["P"], hyps[-1]["logprob"] = rest, sum(scores) * LN2  # fairseq prints base 2
     if not any(v["hyps"] for v in out.values()):
         raise CaptionDataError(f"{path}: no hypothesis (H- line) found; is it a fairseq-generate output?")
     for sid, v in out.items():
@@ -91,15 +100,19 @@ def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
 
 
 def rerank(samples: Dict[int, Dict[str, object]], utility: str, alpha: float,
-           candidates: int = 0) -> Dict[int, int]:
-    """Sample id -> index of its MBR hypothesis (among the first ``candidates``; 0 = all)."""
+           candidates: int = 0, weights: str = "logprob") -> Dict[int, int]:
+    """Sample id -> index of its MBR hypothesis (among the first ``candidates``; 0 = all).
+
+    ``weights``: ``"logprob"`` (total log-probability) or ``"score"`` (fairseq's normalised score).
+    """
     chosen = {}
     for sid, v in samples.items():
         hyps = v["hyps"][:candidates] if candidates > 0 else v["hyps"]
         if not hyps:
             continue
         texts = [words(join_pieces(h.get("D", h["H"]))) for h in hyps]
-        order, _ = mbr_order(texts, [h["logprob"] for h in hyps], utility, alpha)
+        log_w = [h["logprob"] if weights == "logprob" else float(h["score"]) * LN2 for h in hyps]
+        order, _ = mbr_order(texts, log_w, utility, alpha)
         chosen[sid] = order[0]
     return chosen
 
@@ -122,7 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
     samples = read_nbest(args.generate_output)
-    chosen = rerank(samples, args.utility, args.alpha, args.candidates)
+    chosen = rerank(samples, args.utility, args.alpha, args.candidates, args.weights)
     counts = [len(v["hyps"]) for v in samples.values()]
     moved = sum(1 for i in chosen.values() if i != 0)
     logger.info("%d samples, %d-%d hypotheses each; MBR (%s, alpha %g) chose another than the first for %d",

@@ -1,5 +1,7 @@
 """scripts/mbr_captions.py: MBR reranking of a saved fairseq-generate --nbest output."""
 
+import math
+
 import pytest
 
 from scripts import mbr_captions
@@ -38,7 +40,7 @@ def test_chooses_the_mbr_hypothesis_of_every_sample_and_writes_a_generate_output
     gen = parse_generate_output(str(out))
     assert sorted(gen) == [0, 1]
     for sid, hyps in NBEST.items():
-        order, _ = mbr_order([words(t) for t, _ in hyps], [sum(map(float, p.split())) for _, p in hyps],
+        order, _ = mbr_order([words(t) for t, _ in hyps], [math.log(2) * sum(map(float, p.split())) for _, p in hyps],
                              utility, alpha)
         assert gen[sid]["D"] == hyps[order[0]][0]
         assert gen[sid]["S"] == "__en__" and gen[sid]["T"] == f"ref {sid}"
@@ -64,3 +66,16 @@ def test_hypotheses_without_positional_scores_are_refused_with_file_and_line(tmp
     bad.write_text("H-0\t-0.1\ta dog\nP-0\t-0.1 x\n", encoding="utf-8")
     with pytest.raises(CaptionDataError, match=r"bad.txt:2: P-0 scores are not numbers"):
         mbr_captions.main(["--generate-output", str(bad), "--out", str(tmp_path / "o.txt")])
+
+
+def test_weights_by_normalised_score_or_total_log_probability(tmp_path):
+    """A sharp weighting keeps the evidence's favourite: by total log-probability and by fairseq's
+    length-normalised score "a dog" is the most probable candidate of sample 0 in both."""
+    src = write_nbest(tmp_path / "nbest.txt")
+    for weights in ("logprob", "score"):
+        out = tmp_path / f"{weights}.txt"
+        mbr_captions.main(["--generate-output", str(src), "--weights", weights, "--alpha", "100", "--out", str(out)])
+        assert parse_generate_output(str(out))[0]["D"] == "a dog"
+    samples = mbr_captions.read_nbest(str(src))
+    assert samples[1]["hyps"][1]["logprob"] == pytest.approx(-1.5 * math.log(2))  # printed in base 2
+    assert float(samples[1]["hyps"][1]["score"]) == pytest.approx(-0.3)
