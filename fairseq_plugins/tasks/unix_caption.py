@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from fairseq import metrics
 from fairseq.data import BaseWrapperDataset
+from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
@@ -82,6 +83,9 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
     mbr_alpha: float = field(default=1.0, metadata={
         "help": "with --mbr-utility: scale of the candidates' log-probabilities in the evidence weights "
                 "(0: every candidate counts the same)"})
+    mbr_weights: ChoiceEnum(["logprob", "score"]) = field(default="logprob", metadata={
+        "help": "with --mbr-utility: what --mbr-alpha scales, the candidate's total log-probability or "
+                "beam search's length-normalised score"})
     eval_cider_print_samples: bool = field(default=False, metadata={
         "help": "log one generated caption and its references per validation batch"})
 
@@ -287,12 +291,16 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
 
         Captions are compared as words of the detokenized text (what fairseq-generate prints);
         the evidence weights use each hypothesis' total log-probability (sum of its positional
-        scores, i.e. of the ensemble's averaged log-probabilities).
+        scores, i.e. of the ensemble's averaged log-probabilities; nats), or with
+        ``--mbr-weights score`` beam search's length-normalised score.
         """
         if len(hypos) < 2:
             return hypos
         cands = [words(self.tgt_dict.string(h["tokens"].int().cpu(), "sentencepiece")) for h in hypos]
-        logprobs = [float(h["positional_scores"].float().sum()) for h in hypos]
+        if self.cfg.mbr_weights == "score":
+            logprobs = [float(h["score"]) for h in hypos]
+        else:
+            logprobs = [float(h["positional_scores"].float().sum()) for h in hypos]
         order, _ = mbr_order(cands, logprobs, self.cfg.mbr_utility, self.cfg.mbr_alpha)
         return [hypos[i] for i in order]
 

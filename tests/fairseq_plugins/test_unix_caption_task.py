@@ -230,6 +230,10 @@ def test_mbr_reranks_each_photos_beam_by_expected_utility(data, utility):
         assert [h["tokens"].tolist() for h in a] == [b[i]["tokens"].tolist() for i in order]
         moved += order != sorted(order)
     assert moved > 0  # an untrained model's beam order is not the consensus order everywhere
+    # evidence sharply on beam search's best (length-normalised score): it stays first everywhere
+    sharp, _ = setup(data["bin"], *base, "--mbr-utility", utility, "--mbr-weights", "score", "--mbr-alpha", "1000")
+    kept = sharp.inference_step(sharp.build_generator([model], args), [model], batch)
+    assert [k[0]["tokens"].tolist() for k in kept] == [b[0]["tokens"].tolist() for b in before]
     with pytest.raises(ValueError, match="--mbr-utility 'meteor': choose from bleu, cider"):
         setup(data["bin"], *base, "--mbr-utility", "meteor")
 
