@@ -116,3 +116,26 @@ def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, t
                "--image-features", trained["cache"], "--beam", "2", "--max-len-b", "40", "--batch-size", "4",
                "--scoring", "cider", "--post-process", "sentencepiece", "--cpu"]).stdout
     assert re.search(r"CIDEr-D = [\d.]+ \(x100", out) and len(re.findall(r"^D-\d+\t", out, re.M)) == 3
+
+
+def test_generate_with_mbr_reranking_matches_offline_reranking_of_the_nbest(trained, tmp_path):
+    """fairseq-generate --mbr-utility bleu prints (and scores) the caption that
+    scripts/mbr_captions.py picks from the same beam's saved n-best list."""
+    from scripts import mbr_captions
+    from unix.data.captions import parse_generate_output
+    from unix.metrics.references import split_references
+
+    base = ["fairseq-generate", trained["bin"], "--user-dir", USER_DIR, "--task", "unix_caption",
+            "--gen-subset", "valid_de", "--path", trained["save"] / "checkpoint_last.pt",
+            "--image-root", trained["images"], "--image-features", trained["cache"], "--beam", "3", "--nbest", "3",
+            "--max-len-b", "12", "--batch-size", "2", "--scoring", "cider", "--post-process", "sentencepiece", "--cpu"]
+    nbest, online, offline = tmp_path / "nbest.txt", tmp_path / "online.txt", tmp_path / "offline.txt"
+    nbest.write_text(run(base).stdout, encoding="utf-8")
+    online.write_text(run(base + ["--mbr-utility", "bleu", "--mbr-alpha", "0.5"]).stdout, encoding="utf-8")
+    mbr_captions.main(["--generate-output", str(nbest), "--utility", "bleu", "--alpha", "0.5", "--out", str(offline)])
+    on, off = parse_generate_output(str(online)), parse_generate_output(str(offline))
+    assert sorted(on) == sorted(off) == [0, 1, 2]
+    assert [on[i]["D"] for i in range(3)] == [off[i]["D"] for i in range(3)]
+    refs = [split_references(line) for line in open(trained["bin"] / "valid_de.refs.txt", encoding="utf-8")]
+    printed = float(re.search(r"CIDEr-D = ([\d.]+) \(x100", online.read_text(encoding="utf-8")).group(1))
+    assert printed == pytest.approx(100 * direct_cider([on[i]["D"] for i in range(3)], refs), abs=0.006)
