@@ -44,6 +44,12 @@ def parse_args(argv=None):
                         "length-normalised score of the H- line")
     p.add_argument("--candidates", type=int, default=0, metavar="K",
                    help="use only the first K hypotheses of each sample (default: all)")
+    p.add_argument("--evidence", default=None, metavar="GEN",
+                   help="another generate output of the same split (e.g. fairseq-generate --sampling --beam M "
+                        "--nbest M): its hypotheses are the evidence, weighted by --evidence-alpha; default: "
+                        "the candidates themselves")
+    p.add_argument("--evidence-alpha", type=float, default=0.0,
+                   help="with --evidence: scale of the evidence log-probabilities (0, uniform, for samples)")
     p.add_argument("--out", required=True, help="generate output with the chosen hypothesis of each sample")
     return p.parse_args(argv)
 
@@ -99,20 +105,33 @@ def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
     return out
 
 
+def _texts(hyps) -> List[List[str]]:
+    return [words(join_pieces(h.get("D", h["H"]))) for h in hyps]
+
+
 def rerank(samples: Dict[int, Dict[str, object]], utility: str, alpha: float,
-           candidates: int = 0, weights: str = "logprob") -> Dict[int, int]:
+           candidates: int = 0, weights: str = "logprob",
+           evidence: Optional[Dict[int, Dict[str, object]]] = None, evidence_alpha: float = 0.0,
+           evidence_path: str = "evidence") -> Dict[int, int]:
     """Sample id -> index of its MBR hypothesis (among the first ``candidates``; 0 = all).
 
     ``weights``: ``"logprob"`` (total log-probability) or ``"score"`` (fairseq's normalised score).
+    ``evidence``: :func:`read_nbest` of another output; a sample's hypotheses there are its evidence.
     """
     chosen = {}
     for sid, v in samples.items():
         hyps = v["hyps"][:candidates] if candidates > 0 else v["hyps"]
         if not hyps:
             continue
-        texts = [words(join_pieces(h.get("D", h["H"]))) for h in hyps]
         log_w = [h["logprob"] if weights == "logprob" else float(h["score"]) * LN2 for h in hyps]
-        order, _ = mbr_order(texts, log_w, utility, alpha)
+        ev = ev_lp = None
+        if evidence is not None:
+            if not evidence.get(sid, {}).get("hyps"):
+                raise CaptionDataError(f"{evidence_path}: no hypothesis for sample id {sid}")
+            ev = _texts(evidence[sid]["hyps"])
+            ev_lp = [h["logprob"] for h in evidence[sid]["hyps"]]
+        order, _ = mbr_order(_texts(hyps), log_w, utility, evidence_alpha if ev is not None else alpha,
+                             evidence=ev, evidence_logprobs=ev_lp)
         chosen[sid] = order[0]
     return chosen
 
@@ -135,7 +154,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
     samples = read_nbest(args.generate_output)
-    chosen = rerank(samples, args.utility, args.alpha, args.candidates, args.weights)
+    evidence = read_nbest(args.evidence) if args.evidence else None
+    chosen = rerank(samples, args.utility, args.alpha, args.candidates, args.weights, evidence,
+                    args.evidence_alpha, args.evidence or "")
     counts = [len(v["hyps"]) for v in samples.values()]
     moved = sum(1 for i in chosen.values() if i != 0)
     logger.info("%d samples, %d-%d hypotheses each; MBR (%s, alpha %g) chose another than the first for %d",

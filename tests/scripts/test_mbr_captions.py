@@ -79,3 +79,18 @@ def test_weights_by_normalised_score_or_total_log_probability(tmp_path):
     samples = mbr_captions.read_nbest(str(src))
     assert samples[1]["hyps"][1]["logprob"] == pytest.approx(-1.5 * math.log(2))  # printed in base 2
     assert float(samples[1]["hyps"][1]["score"]) == pytest.approx(-0.3)
+
+
+def test_evidence_from_another_output_decides(tmp_path):
+    src = write_nbest(tmp_path / "nbest.txt")
+    samples = {0: [("a brown dog runs in the grass", "-1 -1 -1 -1 -1 -1 -1 -1"), ("a dog in the grass", "-1 -1 -1")],
+               1: [("two kids play .", "-1 -1 -1 -1")]}
+    ev = write_nbest(tmp_path / "samples.txt", samples)
+    out = tmp_path / "mbr.txt"
+    mbr_captions.main(["--generate-output", str(src), "--evidence", str(ev), "--out", str(out)])
+    gen = parse_generate_output(str(out))
+    assert gen[0]["D"] == "a brown dog runs in the grass" and gen[1]["D"] == "two kids play ."
+    del samples[1]
+    write_nbest(ev, samples)
+    with pytest.raises(CaptionDataError, match=r"samples.txt: no hypothesis for sample id 1"):
+        mbr_captions.main(["--generate-output", str(src), "--evidence", str(ev), "--out", str(out)])

@@ -76,3 +76,15 @@ def test_ties_keep_the_model_order_and_bad_calls_are_refused():
         mbr_order(CANDS, [0.0] * 4, "meteor")
     with pytest.raises(ValueError, match="4 candidates but 3"):
         mbr_order(CANDS, [0.0] * 3, "bleu")
+
+
+def test_separate_evidence_decides_the_ranking():
+    """With sampled evidence (uniform weights), the candidate closest to the samples wins, whatever
+    the candidates' own log-probabilities."""
+    samples = [words(s) for s in ["a dog runs in the grass", "a brown dog runs in the grass", "a dog in grass"]]
+    order, eu = mbr_order(CANDS, [-1.0, -30.0, -30.0, -30.0], "bleu", alpha=0.0, evidence=samples)
+    assert order[0] == 3  # "a brown dog runs in the grass" is one of the samples
+    np.testing.assert_allclose(eu, utility_matrix(CANDS, "bleu", samples).mean(axis=1))
+    assert utility_matrix(CANDS, "bleu", samples).shape == (4, 3)
+    with pytest.raises(ValueError, match="3 evidence captions but 2"):
+        mbr_order(CANDS, [0.0] * 4, "bleu", evidence=samples, evidence_logprobs=[0.0, 0.0])

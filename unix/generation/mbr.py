@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -100,30 +100,37 @@ def evidence_weights(logprobs: Sequence[float], alpha: float) -> np.ndarray:
     return w / w.sum()
 
 
-def utility_matrix(candidates: Sequence[Sequence[str]], utility: str = "bleu") -> np.ndarray:
-    """``U[i, j] = u(candidate i, evidence j)``, (K, K)."""
+def utility_matrix(candidates: Sequence[Sequence[str]], utility: str = "bleu",
+                   evidence: Optional[Sequence[Sequence[str]]] = None) -> np.ndarray:
+    """``U[i, j] = u(candidate i, evidence j)``: (K, M), the candidates themselves by default (K, K)."""
     if utility not in UTILITIES:
         raise ValueError(f"unknown MBR utility {utility!r}; choose from {', '.join(UTILITIES)}")
     fn = UTILITIES[utility]
-    grams = [ngram_counts(list(c)) for c in candidates]
-    lens = [len(c) for c in candidates]
-    K = len(candidates)
-    U = np.zeros((K, K))
-    for i in range(K):
-        for j in range(K):
-            U[i, j] = fn(grams[i], lens[i], grams[j], lens[j])
+    evidence = candidates if evidence is None else evidence
+    cand = [(ngram_counts(list(c)), len(c)) for c in candidates]
+    ev = [(ngram_counts(list(e)), len(e)) for e in evidence]
+    U = np.zeros((len(cand), len(ev)))
+    for i, (hg, hl) in enumerate(cand):
+        for j, (eg, el) in enumerate(ev):
+            U[i, j] = fn(hg, hl, eg, el)
     return U
 
 
 def mbr_order(candidates: Sequence[Sequence[str]], logprobs: Sequence[float], utility: str = "bleu",
-              alpha: float = 1.0) -> Tuple[List[int], np.ndarray]:
+              alpha: float = 1.0, evidence: Optional[Sequence[Sequence[str]]] = None,
+              evidence_logprobs: Optional[Sequence[float]] = None) -> Tuple[List[int], np.ndarray]:
     """Rank candidates by expected utility, best first.
 
     Args:
         candidates: (K,) word lists (:func:`words`), in the model's order (best first).
-        logprobs: (K,) total log-probabilities of the candidates (the evidence weights).
+        logprobs: (K,) total log-probabilities of the candidates (the evidence weights when the
+            candidates are their own evidence).
         utility: a key of :data:`UTILITIES`.
         alpha: scale of the log-probabilities in the weights (0: uniform).
+        evidence: (M,) other word lists to take the expectation over (e.g. sampled captions, which
+            estimate it without the bias of beam search; use ``alpha = 0`` for samples drawn from
+            the model); default: the candidates.
+        evidence_logprobs: (M,) their log-probabilities (default: all equal).
 
     Returns:
         ``(order, expected_utility)``: indices best first (ties keep the model's order) and the (K,)
@@ -133,6 +140,15 @@ def mbr_order(candidates: Sequence[Sequence[str]], logprobs: Sequence[float], ut
         raise ValueError(f"{len(candidates)} candidates but {len(logprobs)} log-probabilities")
     if not candidates:
         return [], np.zeros(0)
-    eu = utility_matrix(candidates, utility) @ evidence_weights(logprobs, alpha)  # (K,)
+    if evidence is None:
+        weights = evidence_weights(logprobs, alpha)
+    else:
+        if not evidence:
+            raise ValueError("empty evidence")
+        if evidence_logprobs is not None and len(evidence_logprobs) != len(evidence):
+            raise ValueError(f"{len(evidence)} evidence captions but {len(evidence_logprobs)} log-probabilities")
+        weights = evidence_weights(evidence_logprobs if evidence_logprobs is not None else [0.0] * len(evidence),
+                                   alpha)
+    eu = utility_matrix(candidates, utility, evidence) @ weights  # (K,)
     order = sorted(range(len(candidates)), key=lambda i: (-round(float(eu[i]), 12), i))
     return order, eu
