@@ -159,8 +159,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                     args.evidence_alpha, args.evidence or "")
     counts = [len(v["hyps"]) for v in samples.values()]
     moved = sum(1 for i in chosen.values() if i != 0)
-    logger.info("%d samples, %d-%d hypotheses each; MBR (%s, alpha %g) chose another than the first for %d",
-                len(chosen), min(counts), max(counts), args.utility, args.alpha, moved)
+    weighting = (f"evidence {args.evidence}, alpha {args.evidence_alpha:g}" if args.evidence
+                 else f"{args.weights} alpha {args.alpha:g}")
+    logger.info("%d samples, %d-%d hypotheses each; MBR (%s, %s) chose another than the first for %d",
+                len(chosen), min(counts), max(counts), args.utility, weighting, moved)
     write_output(samples, chosen, args.out)
     return 0
 
