@@ -7,8 +7,8 @@ so utilities, weights and candidate counts can be compared without decoding agai
 sample it keeps the hypothesis of highest expected utility against the sample's hypotheses
 (:func:`unix.generation.mbr.mbr_order`; evidence weights ``softmax(alpha x log p)``, ``log p``
 the sum of the hypothesis' ``P-`` scores, which fairseq-generate prints in base 2 and this script
-turns back into natural logarithms, as the task's ``--mbr-utility`` sees them) and writes a generate output with that hypothesis only,
-which ``scripts/score_captions.py`` reads.
+turns back into natural logarithms, as the task's ``--mbr-utility`` sees them) and writes a
+generate output with that hypothesis only, which ``scripts/score_captions.py`` reads.
 
 Example::
 
@@ -25,7 +25,8 @@ import re
 import sys
 from typing import Dict, List, Optional
 
-from unix.data.captions import CaptionDataError, join_pieces
+from scripts.score_captions import hypothesis
+from unix.data.captions import CaptionDataError
 from unix.generation.mbr import UTILITIES, mbr_order, words
 
 logger = logging.getLogger("mbr_captions")
@@ -106,17 +107,18 @@ def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
 
 
 def _texts(hyps) -> List[List[str]]:
-    return [words(join_pieces(h.get("D", h["H"]))) for h in hyps]
+    return [words(hypothesis(h)) for h in hyps]
 
 
 def rerank(samples: Dict[int, Dict[str, object]], utility: str, alpha: float,
            candidates: int = 0, weights: str = "logprob",
            evidence: Optional[Dict[int, Dict[str, object]]] = None, evidence_alpha: float = 0.0,
-           evidence_path: str = "evidence") -> Dict[int, int]:
+           evidence_path: Optional[str] = None) -> Dict[int, int]:
     """Sample id -> index of its MBR hypothesis (among the first ``candidates``; 0 = all).
 
     ``weights``: ``"logprob"`` (total log-probability) or ``"score"`` (fairseq's normalised score).
-    ``evidence``: :func:`read_nbest` of another output; a sample's hypotheses there are its evidence.
+    ``evidence``: :func:`read_nbest` of another output (read from ``evidence_path``); a sample's
+    hypotheses there are its evidence.
     """
     chosen = {}
     for sid, v in samples.items():
@@ -156,7 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     samples = read_nbest(args.generate_output)
     evidence = read_nbest(args.evidence) if args.evidence else None
     chosen = rerank(samples, args.utility, args.alpha, args.candidates, args.weights, evidence,
-                    args.evidence_alpha, args.evidence or "")
+                    args.evidence_alpha, args.evidence)
     counts = [len(v["hyps"]) for v in samples.values()]
     moved = sum(1 for i in chosen.values() if i != 0)
     weighting = (f"evidence {args.evidence}, alpha {args.evidence_alpha:g}" if args.evidence

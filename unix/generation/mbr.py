@@ -106,9 +106,8 @@ def utility_matrix(candidates: Sequence[Sequence[str]], utility: str = "bleu",
     if utility not in UTILITIES:
         raise ValueError(f"unknown MBR utility {utility!r}; choose from {', '.join(UTILITIES)}")
     fn = UTILITIES[utility]
-    evidence = candidates if evidence is None else evidence
     cand = [(ngram_counts(list(c)), len(c)) for c in candidates]
-    ev = [(ngram_counts(list(e)), len(e)) for e in evidence]
+    ev = cand if evidence is None else [(ngram_counts(list(e)), len(e)) for e in evidence]
     U = np.zeros((len(cand), len(ev)))
     for i, (hg, hl) in enumerate(cand):
         for j, (eg, el) in enumerate(ev):
