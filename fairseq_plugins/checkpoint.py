@@ -39,8 +39,19 @@ def _omegaconf_globals() -> List:
             collections.defaultdict]
 
 
+def _distributed_globals() -> List:
+    """What fairseq's ``broadcast_object`` pickles besides a checkpoint's own contents: under distributed
+    training rank 0 loads a checkpoint (``--finetune-from-model``, resuming) and sends it to the other
+    ranks with its tensors replaced by ``_TensorPlaceholder(index)`` (a frozen dataclass of one int)."""
+    try:
+        from fairseq.distributed.utils import _TensorPlaceholder
+    except ImportError:
+        return []
+    return [_TensorPlaceholder]
+
+
 # What fairseq (and this project's tasks) store besides tensors and plain containers.
-FAIRSEQ_SAFE_GLOBALS = [collections.OrderedDict] + safe_globals() + _omegaconf_globals()
+FAIRSEQ_SAFE_GLOBALS = [collections.OrderedDict] + safe_globals() + _omegaconf_globals() + _distributed_globals()
 
 
 def install_safe_globals() -> None:

@@ -153,6 +153,11 @@ class ImageTaskMixin:
         return dataset if src is None else ImagePairDataset(dataset, src)
 
 
+def meter_sum(meters, key: str) -> float:
+    """``meters[key].sum`` as a float: under distributed training fairseq sums logging outputs as tensors."""
+    return float(meters[key].sum)
+
+
 def check_nonempty(dataset, prefix: str, min_src: int = 1, allow_empty_source: bool = False) -> None:
     """Raise naming the first empty sentence (only ``</s>``, plus the language tag) of a split."""
     for side, sizes, min_len in (("source", dataset.src_sizes, min_src), ("target", dataset.tgt_sizes, 1)):

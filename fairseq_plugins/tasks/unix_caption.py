@@ -31,7 +31,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
 from fairseq_plugins.generation.best_stop import generator_class
-from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
+from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty, meter_sum
 from unix.data.captions import first_reference, group_references, lang_of_source
 from unix.data.feature_cache import FeatureCache, cache_key
 from unix.data.images import ImageError, build_transform
@@ -378,11 +378,13 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
 
     def meteor_statistics(self, split: str, ids: List[int], hyps_tok: List[str],
                           refs_tok: List[List[str]]) -> Dict[str, float]:
-        """Summed METEOR statistics of the English photos of a batch (``{}`` when it has none)."""
+        """Summed METEOR statistics of the English photos of a batch (zeros, ``n`` 0, when it has none)."""
         english = [k for k, lang in enumerate(self.caption_langs(split, ids)) if lang == "en"]
-        if not english:
-            return {}
         meteor = self.meteor_scorer()
+        if not english:  # the same keys as an English batch: distributed workers sum them key by key
+            out = {f"{METEOR_KEY}{j}": 0.0 for j in range(meteor.num_statistics())}
+            out[f"{METEOR_KEY}n"] = 0
+            return out
         stats = meteor.statistics([hyps_tok[k] for k in english], [refs_tok[k] for k in english])
         meteor.check_summed(stats)  # one more request per batch: the sums are what the jar would aggregate
         summed = meteor.summed(stats)
@@ -406,10 +408,10 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
                 metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
 
             def cider(meters):
-                return round(100.0 * meters["_cider_sum"].sum / max(meters["_cider_n"].sum, 1), 2)
+                return round(100.0 * meter_sum(meters, "_cider_sum") / max(meter_sum(meters, "_cider_n"), 1), 2)
 
             def bleu4(meters):
-                stats = np.array([meters[f"_bleu_{name}"].sum for name in BLEU_STATS], dtype=np.float64)
+                stats = np.array([meter_sum(meters, f"_bleu_{name}") for name in BLEU_STATS], dtype=np.float64)
                 return round(100.0 * corpus_bleu(stats, n=4)[3], 2)
 
             metrics.log_derived("cider", cider)
@@ -422,7 +424,7 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
                 metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
 
             def meteor(meters):
-                summed = np.array([meters[key].sum for key in keys], dtype=np.float64)
+                summed = np.array([meter_sum(meters, key) for key in keys], dtype=np.float64)
                 return round(100.0 * float(self.meteor_scorer().scores(summed)[0]), 2)
 
             metrics.log_derived("meteor", meteor)

@@ -315,10 +315,23 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
                 clamp_logit_scale_(master)
 
     def get_batch_iterator(self, dataset, *args, **kwargs):
-        if isinstance(dataset, StreamMixDataset):
-            bound = inspect.signature(FairseqTask.get_batch_iterator).bind(self, dataset, *args, **kwargs)
-            dataset.num_shards = int(bound.arguments.get("num_shards", 1))
-        return super().get_batch_iterator(dataset, *args, **kwargs)
+        """fairseq's iterator; over a stream mix, all data-parallel ranks take a batch of the same stream
+        at every step (the contrastive objectives gather across ranks, the others do not).
+
+        The mix lays its batches out in groups of ``num_shards`` of one stream; fairseq's epoch
+        shuffle must then move whole groups (its ``grouped_shuffling``), or ranks would see
+        different streams at the same step and wait for each other forever.
+        """
+        if not isinstance(dataset, StreamMixDataset):
+            return super().get_batch_iterator(dataset, *args, **kwargs)
+        bound = inspect.signature(FairseqTask.get_batch_iterator).bind(self, dataset, *args, **kwargs)
+        bound.apply_defaults()
+        dataset.num_shards = int(bound.arguments["num_shards"])
+        if dataset.num_shards > 1:
+            bound.arguments["grouped_shuffling"] = True
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        return super().get_batch_iterator(**arguments)
 
 
 def fp32_master_views(optimizer, param: torch.Tensor) -> List[torch.Tensor]:

@@ -29,7 +29,7 @@ from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
 from fairseq_plugins.generation.best_stop import NOT_PLAIN_BEAM, generator_class, positive
 from fairseq_plugins.generation.trie_generator import (BestStopTrieGenerator, TrieConstrainedSequenceGenerator,
                                                        load_answer_trie)
-from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
+from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty, meter_sum
 from unix.data.answer_balance import AnswerTemplater, answer_balance_weights, balance_summary
 from unix.data.images import ImageError
 from unix.metrics.references import SEP
@@ -237,4 +237,5 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
         if count > 0:
             metrics.log_scalar("_vqa_acc_sum", sum(log.get("_vqa_acc_sum", 0.0) for log in logging_outputs))
             metrics.log_scalar("_vqa_count", count)
-            metrics.log_derived("accuracy", lambda m: round(100.0 * m["_vqa_acc_sum"].sum / m["_vqa_count"].sum, 2))
+            metrics.log_derived("accuracy",
+                                lambda m: round(100.0 * meter_sum(m, "_vqa_acc_sum") / meter_sum(m, "_vqa_count"), 2))

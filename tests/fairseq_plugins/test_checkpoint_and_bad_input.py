@@ -34,6 +34,33 @@ def test_fairseq_checkpoint_loads_under_weights_only(text_ckpt):
     assert state["cfg"]["model"]["_name"] == "unix_tiny"
 
 
+def test_checkpoint_broadcast_to_other_ranks_unpickles_under_weights_only(text_ckpt):
+    """Under distributed training rank 0 sends the checkpoint it read to the other ranks as fairseq's
+    ``broadcast_object`` does: pickled with ``_TensorPlaceholder`` for its tensors, then ``torch.load``ed
+    (weights-only) there. The placeholder is allow-listed; anything else is still refused."""
+    import io
+    import pickle
+
+    from fairseq.distributed.utils import _put_tensors_in_obj, _split_tensors_from_obj
+
+    from fairseq_plugins.checkpoint import install_safe_globals
+
+    install_safe_globals()
+    from fairseq import checkpoint_utils
+
+    state = checkpoint_utils.load_checkpoint_to_cpu(str(text_ckpt))
+    tensors = []
+    buffer = io.BytesIO()
+    torch.save(_split_tensors_from_obj(state, tensors), buffer)
+    received = _put_tensors_in_obj(torch.load(io.BytesIO(buffer.getvalue()), map_location="cpu"), tensors)
+    assert len(tensors) > 10 and received["cfg"]["model"]["_name"] == "unix_tiny"
+    assert all(torch.equal(received["model"][k], v) for k, v in state["model"].items())
+    buffer = io.BytesIO()
+    torch.save(_split_tensors_from_obj({"payload": Payload()}, []), buffer)
+    with pytest.raises(pickle.UnpicklingError, match="(?i)unsupported global"):
+        torch.load(io.BytesIO(buffer.getvalue()), map_location="cpu")
+
+
 def test_checkpoint_with_pickled_object_is_refused(text_ckpt, tmp_path):
     from fairseq import checkpoint_utils
 

@@ -148,7 +148,7 @@ def test_validation_meteor_over_several_batches_equals_pycocoevalcap_english_onl
     model = task.build_model(cfg.model)
     criterion = task.build_criterion(cfg.criterion)
     task.cider_generator = _SecondReferenceGenerator(task)
-    logged = {}
+    logged, keys = {}, {}
     for split in ("valid_en", "valid_de"):
         task.load_dataset(split)
         ds = task.datasets[split]
@@ -157,6 +157,7 @@ def test_validation_meteor_over_several_batches_equals_pycocoevalcap_english_onl
             logs = [task.valid_step(b, model, criterion)[2] for b in batches]
             task.reduce_metrics(logs, criterion)
             logged[split] = agg.get_smoothed_values()
+        keys[split] = [sorted(log) for log in logs]
         if split == "valid_en":
             assert [log["_meteor_n"] for log in logs] == [2, len(ds) - 2]
             refs = [split_references(line) for line in open(data["bin"] / "valid_en.refs.txt", encoding="utf-8")]
@@ -171,6 +172,8 @@ def test_validation_meteor_over_several_batches_equals_pycocoevalcap_english_onl
             assert direct > 30  # near-copies of a reference
             assert logged[split]["meteor"] == pytest.approx(direct, abs=0.006)
     assert "meteor" not in logged["valid_de"] and "cider" in logged["valid_de"]
+    # every batch logs the same keys (zeros without English photos): distributed ranks sum them key by key
+    assert all(k == keys["valid_en"][0] for k in keys["valid_en"] + keys["valid_de"])
 
 
 @pytest.mark.parametrize("best_stop", [False, True])

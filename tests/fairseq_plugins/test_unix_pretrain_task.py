@@ -82,6 +82,24 @@ def test_batches_come_from_one_stream_grouped_per_worker_with_the_ratios(streams
         assert batch["xl_src"].shape[0] == batch["target"].shape[0]
 
 
+def test_every_rank_takes_a_batch_of_the_same_stream_at_every_step_of_a_shuffled_epoch(streams):
+    """fairseq shuffles an epoch's batches; it must move whole groups, or the ranks' contrastive
+    gathers would wait for ranks busy with another stream (distributed training hung)."""
+    task = make_task(streams, f"cap:caption:{streams['cap']}:2,ende:translation:.:1:en-de,mono:denoise:.:1:de")
+    task.load_dataset("train")
+    mix = task.datasets["train"]
+    for epoch in (1, 2):
+        per_rank = []
+        for rank in range(2):
+            itr = task.get_batch_iterator(mix, max_sentences=4, seed=1, num_shards=2, shard_id=rank, epoch=epoch,
+                                          disable_iterator_cache=True)
+            per_rank.append([b["stream"] for b in itr.next_epoch_itr(shuffle=True)])
+        assert per_rank[0] == per_rank[1] and len(set(per_rank[0])) == 3
+        assert per_rank[0] != sorted(per_rank[0])  # shuffled, not one stream after the other
+    single = task.get_batch_iterator(mix, max_sentences=4, seed=1, epoch=1, disable_iterator_cache=True)
+    assert single.next_epoch_itr(shuffle=True).total > len(per_rank[0])  # one rank takes every batch
+
+
 def test_code_switching_replaces_english_caption_words_with_induced_translations(streams):
     task = make_task(streams, f"cap:caption:{streams['cap']}:1,ende:translation:.:1:en-de", code_switch_prob=1.0,
                      spm_model=str(Path(streams["data"]) / "spm.model"))

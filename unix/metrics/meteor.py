@@ -48,6 +48,13 @@ class MeteorStatistics:
 
     def __init__(self):
         self._meteor = _start_meteor()
+        self._num_statistics: Optional[int] = None
+
+    def num_statistics(self) -> int:
+        """K, the length of a caption's statistics vector (asked of the jar once, with a one-word caption)."""
+        if self._num_statistics is None:
+            self._num_statistics = int(self.statistics(["a"], [["a"]]).shape[1])
+        return self._num_statistics
 
     def _process(self):
         if self._meteor is None:
