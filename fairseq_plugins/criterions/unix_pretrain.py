@@ -31,6 +31,7 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
+from fairseq_plugins.distributed import check_ddp_backend
 from fairseq_plugins.tasks.unix_pretrain import CONTRASTIVE_OBJECTIVES, SEQ_OBJECTIVES
 from unix.losses import (contrastive_loss, distributed_world_size, itm_loss, itm_pairs, logit_scale_value,
                          sample_hard_negatives, sequence_loss)
@@ -78,6 +79,8 @@ class UnixPretrainCriterion(FairseqCriterion):
         Returns:
             ``(loss, sample_size, logging_output)`` with ``sample_size = 1``.
         """
+        if model.training:
+            check_ddp_backend(model, "unix_pretrain")
         log = empty_log()
         world = distributed_world_size()
         kind = self.kinds[sample["stream"]]

@@ -39,6 +39,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.data import data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
+from fairseq_plugins.distributed import check_ddp_backend
 from fairseq_plugins.tasks.unix_caption import SPLIT_KEY
 from unix.losses import scst_loss, sequence_loss
 from unix.metrics.caption import ptb_tokenize, sentence_bleu
@@ -158,6 +159,7 @@ class UnixScstCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         if not model.training:
             return self.reference_loss(model, sample)
+        check_ddp_backend(model, "unix_scst")
         B, K = sample["id"].numel(), self.k
         model.eval()
         try:

@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,15 +44,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_distributed(args, log_dir: Path, world: int = WORLD) -> str:
+# fairseq-train whose PyTorch DDP wrapper (--ddp-backend c10d) accepts a CPU model: fairseq passes
+# device_ids=[device_id], which torch refuses for CPU modules; nothing else is changed.
+C10D_ON_CPU = """
+import sys
+from torch.nn.parallel import DistributedDataParallel
+_init = DistributedDataParallel.__init__
+def _cpu_init(self, module, *args, device_ids=None, output_device=None, **kwargs):
+    if next(module.parameters()).device.type == "cpu":
+        device_ids = output_device = None
+    _init(self, module, *args, device_ids=device_ids, output_device=output_device, **kwargs)
+DistributedDataParallel.__init__ = _cpu_init
+from fairseq_cli.train import cli_main
+sys.argv[0] = "fairseq-train"
+cli_main()
+"""
+
+
+def train_distributed(args, log_dir: Path, world: int = WORLD, ddp_backend: str = "legacy_ddp",
+                      expect_success: bool = True) -> str:
     """fairseq-train ``args`` on ``world`` CPU ranks; returns rank 0's log (the one that logs)."""
     init = f"tcp://localhost:{free_port()}"
     procs, logs = [], [log_dir / f"rank{r}.log" for r in range(world)]
+    launcher = ["fairseq-train"]
+    if ddp_backend != "legacy_ddp":
+        (log_dir / "train_c10d_on_cpu.py").write_text(C10D_ON_CPU)
+        launcher = [sys.executable, str(log_dir / "train_c10d_on_cpu.py")]
     for rank in range(world):
-        cmd = ["fairseq-train", *map(str, args), "--user-dir", USER_DIR, "--cpu", "--num-workers", "0",
+        cmd = [*launcher, *map(str, args), "--user-dir", USER_DIR, "--cpu", "--num-workers", "0",
                "--distributed-world-size", str(world), "--distributed-rank", str(rank),
                "--distributed-init-method", init, "--distributed-no-spawn", "--device-id", "0",
-               "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp"]
+               "--distributed-backend", "gloo", "--ddp-backend", ddp_backend]
         with open(logs[rank], "w") as out:
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT))
     try:
@@ -61,6 +84,9 @@ def train_distributed(args, log_dir: Path, world: int = WORLD) -> str:
             if p.poll() is None:
                 p.kill()
     text = [log.read_text() for log in logs]
+    if not expect_success:
+        assert all(codes), "\n".join(f"rank {r}:\n{t[-3000:]}" for r, t in enumerate(text))
+        return text[0]
     assert codes == [0] * world, "\n".join(f"rank {r}:\n{t[-3000:]}" for r, t in enumerate(text))
     assert f"distributed init (rank {world - 1})" in text[-1]
     return text[0]
@@ -160,6 +186,22 @@ def test_distributed_scst_fine_tunes_from_a_broadcast_checkpoint(caption, tmp_pa
     assert logged("cider", line) == pytest.approx(printed, abs=0.006)
 
 
+def test_scst_refuses_pytorch_ddp_which_would_not_synchronise_its_gradients(caption, tmp_path):
+    """The criterion runs the encoder outside the model's forward; under PyTorch's DDP (fairseq's
+    default --ddp-backend) each rank then trained its own model without an error. Now: a clear error.
+    The cross-entropy run of the same data trains under it (its loss goes through forward)."""
+    args = [*caption["data_args"], "--arch", "unix_tiny", "--optimizer", "adam", "--batch-size", "8",
+            "--max-update", "2", "--disable-validation", "--no-save", "--no-progress-bar", "--seed", "1"]
+    log = train_distributed([*args, "--criterion", "unix_scst", "--scst-candidates", "2", "--lr", "1e-4",
+                             "--finetune-from-model", caption["save"] / "checkpoint_best.pt",
+                             "--save-dir", tmp_path / "scst"], tmp_path, ddp_backend="c10d", expect_success=False)
+    assert "criterion unix_scst calls the model's encoder outside its forward" in log
+    assert "Use --ddp-backend legacy_ddp" in log
+    log = train_distributed([*args, "--criterion", "label_smoothed_cross_entropy", "--lr", "0.005",
+                             "--save-dir", tmp_path / "xe"], tmp_path, ddp_backend="c10d")
+    assert "num_updates 2" in log
+
+
 # ---- unix_vqa: --eval-accuracy with closed-set beam search ------------------------------------------
 
 def test_distributed_vqa_accuracy_equals_one_process_generation(tmp_path):
@@ -203,6 +245,9 @@ def test_distributed_pretraining_keeps_ranks_on_one_stream_and_resumes(tiny_corp
     log = train_distributed([*args, "--max-epoch", "3"], tmp_path)  # resumes from checkpoint_last.pt
     assert "Loaded checkpoint" in log and "| train | epoch 003" in log
     assert logged("num_updates", [x for x in log.splitlines() if "| train | epoch 003" in x][0]) > updates
+    # PyTorch's DDP would not synchronise the contrastive objectives' gradients: refused
+    log = train_distributed([*args, "--max-epoch", "4"], tmp_path, ddp_backend="c10d", expect_success=False)
+    assert "criterion unix_pretrain calls the model's encoder outside its forward" in log
 
 
 # ---- unix_mmt: validation loss over ranks equals fairseq-validate in one process ----------------------
