@@ -29,7 +29,7 @@ def ddp_wrapper_name(model: torch.nn.Module, depth: int = 4):
 
 
 def check_ddp_backend(model: torch.nn.Module, criterion: str) -> None:
-    """Raise ``ValueError`` if ``model`` is wrapped by a backend that would not synchronise ``criterion``'s gradients."""
+    """Raise ``ValueError`` if ``model``'s wrapper would not synchronise ``criterion``'s gradients."""
     name = ddp_wrapper_name(model)
     if name is not None:
         raise ValueError(
