@@ -1,5 +1,7 @@
 """fairseq_plugins.distributed: which --ddp-backend wrappers the unix criteria refuse."""
 
+import os
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -8,8 +10,10 @@ from fairseq_plugins.distributed import check_ddp_backend, ddp_wrapper_name
 
 
 @pytest.fixture
-def process_group(tmp_path):
+def process_group(tmp_path, monkeypatch):
     """A one-rank gloo process group (what DistributedDataParallel needs to be built)."""
+    if os.path.exists("/sys/class/net/lo") and "GLOO_SOCKET_IFNAME" not in os.environ:
+        monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")  # needs no resolvable hostname
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
     yield
     dist.destroy_process_group()
