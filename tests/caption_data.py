@@ -118,6 +118,17 @@ def direct_cider(hyps, refs) -> float:
     return Cider().compute_score(gts, res)[0]
 
 
+def direct_meteor(hyps, refs) -> float:
+    """pycocoevalcap's corpus METEOR after its PTB tokenizer, called directly (the reference result)."""
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    tok = PTBTokenizer()
+    gts = tok.tokenize({i: [{"caption": r} for r in rs] for i, rs in enumerate(refs)})
+    res = tok.tokenize({i: [{"caption": h}] for i, h in enumerate(hyps)})
+    return Meteor().compute_score(gts, res)[0]
+
+
 def direct_bleu4(hyps, refs) -> float:
     """pycocoevalcap's corpus BLEU-4 after its PTB tokenizer, called directly (the reference result)."""
     import contextlib

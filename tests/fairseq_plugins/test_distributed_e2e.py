@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.caption_data import direct_cider, prepare_tiny
+from tests.caption_data import direct_cider, direct_meteor, prepare_tiny
 from tests.pretrain_data import build_pretrain_streams
 from tests.fairseq_plugins.test_unix_vqa_task import build_tiny_vqa, recomputed_accuracy
+from tests.fairseq_plugins.test_unix_vqa_task import generate as generate_answers
 from unix.data.feature_cache import build_feature_cache
 from unix.metrics.references import split_references
 
@@ -142,10 +143,6 @@ def generate_captions(d, checkpoint, subset: str):
 
 
 def test_distributed_validation_scores_equal_one_process_generation(caption):
-    from pycocoevalcap.meteor.meteor import Meteor
-
-    from unix.metrics.caption import ptb_tokenize, ptb_tokenize_groups
-
     ckpt = caption["save"] / "checkpoint_last.pt"
     scores = {}
     for lang in ("en", "de"):
@@ -158,9 +155,7 @@ def test_distributed_validation_scores_equal_one_process_generation(caption):
         assert printed == pytest.approx(100 * direct_cider(hyps, refs), abs=0.006)
         scores[lang] = printed
         if lang == "en":  # METEOR statistics of the two ranks summed, then scored once
-            gts = dict(enumerate(ptb_tokenize_groups(refs)))
-            res = {k: [h] for k, h in enumerate(ptb_tokenize(hyps))}
-            assert logged("meteor", line) == pytest.approx(100 * Meteor().compute_score(gts, res)[0], abs=0.006)
+            assert logged("meteor", line) == pytest.approx(100 * direct_meteor(hyps, refs), abs=0.006)
         else:
             assert "| meteor " not in line
     assert max(scores.values()) > 10  # the model learnt something to compare
@@ -219,10 +214,8 @@ def test_distributed_vqa_accuracy_equals_one_process_generation(tmp_path):
         "--constraint-answers", answers, "--best-checkpoint-metric", "accuracy", "--maximize-best-checkpoint-metric",
         "--log-format", "simple", "--log-interval", "1", "--no-progress-bar"], tmp_path)
     line = last_valid(log, "valid")
-    out = generate([*data_args, "--path", save / "checkpoint_last.pt", "--gen-subset", "valid", "--beam", "2",
-                    "--constraint-answers", answers, "--scoring", "vqa_accuracy", "--post-process", "sentencepiece"])
-    hyps = {int(m[0]): m[1] for m in re.findall(r"^H-(\d+)\t[^\t]*\t(.*)$", out, re.M)}
-    targets = {int(m[0]): m[1] for m in re.findall(r"^T-(\d+)\t(.*)$", out, re.M)}
+    hyps, targets, _ = generate_answers({**d, "ckpt": save / "checkpoint_last.pt"}, "valid", "--beam", 2,
+                                        "--constraint-answers", answers)
     assert len(hyps) == 16
     assert logged("accuracy", line) == recomputed_accuracy(hyps, targets)
 

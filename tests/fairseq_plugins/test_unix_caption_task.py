@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.caption_data import direct_bleu4, direct_cider, prepare_tiny
+from tests.caption_data import direct_bleu4, direct_cider, direct_meteor, prepare_tiny
 from unix.data.feature_cache import StaleCacheError, build_feature_cache
 from unix.data.images import ImageError
 from unix.data.tokenizer import UnknownLanguageError
@@ -137,9 +137,6 @@ def test_validation_meteor_over_several_batches_equals_pycocoevalcap_english_onl
     """--eval-meteor: ``meteor`` is pycocoevalcap's corpus METEOR of all the English captions generated
     over several batches (statistics summed, one METEOR process); non-English splits log none."""
     from fairseq import metrics
-    from pycocoevalcap.meteor.meteor import Meteor
-
-    from unix.metrics.caption import ptb_tokenize, ptb_tokenize_groups
 
     with pytest.raises(ValueError, match="--eval-meteor needs --eval-cider"):
         setup(data["bin"], "--image-root", data["images"], "--image-features", data["cache"], "--eval-meteor")
@@ -166,9 +163,7 @@ def test_validation_meteor_over_several_batches_equals_pycocoevalcap_english_onl
                 for sid, g in zip(b["id"].tolist(), task.cider_generator.generate([model], b)):
                     hyps[sid] = task.tgt_dict.string(g[0]["tokens"], "sentencepiece")
             ids = sorted(hyps)
-            gts = dict(enumerate(ptb_tokenize_groups([refs[i] for i in ids])))
-            res = {k: [h] for k, h in enumerate(ptb_tokenize([hyps[i] for i in ids]))}
-            direct = 100 * Meteor().compute_score(gts, res)[0]
+            direct = 100 * direct_meteor([hyps[i] for i in ids], [refs[i] for i in ids])
             assert direct > 30  # near-copies of a reference
             assert logged[split]["meteor"] == pytest.approx(direct, abs=0.006)
     assert "meteor" not in logged["valid_de"] and "cider" in logged["valid_de"]
