@@ -32,3 +32,19 @@ def test_pytorch_ddp_is_found_through_fairseqs_proxy_and_refused(process_group):
     legacy = LegacyDistributedDataParallel(model, process_group=dist.group.WORLD)  # fairseq's legacy_ddp
     assert ddp_wrapper_name(legacy) is None
     check_ddp_backend(legacy, "unix_pretrain")
+
+
+def test_fully_sharded_wrapper_is_refused(process_group):
+    """FSDP also shards and synchronises only what runs through its forward: refused like DDP.
+
+    (fairseq's ``--ddp-backend fully_sharded`` wraps with fairscale's class of the same name, which is not
+    installed here; PyTorch's own FSDP runs on CPU and is what the name check sees.)
+    """
+    from fairseq.distributed import ModuleProxyWrapper
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    sharded = FullyShardedDataParallel(torch.nn.Linear(3, 2), device_id=torch.device("cpu"))
+    assert sharded(torch.randn(4, 3)).shape == (4, 2)
+    assert ddp_wrapper_name(ModuleProxyWrapper(sharded)) == "FullyShardedDataParallel"
+    with pytest.raises(ValueError, match=r"unix_pretrain calls .*FullyShardedDataParallel.* legacy_ddp"):
+        check_ddp_backend(ModuleProxyWrapper(sharded), "unix_pretrain")
