@@ -24,7 +24,7 @@ import sys
 import tempfile
 from typing import Dict, Set
 
-from unix.data.captions import read_flickr8k_splits
+from unix.data.captions import multi30k_dir, read_flickr8k_splits
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
 from unix.data.tokenizer import (
     DEFAULT_LANGS,
@@ -106,9 +106,7 @@ def write_image_lists(data: str, out: str, max_lines: int = 0, hold_out: Set[str
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
-    m30k = os.path.join(args.data, "multi30k")
-    if not os.path.isdir(m30k):
-        raise FileNotFoundError(f"Multi30K not found under {args.data!r} (expected {m30k}/)")
+    m30k = multi30k_dir(args.data)
     os.makedirs(args.out, exist_ok=True)
     langs = sorted({l for pair in args.pairs for l in pair.split("-")} | set(args.langs))
 

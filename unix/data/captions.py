@@ -38,6 +38,14 @@ def normalize_caption(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
+def multi30k_dir(data: str) -> str:
+    """``<data>/multi30k`` (the layout of ../shared/data), or ``FileNotFoundError`` naming what was expected."""
+    m30k = os.path.join(data, "multi30k")
+    if not os.path.isdir(m30k):
+        raise FileNotFoundError(f"Multi30K not found under {data!r} (expected {m30k}/)")
+    return m30k
+
+
 def read_name_list(path: str) -> List[str]:
     """Read a list of image names, one a line; an empty line is an error naming file and line."""
     if not os.path.exists(path):
