@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--bf16", action="store_true",
+                   help="mixed precision: forward, loss and search under torch.autocast(bfloat16), weights fp32")
     p.add_argument("--json", default=None, help="also write the figures here")
     p.add_argument("--markdown", default=None, help="also write a markdown report (with command and commit)")
     return p.parse_args(argv)
@@ -99,15 +101,16 @@ class TrainTimer:
     """Times training steps of one model; steps of several timers can be interleaved (rounds) so a
     change of machine load hits every model alike."""
 
-    def __init__(self, model, criterion, device):
-        self.model, self.criterion, self.device = model.to(device).train(), criterion, device
+    def __init__(self, model, criterion, device, bf16: bool = False):
+        self.model, self.criterion, self.device, self.bf16 = model.to(device).train(), criterion, device, bf16
         self.opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.98))
         self.seconds, self.updates, self.tokens = 0.0, 0, 0
 
     def step(self, batch, timed=True):
         _sync(self.device)
         t0 = time.perf_counter()
-        loss, _, _ = self.criterion(self.model, batch)
+        with autocast(self.device, self.bf16):
+            loss, _, _ = self.criterion(self.model, batch)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -131,7 +134,7 @@ def time_generation(task, model, batches, args):
     n = 0
     _sync(args.device)
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(args.device, args.bf16):
         for b in batches:
             task.inference_step(gen, [model], b)
             n += b["nsentences"]
@@ -139,6 +142,11 @@ def time_generation(task, model, batches, args):
                 break
     _sync(args.device)
     return {"sentences_per_s": n / (time.perf_counter() - t0), "sentences": n}
+
+
+def autocast(device, bf16: bool):
+    """``torch.autocast`` to bfloat16 on ``device`` when ``bf16``, else a no-op context."""
+    return torch.autocast(str(device).split(":")[0], dtype=torch.bfloat16, enabled=bf16)
 
 
 def _sync(device):
@@ -170,11 +178,11 @@ def main(argv=None) -> int:
     crit = LabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
     img = [to_device(b, args.device) for b in image_batches(task, args.max_tokens, args.updates + args.warmup)]
     txt = [strip_images(b) for b in img]
-    res = {"device": args.device, "threads": torch.get_num_threads(), "batches": len(img),
+    res = {"device": args.device, "threads": torch.get_num_threads(), "bf16": args.bf16, "batches": len(img),
            "sentences_per_batch": sum(b["nsentences"] for b in img) / len(img)}
-    timers = {"fairseq_transformer": (TrainTimer(transformer, crit, args.device), txt),
-              "unix_small_text": (TrainTimer(unix, crit, args.device), txt),
-              "unix_small_image": (TrainTimer(unix, crit, args.device), img)}
+    timers = {"fairseq_transformer": (TrainTimer(transformer, crit, args.device, args.bf16), txt),
+              "unix_small_text": (TrainTimer(unix, crit, args.device, args.bf16), txt),
+              "unix_small_image": (TrainTimer(unix, crit, args.device, args.bf16), img)}
     for i in range(len(img)):  # round-robin: batch i through every model, then batch i+1
         for timer, batches in timers.values():
             timer.step(batches[i], timed=i >= args.warmup)
@@ -193,7 +201,8 @@ def main(argv=None) -> int:
         "generate_time_unix_text": base_g / ge["unix_small_text"]["sentences_per_s"],
         "generate_time_unix_image": base_g / ge["unix_small_image"]["sentences_per_s"],
     }
-    lines = [f"device {res['device']}, {res['threads']} threads, {len(img)} batches "
+    lines = [f"device {res['device']}{' (bf16 autocast)' if args.bf16 else ''}, {res['threads']} threads, "
+             f"{len(img)} batches "
              f"({res['sentences_per_batch']:.0f} sentences each, all with an image)"]
     for k, v in tr.items():
         lines.append(f"train    {k:22s} {v['updates_per_s']:7.3f} updates/s {v['target_tokens_per_s']:9.0f} tgt tok/s")

@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--bf16", action="store_true",
+                   help="mixed precision: forward and loss under torch.autocast(bfloat16), weights fp32")
     p.add_argument("--json", default=None, help="also write the figures here")
     p.add_argument("--markdown", default=None, help="also write a markdown report (with command and commit)")
     return p.parse_args(argv)
@@ -128,12 +130,13 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         run["sample"] = [to_device(ds.collater([ds[int(i)] for i in run["batches"][j]]), args.device) for j in pick]
         run["load_s"] = (time.perf_counter() - t0) / len(pick)  # reading (decoding) + collating a batch
-        run["timer"] = TrainTimer(copy.deepcopy(model), criterion, args.device)
+        run["timer"] = TrainTimer(copy.deepcopy(model), criterion, args.device, args.bf16)
     for i in range(n):  # round-robin so a change of load hits both batchings alike
         for run in runs.values():
             if i < len(run["sample"]):
                 run["timer"].step(run["sample"][i], timed=i >= args.warmup)
-    res = {"device": args.device, "threads": torch.get_num_threads(), "max_tokens": args.max_tokens, "arch": args.arch}
+    res = {"device": args.device, "threads": torch.get_num_threads(), "max_tokens": args.max_tokens, "arch": args.arch,
+           "bf16": args.bf16}
     for name, run in runs.items():
         t = run["timer"].result()
         s_per_update = 1.0 / t["updates_per_s"]
@@ -146,7 +149,8 @@ def main(argv=None) -> int:
     images = "cached features" if args.image_features else \
         f"pixels, {args.image_encoder} {'fine-tuned' if args.finetune_image_encoder else 'frozen'}"
     res["images"] = images
-    lines = [f"{args.arch} ({images}), device {res['device']}, {res['threads']} threads, "
+    lines = [f"{args.arch} ({images}), device {res['device']}{' (bf16 autocast)' if args.bf16 else ''}, "
+             f"{res['threads']} threads, "
              f"--max-tokens {args.max_tokens}, "
              f"{args.updates} timed updates each (after {args.warmup})"]
     for name in ("per_caption", "group_by_photo"):

@@ -25,11 +25,12 @@ def test_reports_both_batchings_of_the_same_captions(tmp_path, images):
 
         build_feature_cache(sorted(str(p) for p in d["images"].iterdir()), str(tmp_path / "cache"),
                             "test_efficientnet", str(weights))
-        args += ["--image-features", str(tmp_path / "cache")]
+        args += ["--image-features", str(tmp_path / "cache"), "--bf16"]  # bf16 autocast works on the CPU too
     else:
         args.append("--finetune-image-encoder")
     assert benchmark_caption.main(args) == 0
     res = json.loads((tmp_path / "b.json").read_text())
+    assert res["bf16"] == (images == "features")
     plain, grouped = res["per_caption"], res["group_by_photo"]
     for r in (plain, grouped):  # 114 training captions; fairseq drops a last batch that is not a multiple of 8
         assert 114 - 8 < r["captions"] <= 114

@@ -114,6 +114,17 @@ def test_pixels_through_timm_backbone_and_frozen():
     assert model.encoder.image_encoder.proj.weight.grad is not None
 
 
+def test_half_precision_model_takes_fp32_pixels():
+    """fairseq-generate --fp16 converts the model to half, not the pixels of a sample (seen on a GPU)."""
+    model = build(image_encoder="test_efficientnet")
+    src, prev, _, mask = batch()
+    images = torch.randn(3, 3, 64, 64)
+    ref = model(src, prev, images=images, image_mask=mask)
+    low = model.to(torch.bfloat16)(src, prev, images=images, image_mask=mask)  # bf16: what the CPU runs
+    assert low.dtype == torch.bfloat16
+    assert (low.float() - ref).abs().max() < 0.25 * ref.std()
+
+
 def test_vit_backbone_tokens():
     model = build(image_encoder="test_vit")
     vis = model.encoder.encode_visual_tokens(images=torch.randn(2, 3, 160, 160))

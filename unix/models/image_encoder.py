@@ -146,6 +146,8 @@ class ImageEncoder(nn.Module):
         """Pixels (B, 3, H, W) -> backbone tokens (B, N, C)."""
         if self.backbone is None:
             raise RuntimeError("this model has no image backbone: give precomputed image features")
+        # a model in half precision (fairseq-generate --fp16) gets fp32 pixels: match the weights
+        images = images.to(next(self.backbone.parameters()).dtype)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             return backbone_tokens(self.backbone, images, self.pool_stages)
 
