@@ -53,13 +53,12 @@ def parse_args(argv=None):
                    help="also print 95%% intervals of BLEU-4, METEOR (English) and CIDEr-D from N bootstrap "
                         "resamples of the images (the same draws for every metric)")
     p.add_argument("--bootstrap-baseline", default=None, metavar="GEN",
-                   help="with --bootstrap: another fairseq-generate output of the same split; print the "
-                        "paired intervals of the differences (this output minus GEN) instead")
+                   help="with --bootstrap: another fairseq-generate output of the same split; also print the "
+                        "paired intervals of the differences (this output minus GEN) and their share <= 0")
     p.add_argument("--bootstrap-seed", type=int, default=0)
     p.add_argument("--bootstrap-threshold", nargs="+", default=[], metavar="METRIC=VALUE",
                    help="with --bootstrap: also print the share of resamples at or below VALUE (x100 scale), "
-                        "e.g. BLEU-4=21.3 METEOR=20.30 (a published score); with a baseline the share at or "
-                        "below 0 is always printed")
+                        "e.g. BLEU-4=21.3 METEOR=20.30 (a published score)")
     return p.parse_args(argv)
 
 
@@ -145,15 +144,12 @@ def parse_thresholds(items: Sequence[str]) -> Dict[str, List[float]]:
 def bootstrap_report(args, ids, hyps_tok, refs_tok, thresholds: Dict[str, List[float]],
                      meteor=None) -> Dict[str, object]:
     """95% bootstrap intervals of BLEU-4, METEOR (with an open ``MeteorStatistics``, English) and CIDEr-D
-    over the images, on the same draws.
+    over the images, on the same draws, with the share of resamples at or below each threshold.
 
-    Paired differences with ``--bootstrap-baseline``. ``hyps_tok``/``refs_tok`` are PTB-tokenized.
+    With ``--bootstrap-baseline`` also the paired intervals of the differences (this output minus the
+    baseline, the same draws again) and their share at or below 0, under ``"paired"``.
+    ``hyps_tok``/``refs_tok`` are PTB-tokenized.
     """
-    import numpy as np
-
-    from unix.metrics.bootstrap import bootstrap_bleu, bootstrap_mean, bootstrap_meteor, interval
-
-    thresholds = dict(thresholds)
     base_tok = None
     if args.bootstrap_baseline:
         other = parse_generate_output(args.bootstrap_baseline)
@@ -162,8 +158,24 @@ def bootstrap_report(args, ids, hyps_tok, refs_tok, thresholds: Dict[str, List[f
             raise CaptionDataError(f"{args.bootstrap_baseline}: no caption for sample id "
                                    f"{ids[hyps_b.index(None)]} (of {args.generate_output})")
         base_tok = ptb_tokenize(hyps_b)
-        for name in BOOTSTRAP_METRICS:
-            thresholds[name] = [0.0]
+    report: Dict[str, object] = {"resamples": args.bootstrap, "seed": args.bootstrap_seed, "images": len(ids),
+                                 "baseline": args.bootstrap_baseline}
+    lines = []
+    report["metrics"] = _intervals(_draws(args, hyps_tok, refs_tok, meteor), thresholds, "", lines)
+    if base_tok is not None:
+        draws = _draws(args, hyps_tok, refs_tok, meteor, base_tok)
+        report["paired"] = _intervals(draws, {name: [0.0] for name in draws},
+                                      f" minus that of {args.bootstrap_baseline}", lines)
+    lines.append(f"({args.bootstrap} resamples of the {len(ids)} images, seed {args.bootstrap_seed}; CIDEr-D with "
+                 "document frequencies of the whole split)")
+    report["text"] = "\n".join(lines)
+    return report
+
+
+def _draws(args, hyps_tok, refs_tok, meteor, base_tok=None) -> Dict[str, "np.ndarray"]:
+    """Bootstrap values of each metric (differences to ``base_tok`` when given), x100."""
+    from unix.metrics.bootstrap import bootstrap_bleu, bootstrap_mean, bootstrap_meteor
+
     paired = base_tok is not None
     draw = dict(resamples=args.bootstrap, seed=args.bootstrap_seed)
     bleu_base = bleu_statistics(base_tok, refs_tok) if paired else None
@@ -173,21 +185,24 @@ def bootstrap_report(args, ids, hyps_tok, refs_tok, thresholds: Dict[str, List[f
         draws["METEOR"] = bootstrap_meteor(meteor, meteor.statistics(hyps_tok, refs_tok), **draw, baseline=base)
     cider_base = cider_d(base_tok, refs_tok, tokenize=False)[1] if paired else None
     draws["CIDEr"] = bootstrap_mean(cider_d(hyps_tok, refs_tok, tokenize=False)[1], **draw, baseline=cider_base)
-    report: Dict[str, object] = {"resamples": args.bootstrap, "seed": args.bootstrap_seed, "images": len(ids),
-                                 "baseline": args.bootstrap_baseline, "metrics": {}}
-    lines = []
+    return draws
+
+
+def _intervals(draws, thresholds: Dict[str, List[float]], suffix: str, lines: List[str]) -> Dict[str, object]:
+    """{metric: 95% interval, shares at or below the thresholds, text}; appends the texts to ``lines``."""
+    import numpy as np
+
+    from unix.metrics.bootstrap import interval
+
+    out = {}
     for name, values in draws.items():
         lo, hi = interval(values)
-        what = f"{name} minus that of {args.bootstrap_baseline}" if paired else name
         shares = {str(t): float(np.mean(values <= t)) for t in thresholds.get(name, [])}
-        text = f"{what}: 95% bootstrap interval {lo:.2f} to {hi:.2f}" + "".join(
+        text = f"{name}{suffix}: 95% bootstrap interval {lo:.2f} to {hi:.2f}" + "".join(
             f"; {100 * share:.1f}% of resamples <= {t}" for t, share in shares.items())
-        report["metrics"][name] = {"low": lo, "high": hi, "at_or_below": shares, "text": text}
+        out[name] = {"low": lo, "high": hi, "at_or_below": shares, "text": text}
         lines.append(text)
-    lines.append(f"({args.bootstrap} resamples of the {len(ids)} images, seed {args.bootstrap_seed}; CIDEr-D with "
-                 "document frequencies of the whole split)")
-    report["text"] = "\n".join(lines)
-    return report
+    return out
 
 
 def main(argv=None) -> int:

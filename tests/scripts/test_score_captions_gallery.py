@@ -130,11 +130,14 @@ def test_bootstrap_intervals_thresholds_and_paired_difference(tmp_path, capsys):
     assert boot["metrics"]["CIDEr"]["at_or_below"] == {"1000.0": 1.0}  # no resample reaches CIDEr-D 1000
     assert "(40 resamples of the 3 images, seed 0;" in out
 
-    score_captions.main(["--generate-output", str(gen), "--references", str(refs), "--bootstrap", "50",
-                         "--bootstrap-baseline", str(other), "--json", str(tmp_path / "s.json")])
-    boot = json.loads((tmp_path / "s.json").read_text())["bootstrap"]
-    for m in boot["metrics"].values():  # the same captions: no difference on any resample
+    score_captions.main(["--generate-output", str(gen), "--references", str(refs), "--bootstrap", "40",
+                         "--bootstrap-baseline", str(other), "--bootstrap-threshold", "BLEU-4=0", "CIDEr=1000",
+                         "--json", str(tmp_path / "s2.json")])
+    paired = json.loads((tmp_path / "s2.json").read_text())["bootstrap"]
+    for m in paired["paired"].values():  # the same captions: no difference on any resample
         assert m["low"] == m["high"] == 0.0 and m["at_or_below"] == {"0.0": 1.0}
+    # with a baseline the output's own intervals and thresholds are still reported, on the same draws
+    assert paired["metrics"] == boot["metrics"]
     assert "METEOR minus that of" in capsys.readouterr().out
     with pytest.raises(ValueError, match="expected METRIC=VALUE"):
         score_captions.main(["--generate-output", str(gen), "--bootstrap", "5", "--bootstrap-threshold", "BLEU4=20"])
