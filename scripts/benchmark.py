@@ -101,20 +101,20 @@ class TrainTimer:
     """Times training steps of one model; steps of several timers can be interleaved (rounds) so a
     change of machine load hits every model alike."""
 
-    def __init__(self, model, criterion, device, bf16: bool = False):
-        self.model, self.criterion, self.device, self.bf16 = model.to(device).train(), criterion, device, bf16
+    def __init__(self, model, criterion, device, dtype=None):
+        self.model, self.criterion, self.device, self.dtype = model.to(device).train(), criterion, device, dtype
         self.opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.98))
         self.seconds, self.updates, self.tokens = 0.0, 0, 0
 
     def step(self, batch, timed=True):
-        _sync(self.device)
+        sync(self.device)
         t0 = time.perf_counter()
-        with autocast(self.device, self.bf16):
+        with autocast(self.device, self.dtype):
             loss, _, _ = self.criterion(self.model, batch)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
-        _sync(self.device)
+        sync(self.device)
         if timed:
             self.seconds += time.perf_counter() - t0
             self.updates += 1
@@ -132,24 +132,30 @@ def time_generation(task, model, batches, args):
     gen = task.build_generator([model], GenerationConfig(beam=args.beam, max_len_a=0, max_len_b=args.gen_steps,
                                                           min_len=args.gen_steps))
     n = 0
-    _sync(args.device)
+    sync(args.device)
     t0 = time.perf_counter()
-    with torch.no_grad(), autocast(args.device, args.bf16):
+    with torch.no_grad(), autocast(args.device, amp_dtype(args)):
         for b in batches:
             task.inference_step(gen, [model], b)
             n += b["nsentences"]
             if n >= args.gen_sentences:
                 break
-    _sync(args.device)
+    sync(args.device)
     return {"sentences_per_s": n / (time.perf_counter() - t0), "sentences": n}
 
 
-def autocast(device, bf16: bool):
-    """``torch.autocast`` to bfloat16 on ``device`` when ``bf16``, else a no-op context."""
-    return torch.autocast(str(device).split(":")[0], dtype=torch.bfloat16, enabled=bf16)
+def autocast(device, dtype=None):
+    """``torch.autocast`` to ``dtype`` (e.g. ``torch.bfloat16``) on ``device``; a no-op context when None."""
+    return torch.autocast(str(device).split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
-def _sync(device):
+def amp_dtype(args):
+    """The autocast dtype of ``--bf16`` (None without it)."""
+    return torch.bfloat16 if args.bf16 else None
+
+
+def sync(device):
+    """Wait for the GPU's queued work (timers read the clock only after it); nothing on a CPU."""
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
 
@@ -180,9 +186,9 @@ def main(argv=None) -> int:
     txt = [strip_images(b) for b in img]
     res = {"device": args.device, "threads": torch.get_num_threads(), "bf16": args.bf16, "batches": len(img),
            "sentences_per_batch": sum(b["nsentences"] for b in img) / len(img)}
-    timers = {"fairseq_transformer": (TrainTimer(transformer, crit, args.device, args.bf16), txt),
-              "unix_small_text": (TrainTimer(unix, crit, args.device, args.bf16), txt),
-              "unix_small_image": (TrainTimer(unix, crit, args.device, args.bf16), img)}
+    timers = {"fairseq_transformer": (TrainTimer(transformer, crit, args.device, amp_dtype(args)), txt),
+              "unix_small_text": (TrainTimer(unix, crit, args.device, amp_dtype(args)), txt),
+              "unix_small_image": (TrainTimer(unix, crit, args.device, amp_dtype(args)), img)}
     for i in range(len(img)):  # round-robin: batch i through every model, then batch i+1
         for timer, batches in timers.values():
             timer.step(batches[i], timed=i >= args.warmup)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from scripts import provenance
-from scripts.benchmark import TrainTimer, to_device
+from scripts.benchmark import TrainTimer, amp_dtype, to_device
 
 logger = logging.getLogger("benchmark_caption")
 USER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fairseq_plugins")
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         run["sample"] = [to_device(ds.collater([ds[int(i)] for i in run["batches"][j]]), args.device) for j in pick]
         run["load_s"] = (time.perf_counter() - t0) / len(pick)  # reading (decoding) + collating a batch
-        run["timer"] = TrainTimer(copy.deepcopy(model), criterion, args.device, args.bf16)
+        run["timer"] = TrainTimer(copy.deepcopy(model), criterion, args.device, amp_dtype(args))
     for i in range(n):  # round-robin so a change of load hits both batchings alike
         for run in runs.values():
             if i < len(run["sample"]):

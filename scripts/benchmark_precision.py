@@ -24,7 +24,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-logger = logging.getLogger("benchmark_precision")
+from scripts.benchmark import autocast, sync
+
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -47,13 +48,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def build_step(args, linear_peer: bool):
-    """(step function taking an autocast dtype or None, the model)."""
+    """A training step of the model (or of the linear peer) on one fixed batch; takes an autocast dtype or None."""
     from unix import UnixConfig, UnixModel
 
     torch.manual_seed(0)
@@ -75,10 +71,9 @@ def build_step(args, linear_peer: bool):
         forward = lambda: model(src, prev, image_features=feats, image_mask=mask).reshape(-1, V)  # noqa: E731
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     target = prev.reshape(-1)
-    device_type = str(dev).split(":")[0]
 
     def step(dtype):
-        with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(dev, dtype):
             logits = forward()                                    # (B*T, V)
             loss = F.cross_entropy(logits.float(), target)
         opt.zero_grad()
@@ -92,11 +87,11 @@ def build_step(args, linear_peer: bool):
 def time_steps(step, dtype, args) -> float:
     for _ in range(args.warmup):
         step(dtype)
-    _sync(args.device)
+    sync(args.device)
     t0 = time.perf_counter()
     for _ in range(args.steps):
         step(dtype)
-    _sync(args.device)
+    sync(args.device)
     return (time.perf_counter() - t0) / args.steps
 
 
@@ -128,7 +123,7 @@ def main(argv=None) -> int:
         with profile(activities=activities) as prof:
             for _ in range(3):
                 step(torch.bfloat16)
-            _sync(args.device)
+            sync(args.device)
         sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
         sys.stdout.write(prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=60) + "\n")
     if args.json:
