@@ -161,9 +161,10 @@ def bootstrap_report(args, ids, hyps_tok, refs_tok, thresholds: Dict[str, List[f
     report: Dict[str, object] = {"resamples": args.bootstrap, "seed": args.bootstrap_seed, "images": len(ids),
                                  "baseline": args.bootstrap_baseline}
     lines = []
-    report["metrics"] = _intervals(_draws(args, hyps_tok, refs_tok, meteor), thresholds, "", lines)
+    own = _statistics(hyps_tok, refs_tok, meteor)  # once: the METEOR statistics cost a jar call
+    report["metrics"] = _intervals(_draws(args, own, meteor), thresholds, "", lines)
     if base_tok is not None:
-        draws = _draws(args, hyps_tok, refs_tok, meteor, base_tok)
+        draws = _draws(args, own, meteor, _statistics(base_tok, refs_tok, meteor))
         report["paired"] = _intervals(draws, {name: [0.0] for name in draws},
                                       f" minus that of {args.bootstrap_baseline}", lines)
     lines.append(f"({args.bootstrap} resamples of the {len(ids)} images, seed {args.bootstrap_seed}; CIDEr-D with "
@@ -172,19 +173,26 @@ def bootstrap_report(args, ids, hyps_tok, refs_tok, thresholds: Dict[str, List[f
     return report
 
 
-def _draws(args, hyps_tok, refs_tok, meteor, base_tok=None) -> Dict[str, "np.ndarray"]:
-    """Bootstrap values of each metric (differences to ``base_tok`` when given), x100."""
+def _statistics(hyps_tok, refs_tok, meteor) -> Dict[str, object]:
+    """Per-image statistics of one output that the bootstrap resamples: BLEU n-gram counts, METEOR
+    statistics (English, ``meteor`` open) and CIDEr-D scores."""
+    stats = {"BLEU-4": bleu_statistics(hyps_tok, refs_tok)}
+    if meteor is not None:
+        stats["METEOR"] = meteor.statistics(hyps_tok, refs_tok)
+    stats["CIDEr"] = cider_d(hyps_tok, refs_tok, tokenize=False)[1]
+    return stats
+
+
+def _draws(args, own, meteor, base=None) -> Dict[str, "np.ndarray"]:
+    """Bootstrap values of each metric from :func:`_statistics` (differences to ``base`` when given), x100."""
     from unix.metrics.bootstrap import bootstrap_bleu, bootstrap_mean, bootstrap_meteor
 
-    paired = base_tok is not None
     draw = dict(resamples=args.bootstrap, seed=args.bootstrap_seed)
-    bleu_base = bleu_statistics(base_tok, refs_tok) if paired else None
-    draws = {"BLEU-4": bootstrap_bleu(bleu_statistics(hyps_tok, refs_tok), **draw, baseline=bleu_base)}
-    if meteor is not None:
-        base = meteor.statistics(base_tok, refs_tok) if paired else None
-        draws["METEOR"] = bootstrap_meteor(meteor, meteor.statistics(hyps_tok, refs_tok), **draw, baseline=base)
-    cider_base = cider_d(base_tok, refs_tok, tokenize=False)[1] if paired else None
-    draws["CIDEr"] = bootstrap_mean(cider_d(hyps_tok, refs_tok, tokenize=False)[1], **draw, baseline=cider_base)
+    other = base or {}
+    draws = {"BLEU-4": bootstrap_bleu(own["BLEU-4"], **draw, baseline=other.get("BLEU-4"))}
+    if "METEOR" in own:
+        draws["METEOR"] = bootstrap_meteor(meteor, own["METEOR"], **draw, baseline=other.get("METEOR"))
+    draws["CIDEr"] = bootstrap_mean(own["CIDEr"], **draw, baseline=other.get("CIDEr"))
     return draws
 
 
