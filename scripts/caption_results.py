@@ -12,6 +12,12 @@ form, ``A.pt:B.pt`` (fairseq-generate averages the models' log-probabilities at 
 ``--row-args`` gives a row its own extra fairseq-generate arguments (one string per ``--path``,
 ``""`` for none), so one table can compare decoding settings of the same checkpoint.
 
+``--generated`` scores outputs that ``fairseq-generate`` already wrote (for instance on a GPU
+machine whose checkpoints did not come back) instead of running it: one file template per row,
+``{subset}`` standing for ``test_<lang>``. The beam size printed on the output's last line must be
+``--beam``, and a CIDEr-D printed there must match the recomputed one; the table names the files,
+so say in ``--note`` how they were generated.
+
 Example::
 
     python scripts/caption_results.py --data data-bin/captions --path runs/caption_lite0/checkpoint_best.pt \\
@@ -31,7 +37,7 @@ from typing import Dict, Optional
 
 from scripts import ROOT, checkpoint_labels, provenance, results_work_dir
 from scripts.score_captions import pair_up
-from unix.data.captions import parse_generate_output
+from unix.data.captions import open_text, parse_generate_output
 from unix.metrics.caption import coco_scores
 
 logger = logging.getLogger("caption_results")
@@ -46,8 +52,12 @@ ANCHORS = (
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="output directory of prepare_captions.py")
-    p.add_argument("--path", required=True, nargs="+",
-                   help="checkpoint(s): one table row per checkpoint (or A.pt:B.pt ensemble) and language")
+    rows = p.add_mutually_exclusive_group(required=True)
+    rows.add_argument("--path", nargs="+",
+                      help="checkpoint(s): one table row per checkpoint (or A.pt:B.pt ensemble) and language")
+    rows.add_argument("--generated", nargs="+", metavar="TEMPLATE",
+                      help="score existing fairseq-generate outputs instead: one file template per row, "
+                           "'{subset}' standing for the split (e.g. gen/ens.{subset}.txt); needs --label")
     p.add_argument("--langs", nargs="+", default=["en", "de"])
     p.add_argument("--split", default="test")
     p.add_argument("--beam", type=int, default=3)
@@ -77,11 +87,22 @@ def generate(a, path: str, subset: str, out_path: str, row_args=()):
 def printed_cider(out_path: str) -> Optional[float]:
     """The ``CIDEr-D = x`` figure of fairseq-generate's last line (x100), or None."""
     value = None
-    with open(out_path, encoding="utf-8") as f:
+    with open_text(out_path) as f:
         for line in f:
             m = re.search(r"CIDEr-D = ([\d.]+)", line)
             if m:
                 value = float(m.group(1))
+    return value
+
+
+def printed_beam(out_path: str) -> Optional[int]:
+    """The beam size of fairseq-generate's summary line (``Generate test_en with beam=3: ...``), or None."""
+    value = None
+    with open_text(out_path) as f:
+        for line in f:
+            m = re.match(r"Generate \S+ with beam=(\d+)", line)
+            if m:
+                value = int(m.group(1))
     return value
 
 
@@ -99,36 +120,60 @@ def format_rows(label: str, results: Dict[str, Dict[str, object]]):
     return rows
 
 
-def evaluate(a, path: str, work: str, row_args=()):
-    """Generate and score every language for one checkpoint; returns (results, commands) by language."""
+def evaluate(a, path: str, work: str, row_args=(), template: Optional[str] = None):
+    """Generate (or, with ``template``, read) and score every language of one row.
+
+    Returns:
+        (results, commands), both keyed by language.
+    """
     results, commands = {}, {}
     for lang in a.langs:
         subset = f"{a.split}_{lang}"
-        out = os.path.join(work, f"gen_{subset}.txt")
-        cmd = generate(a, path, subset, out, row_args)
+        if template is None:
+            out = os.path.join(work, f"gen_{subset}.txt")
+            command = " ".join(shlex.quote(c) for c in generate(a, path, subset, out, row_args))
+        else:
+            out = template.replace("{subset}", subset)
+            if not os.path.isfile(out):
+                raise FileNotFoundError(f"--generated {template}: no output {out} for {subset}")
+            beam = printed_beam(out)
+            if beam != a.beam:
+                raise ValueError(f"{out}: generated with beam {beam}, the table says beam {a.beam} (--beam)")
+            command = f"scored from {out} (generated elsewhere)"
         s = score(out, os.path.join(a.data, f"{subset}.refs.txt"), lang)
         printed = printed_cider(out)
-        if printed is None or abs(printed - 100.0 * s["CIDEr"]) > 0.01:
+        if (printed is None and template is None) or (printed is not None and abs(printed - 100.0 * s["CIDEr"]) > 0.01):
             raise ValueError(f"{out}: fairseq's cider scorer printed {printed}, "
                              f"recomputed {100.0 * s['CIDEr']:.2f}")
-        results[lang], commands[lang] = s, " ".join(shlex.quote(c) for c in cmd)
+        results[lang], commands[lang] = s, command
     return results, commands
 
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
     a = parse_args(argv)
-    labels = checkpoint_labels(a.path, a.label)
-    if a.row_args is not None and len(a.row_args) != len(a.path):
-        raise SystemExit(f"--row-args: {len(a.row_args)} strings for {len(a.path)} checkpoints")
-    row_args = [shlex.split(r) for r in a.row_args] if a.row_args else [[] for _ in a.path]
+    if a.generated is not None:
+        if a.row_args is not None:
+            raise SystemExit("--row-args applies to --path (generation here), not to --generated outputs")
+        if a.label is None or len(a.label) != len(a.generated):
+            raise SystemExit(f"--generated: needs one --label per template ({len(a.generated)})")
+        bad = [t for t in a.generated if "{subset}" not in t]
+        if bad:
+            raise SystemExit(f"--generated: a template needs '{{subset}}': {bad[0]}")
+    paths = a.path if a.path is not None else a.generated
+    labels = a.label if a.generated is not None else checkpoint_labels(a.path, a.label)
+    if a.row_args is not None and len(a.row_args) != len(paths):
+        raise SystemExit(f"--row-args: {len(a.row_args)} strings for {len(paths)} checkpoints")
+    row_args = [shlex.split(r) for r in a.row_args] if a.row_args else [[] for _ in paths]
     base = results_work_dir(a.out)
     runs = []
-    for k, (path, label) in enumerate(zip(a.path, labels)):
-        work = base if len(a.path) == 1 else os.path.join(base, f"model{k + 1}")
-        os.makedirs(work, exist_ok=True)
-        results, commands = evaluate(a, path, work, row_args[k])
-        runs.append({"label": label, "checkpoint": path, "results": results, "commands": commands,
+    for k, (path, label) in enumerate(zip(paths, labels)):
+        work = base if len(paths) == 1 else os.path.join(base, f"model{k + 1}")
+        if a.generated is None:
+            os.makedirs(work, exist_ok=True)
+        results, commands = evaluate(a, path, work, row_args[k], template=path if a.generated else None)
+        key = "checkpoint" if a.generated is None else "generated"
+        runs.append({"label": label, key: path, "results": results, "commands": commands,
                      "generate_args": row_args[k]})
     lines = ["# Captioning results", "",
              provenance(), "",
@@ -145,14 +190,15 @@ def main(argv=None) -> int:
                 f"{vals[c]:.2f}" if c in vals else "-" for c in COLUMNS) + " |")
     if a.note:
         lines += ["", a.note]
-    lines += ["", "Generate commands:", ""]
+    lines += ["", "Generate commands:" if a.generated is None else "Outputs:", ""]
     for run in runs:
         lines += [f"- {run['label']}, {lang}: `{c}`" for lang, c in run["commands"].items()]
     with open(a.out, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.splitext(a.out)[0] + ".json", "w", encoding="utf-8") as f:
         if len(runs) == 1:
-            json.dump({k: runs[0][k] for k in ("results", "commands", "checkpoint")}, f, indent=1)
+            json.dump({k: runs[0][k] for k in ("results", "commands", "checkpoint", "generated") if k in runs[0]},
+                      f, indent=1)
         else:
             json.dump({"models": runs}, f, indent=1)
     sys.stdout.write("\n".join(lines[6:]) + "\n")

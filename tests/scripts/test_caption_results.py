@@ -1,5 +1,6 @@
 """scripts/caption_results.py: the table, the anchors and the cross-check of fairseq's cider scorer."""
 
+import gzip
 import json
 import shutil
 
@@ -83,3 +84,57 @@ def test_row_args_give_each_row_its_own_generate_arguments(tmp_path, monkeypatch
     with pytest.raises(SystemExit, match="1 strings for 2 checkpoints"):
         caption_results.main(["--data", str(data), "--path", "a.pt", "b.pt", "--row-args", "--beam 5 ",
                               "--langs", "en", "--out", str(out)])
+
+
+def generated_output(tmp_path, summary):
+    """An existing fairseq-generate output of test_en whose last line is ``summary``."""
+    path = write_generate_output(tmp_path / "gen.test_en.txt", HYPS_EN, REFS_EN, pieces=True)
+    text = path.read_text().replace("Generate test_en with beam=5: CIDEr-D = 0.00", summary)
+    path.write_text(text)
+    return str(tmp_path / "gen.{subset}.txt")
+
+
+@java
+def test_generated_outputs_are_scored_without_running_fairseq(tmp_path, monkeypatch):
+    data = tmp_path / "captions"
+    data.mkdir()
+    write_refs(data / "test_en.refs.txt", REFS_EN)
+    expected = coco_scores(HYPS_EN, REFS_EN, "en")
+    monkeypatch.setattr(caption_results, "generate", lambda *a, **k: pytest.fail("must not generate"))
+    template = generated_output(tmp_path, "Generate test_en with beam=3: BLEU = 12.00 50/20/10/5")
+    out = tmp_path / "RESULTS.md"
+    caption_results.main(["--data", str(data), "--generated", template, "--label", "GPU run", "--langs", "en",
+                          "--out", str(out)])
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| GPU run |"))
+    assert f"| {100 * expected['BLEU-4']:.2f} |" in row and f"| {100 * expected['METEOR']:.2f} |" in row
+    saved = json.loads((tmp_path / "RESULTS.json").read_text())
+    assert saved["generated"] == template and "checkpoint" not in saved
+    assert saved["commands"]["en"].startswith(f"scored from {tmp_path / 'gen.test_en.txt'}")
+
+    # kept compressed: the same scores through gzip
+    gz = tmp_path / "gen.test_en.txt.gz"
+    gz.write_bytes(gzip.compress((tmp_path / "gen.test_en.txt").read_bytes()))
+    caption_results.main(["--data", str(data), "--generated", template + ".gz", "--label", "GPU run",
+                          "--langs", "en", "--out", str(out)])
+    assert json.loads((tmp_path / "RESULTS.json").read_text())["results"] == saved["results"]
+
+    with pytest.raises(ValueError, match="beam 5, the table says beam 3"):
+        caption_results.main(["--data", str(data), "--generated",
+                              generated_output(tmp_path, "Generate test_en with beam=5: BLEU = 1"),
+                              "--label", "x", "--langs", "en", "--out", str(out)])
+    with pytest.raises(ValueError, match="printed 12.34"):
+        caption_results.main(["--data", str(data), "--generated",
+                              generated_output(tmp_path, "Generate test_en with beam=3: CIDEr-D = 12.34"),
+                              "--label", "x", "--langs", "en", "--out", str(out)])
+
+
+def test_generated_needs_labels_and_a_subset_placeholder(tmp_path):
+    args = ["--data", str(tmp_path), "--langs", "en", "--out", str(tmp_path / "R.md")]
+    with pytest.raises(SystemExit, match="one --label per template"):
+        caption_results.main(args + ["--generated", "g.{subset}.txt"])
+    with pytest.raises(SystemExit, match="needs '{subset}'"):
+        caption_results.main(args + ["--generated", "g.txt", "--label", "x"])
+    with pytest.raises(SystemExit, match="not to --generated"):
+        caption_results.main(args + ["--generated", "g.{subset}.txt", "--label", "x", "--row-args", ""])
+    with pytest.raises(FileNotFoundError, match="no output .*g.test_en.txt"):
+        caption_results.main(args + ["--generated", str(tmp_path / "g.{subset}.txt"), "--label", "x"])

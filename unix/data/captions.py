@@ -11,6 +11,7 @@ Evaluation splits have one sample per photo whose target is all its references j
 to the first reference (validation loss).
 """
 
+import gzip
 import logging
 import os
 import re
@@ -204,10 +205,18 @@ class CaptionSet:
         return sum(1 for x in n if x), sum(n)
 
 
+def open_text(path: str):
+    """Open a UTF-8 text file for reading; a ``.gz`` name is read through gzip."""
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
 def parse_generate_output(path: str) -> Dict[int, Dict[str, str]]:
     """Read a ``fairseq-generate`` output: sample id -> ``{"S", "T", "H", "D"}`` strings.
 
     Only the first hypothesis of each sample is kept (``--nbest 1``); ``H``/``D`` drop the score.
+    A ``.gz`` file is read through gzip (outputs kept compressed, e.g. the ones behind a results table).
 
     Raises:
         CaptionDataError: on a malformed ``H-``/``D-`` line or if no hypothesis is found.
@@ -215,7 +224,7 @@ def parse_generate_output(path: str) -> Dict[int, Dict[str, str]]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"fairseq-generate output not found: {path}")
     out: Dict[int, Dict[str, str]] = {}
-    with open(path, encoding="utf-8") as f:
+    with open_text(path) as f:
         for i, line in enumerate(f, start=1):
             m = re.match(r"^([STHD])-(\d+)\t(.*)$", line.rstrip("\n"))
             if not m:
