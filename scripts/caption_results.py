@@ -84,26 +84,27 @@ def generate(a, path: str, subset: str, out_path: str, row_args=()):
     return cmd
 
 
-def printed_cider(out_path: str) -> Optional[float]:
-    """The ``CIDEr-D = x`` figure of fairseq-generate's last line (x100), or None."""
+def last_printed(out_path: str, pattern: str) -> Optional[str]:
+    """Group 1 of the last line of a fairseq-generate output that matches ``pattern`` (searched), or None."""
     value = None
     with open_text(out_path) as f:
         for line in f:
-            m = re.search(r"CIDEr-D = ([\d.]+)", line)
+            m = re.search(pattern, line)
             if m:
-                value = float(m.group(1))
+                value = m.group(1)
     return value
+
+
+def printed_cider(out_path: str) -> Optional[float]:
+    """The ``CIDEr-D = x`` figure of fairseq-generate's last line (x100), or None."""
+    value = last_printed(out_path, r"CIDEr-D = ([\d.]+)")
+    return None if value is None else float(value)
 
 
 def printed_beam(out_path: str) -> Optional[int]:
     """The beam size of fairseq-generate's summary line (``Generate test_en with beam=3: ...``), or None."""
-    value = None
-    with open_text(out_path) as f:
-        for line in f:
-            m = re.match(r"Generate \S+ with beam=(\d+)", line)
-            if m:
-                value = int(m.group(1))
-    return value
+    value = last_printed(out_path, r"^Generate \S+ with beam=(\d+)")
+    return None if value is None else int(value)
 
 
 def score(out_path: str, refs_path: str, lang: str) -> Dict[str, object]:
