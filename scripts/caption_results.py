@@ -121,8 +121,9 @@ def format_rows(label: str, results: Dict[str, Dict[str, object]]):
     return rows
 
 
-def evaluate(a, path: str, work: str, row_args=(), template: Optional[str] = None):
-    """Generate (or, with ``template``, read) and score every language of one row.
+def evaluate(a, path: str, work: str, row_args=()):
+    """Generate (or, with ``--generated``, read: ``path`` is then the row's file template) and score
+    every language of one row.
 
     Returns:
         (results, commands), both keyed by language.
@@ -130,20 +131,22 @@ def evaluate(a, path: str, work: str, row_args=(), template: Optional[str] = Non
     results, commands = {}, {}
     for lang in a.langs:
         subset = f"{a.split}_{lang}"
-        if template is None:
+        if a.generated is None:
             out = os.path.join(work, f"gen_{subset}.txt")
             command = " ".join(shlex.quote(c) for c in generate(a, path, subset, out, row_args))
         else:
-            out = template.replace("{subset}", subset)
+            out = path.replace("{subset}", subset)
             if not os.path.isfile(out):
-                raise FileNotFoundError(f"--generated {template}: no output {out} for {subset}")
+                raise FileNotFoundError(f"--generated {path}: no output {out} for {subset}")
             beam = printed_beam(out)
             if beam != a.beam:
                 raise ValueError(f"{out}: generated with beam {beam}, the table says beam {a.beam} (--beam)")
             command = f"scored from {out} (generated elsewhere)"
         s = score(out, os.path.join(a.data, f"{subset}.refs.txt"), lang)
         printed = printed_cider(out)
-        if (printed is None and template is None) or (printed is not None and abs(printed - 100.0 * s["CIDEr"]) > 0.01):
+        # generated here, fairseq's cider scorer must have printed CIDEr-D; generated elsewhere, it may not have
+        missing = printed is None and a.generated is None
+        if missing or (printed is not None and abs(printed - 100.0 * s["CIDEr"]) > 0.01):
             raise ValueError(f"{out}: fairseq's cider scorer printed {printed}, "
                              f"recomputed {100.0 * s['CIDEr']:.2f}")
         results[lang], commands[lang] = s, command
@@ -172,7 +175,7 @@ def main(argv=None) -> int:
         work = base if len(paths) == 1 else os.path.join(base, f"model{k + 1}")
         if a.generated is None:
             os.makedirs(work, exist_ok=True)
-        results, commands = evaluate(a, path, work, row_args[k], template=path if a.generated else None)
+        results, commands = evaluate(a, path, work, row_args[k])
         key = "checkpoint" if a.generated is None else "generated"
         runs.append({"label": label, key: path, "results": results, "commands": commands,
                      "generate_args": row_args[k]})
