@@ -39,22 +39,15 @@ import sys
 import tempfile
 from typing import Dict, Iterable, List, Sequence, Tuple
 
-from unix.data.captions import (FLICKR8K_SPLIT_LISTS, CaptionDataError, CaptionSet, read_aligned,
-                                read_flickr8k_captions, read_flickr8k_splits, read_name_list)
-from unix.data.images import flickr8k_index, multi30k_to_flickr8k, verify_images
+from unix.data.caption_sources import EVAL_SOURCES, collect, hold_out, multi30k_eval_photos
+from unix.data.captions import FLICKR8K_SPLIT_LISTS, CaptionDataError, CaptionSet
+from unix.data.images import verify_images
 from unix.data.tokenizer import DEFAULT_LANGS, SpmTokenizer, check_lang_in_vocab, lang_tag, write_fairseq_dict
-from unix.metrics.caption import MissingReferenceError
 from unix.metrics.references import SEP, join_references
 
 logger = logging.getLogger("prepare_captions")
 
-TASK2 = {"splits": ("train", "val", "test_2016"), "langs": ("en", "de")}
-TASK1 = {"splits": ("train", "val", "test_2016_flickr"), "langs": ("de", "fr", "cs")}
 SRC, TGT = "tag", "cap"
-# Evaluation references per language: English keeps the Flickr8k benchmark's own five captions
-# (Multi30K's extra English captions of the same photos are used for training only); the other
-# languages have every caption of the photo (Task 2 German + Task 1 translations).
-EVAL_SOURCES = {"en": ("flickr8k",)}
 
 
 def parse_args(argv=None):
@@ -75,69 +68,6 @@ def parse_args(argv=None):
                    help="also write train_<lang>: the training photos in the evaluation format (one sample per "
                         "photo, all its references), e.g. for a teacher's captions (scripts/distill_captions.py)")
     return p.parse_args(argv)
-
-
-def multi30k_eval_photos(data: str) -> List[str]:
-    """Flickr8k file names of the photos of Multi30K's val and test_2016_flickr splits (those available)."""
-    index = flickr8k_index(os.path.join(data, "flickr8k", "images"))
-    names = []
-    for stem in ("val", "test_2016_flickr"):
-        path = os.path.join(data, "multi30k", "image_splits", f"{stem}.txt")
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"--hold-out-multi30k-eval-photos needs the Multi30K image list {path}")
-        names += [m for m in multi30k_to_flickr8k(read_name_list(path), index) if m]
-    return names
-
-
-def hold_out(splits: Dict[str, List[str]], photos: Sequence[str]) -> int:
-    """Remove ``photos`` from ``splits["train"]`` in place; return how many training photos went."""
-    drop = set(photos)
-    before = len(splits["train"])
-    splits["train"] = [p for p in splits["train"] if p not in drop]
-    return before - len(splits["train"])
-
-
-def collect(data: str, langs: Sequence[str], use_multi30k: bool = True,
-            max_images: int = 0) -> Tuple[Dict[str, List[str]], CaptionSet, Dict[str, int]]:
-    """Read every source; return (photos per split, captions per photo and language, counts)."""
-    f8k, m30k = os.path.join(data, "flickr8k"), os.path.join(data, "multi30k")
-    splits = read_flickr8k_splits(f8k, max_images=max_images)
-    allowed = {p for names in splits.values() for p in names}
-    caps = CaptionSet()
-    stats = {"multi30k_lines_without_flickr8k_photo": 0, "multi30k_lines_outside_splits": 0}
-    if "en" in langs:
-        path = os.path.join(f8k, "captions.txt")
-        f8k_caps = read_flickr8k_captions(path)
-        for split, names in splits.items():
-            for i, name in enumerate(names, start=1):
-                if not f8k_caps.get(name):
-                    raise MissingReferenceError(f"{os.path.join(f8k, FLICKR8K_SPLIT_LISTS[split])}:{i}: "
-                                                f"no caption for {name} in {path}")
-                for c in f8k_caps[name]:
-                    caps.add(name, "en", c, where=path, source="flickr8k")
-    if use_multi30k:
-        index = flickr8k_index(os.path.join(f8k, "images"))
-        sources = [("multi30k_task2", os.path.join(m30k, "captions", f"{s}_images.txt"),
-                    [(lang, os.path.join(m30k, "captions", f"{s}.{k}.{lang}")) for lang in TASK2["langs"]
-                     if lang in langs for k in range(1, 6)]) for s in TASK2["splits"]]
-        sources += [("multi30k_task1", os.path.join(m30k, "image_splits", f"{s}.txt"),
-                     [(lang, os.path.join(m30k, f"{s}.{lang}")) for lang in TASK1["langs"] if lang in langs])
-                    for s in TASK1["splits"]]
-        for source, images_path, files in sources:
-            if not files:
-                continue
-            for line, name, row in read_aligned(images_path, [p for _, p in files]):
-                photo = index.get(name.split(".")[0])
-                if photo is None:
-                    stats["multi30k_lines_without_flickr8k_photo"] += 1
-                    continue
-                if photo not in allowed:
-                    stats["multi30k_lines_outside_splits"] += 1
-                    continue
-                for (lang, path), caption in zip(files, row):
-                    caps.add(photo, lang, caption, where=f"{path}:{line}", source=source)
-    stats["duplicates_dropped"], stats["empty_dropped"] = caps.duplicates, caps.empty
-    return splits, caps, stats
 
 
 def write_rows(tmp: str, out: str, name: str, rows: Iterable[Tuple[str, str, str]]) -> None:
