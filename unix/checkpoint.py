@@ -82,6 +82,28 @@ def _model_cfg(state: Dict[str, Any], path: str) -> Dict[str, Any]:
     return model_cfg
 
 
+def model_config(state: Dict[str, Any], path: str) -> UnixConfig:
+    """The :class:`UnixConfig` a checkpoint was trained with.
+
+    fairseq flips boolean options whose default is True, so the plugin's ``--untie-embeddings``
+    and ``--finetune-image-encoder`` stand for ``share_all_embeddings=False`` and
+    ``freeze_image_encoder=False`` (as ``fairseq_plugins.models.unix.unix_config_from`` reads them).
+    """
+    model_cfg = _model_cfg(state, path)
+    cfg = UnixConfig.from_namespace(argparse.Namespace(**model_cfg))
+    if model_cfg.get("untie_embeddings"):
+        cfg.share_all_embeddings = False
+    if model_cfg.get("finetune_image_encoder"):
+        cfg.freeze_image_encoder = False
+    return cfg
+
+
+def core_weights(state: Dict[str, Any]) -> Dict[str, Any]:
+    """The checkpoint's model tensors under :class:`UnixModel`'s names (fairseq's ``*.core.`` dropped)."""
+    return {k.replace("encoder.core.", "encoder.", 1).replace("decoder.core.", "decoder.", 1): v
+            for k, v in state["model"].items()}
+
+
 def load_model(path: str) -> Tuple[UnixModel, Dict[str, Any]]:
     """Build a :class:`UnixModel` from a checkpoint written by ``fairseq-train --arch unix_*``.
 
@@ -89,10 +111,8 @@ def load_model(path: str) -> Tuple[UnixModel, Dict[str, Any]]:
         ``(model, state)``: the model in eval mode and the raw checkpoint (for ``cfg``).
     """
     state = load_state(path)
-    model_cfg = _model_cfg(state, path)
-    cfg = UnixConfig.from_namespace(argparse.Namespace(**model_cfg))
-    weights = {k.replace("encoder.core.", "encoder.", 1).replace("decoder.core.", "decoder.", 1): v
-               for k, v in state["model"].items()}
+    cfg = model_config(state, path)
+    weights = core_weights(state)
     emb = weights.get("encoder.embed_tokens.weight")
     if emb is None:
         raise CheckpointError(f"{path}: no encoder.embed_tokens.weight; not a unix checkpoint")

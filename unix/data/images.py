@@ -71,19 +71,33 @@ def load_image(path: str, where: str = ""):
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode != "RGB":
-                if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                    im = im.convert("RGBA")
-                    bg = Image.new("RGB", im.size, (255, 255, 255))
-                    bg.paste(im, mask=im.split()[-1])
-                    im = bg
-                else:
-                    im = im.convert("RGB")
-            return im.copy() if im.mode == "RGB" else im
+            out = as_rgb(im)
+            return out.copy() if out is im else out
     except FileNotFoundError as e:
         raise ImageError(f"{prefix}image not found: {path}") from e
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageError(f"{prefix}cannot read image {path}: {e}") from e
+
+
+def as_rgb(im):
+    """A PIL image as RGB: transparency (RGBA, LA, palette with a transparent colour) composited on
+    white, every other mode (grayscale, palette, CMYK, 16-bit, float) converted; ``im`` itself if RGB."""
+    from PIL import Image
+
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGB", im.size, (255, 255, 255))
+        bg.paste(im, mask=im.split()[-1])
+        return bg
+    if im.mode.startswith("I") or im.mode == "F":  # 16/32-bit or float grayscale: scale to 8 bits
+        import numpy as np
+
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if a.max() > 255 else (1.0 if a.max() <= 1.0 and im.mode == "F" else 255.0)
+        im = Image.fromarray(np.clip(a / top * 255.0, 0, 255).round().astype(np.uint8), "L")
+    return im.convert("RGB")
 
 
 def verify_images(paths: Sequence[Optional[str]], list_path: str = "images") -> None:

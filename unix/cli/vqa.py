@@ -1,0 +1,80 @@
+"""``unix-vqa --model M --images LIST --questions FILE``: answer a question about each photo.
+
+Example::
+
+    unix-vqa --model models/easy_vqa --images test_images.txt --image-root data/easy_vqa/images \\
+        --questions test_questions.txt --answers model -o answers.tsv
+
+``--images`` and ``--questions`` are aligned line by line. ``--answers FILE`` (one answer a line)
+or ``--answers model`` (the model's own list) decodes closed-set: only those answers can come out.
+Writes ``line<TAB>answer<TAB>score`` (TSV) or JSON lines. An empty question or a missing photo is
+listed on stderr and skipped, the other lines are answered, and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from unix.cli.common import (BadInputs, CommandError, Writer, add_common_args, check_aligned, generation_options,
+                             image_paths, load_pipeline, open_output, read_lines, run_command, setup_logging,
+                             show_progress)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="unix-vqa", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", required=True, help="image list, one photo a line")
+    p.add_argument("--image-root", default=None, help="directory the names of --images are relative to")
+    p.add_argument("--questions", required=True, help="questions, one a line, aligned with --images")
+    p.add_argument("--answers", default=None, help="closed-set decoding: answer list file (one a line), or "
+                   "'model' for the model's own list (default: free generation)")
+    p.add_argument("--lang", default=None, help="answer language (default: the model's)")
+    add_common_args(p)
+    return p.parse_args(argv)
+
+
+def run(args) -> int:
+    questions = read_lines(args.questions, "question file")
+    if not questions:
+        raise CommandError(f"{args.questions}: no questions")
+    lines = read_lines(args.images, "image list")
+    check_aligned(len(questions), len(lines), args.questions, args.images)
+    images = image_paths(lines, args.image_root)
+    answers = None
+    if args.answers == "model":
+        answers = True
+    elif args.answers:
+        answers = [a.strip() for a in read_lines(args.answers, "answer list")]
+        empty = [n for n, a in enumerate(answers, start=1) if not a]
+        if empty:
+            raise CommandError(f"{args.answers}:{empty[0]}: empty answer (fix: remove the line)")
+    names = [f"{args.questions}:{n} / {args.images}:{n}" for n in range(1, len(questions) + 1)]
+    m = load_pipeline(args)
+    bad = BadInputs(names)
+    results = m.answer(images, questions, answers=answers, lang=args.lang, batch_size=args.batch_size,
+                       nbest=args.nbest, return_scores=True, names=names, on_error=bad,
+                       progress=show_progress(args, len(questions)), **generation_options(args))
+    out = open_output(args.output)
+    try:
+        writer = Writer(out, args.format, args.nbest)
+        for n, result in enumerate(results, start=1):
+            if result is not None:
+                fields = {"line": n}
+                if args.format == "jsonl":
+                    fields.update(question=questions[n - 1], image=images[n - 1])
+                writer.write(fields, result)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return bad.report(args.debug)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    return run_command(run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
