@@ -15,13 +15,13 @@ import os
 import sys
 
 from unix.data.feature_cache import build_feature_cache
-from unix.data.images import read_image_list
+from unix.data.images import images_in_dir, read_image_list
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--images-dir", help="cache every .jpg/.jpeg/.png in this directory")
+    src.add_argument("--images-dir", help="cache every image in this directory (any format PIL reads; another file is an error)")
     src.add_argument("--image-lists", nargs="+", help="image list files (names relative to --image-root)")
     p.add_argument("--image-root", default=None, help="root of the names in --image-lists")
     p.add_argument("--backbone", default="tf_efficientnet_lite0", help="timm model name")
@@ -38,8 +38,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
     if args.images_dir:
-        paths = sorted(os.path.join(args.images_dir, f) for f in os.listdir(args.images_dir)
-                       if f.lower().endswith((".jpg", ".jpeg", ".png")))
+        paths = images_in_dir(args.images_dir)
     else:
         paths = [p for lst in args.image_lists for p in read_image_list(lst, args.image_root) if p]
     cache = build_feature_cache(paths, args.out, args.backbone, args.weights, args.batch_size, args.device,

@@ -35,6 +35,14 @@ def test_missing_hypothesis_is_an_error(tmp_path):
         ordered(hyps, 3, "gen.txt")
 
 
+def test_more_hypotheses_than_references_is_an_error(tmp_path):
+    """A 1,000-line output scored against 120 references (a stale run) is refused, not cut to 120."""
+    write_gen(tmp_path / "gen.txt", ["x", "y", "z"])
+    hyps = read_generate_output(str(tmp_path / "gen.txt"))
+    with pytest.raises(ValueError, match=r"gen.txt: 3 hypotheses \(ids up to 2\) but 2 references"):
+        ordered(hyps, 2, "gen.txt")
+
+
 def test_score_script_with_subset(tmp_path, capsys):
     refs = ["Ein Hund läuft.", "Eine Katze schläft.", "Zwei Männer spielen Fußball."]
     (tmp_path / "ref.de").write_text("\n".join(refs) + "\n")

@@ -100,6 +100,34 @@ def as_rgb(im):
     return im.convert("RGB")
 
 
+def image_extensions() -> set:
+    """File extensions of every image format PIL can read here (``.jpg``, ``.png``, ``.gif``, ``.webp`` ...)."""
+    from PIL import Image
+
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def images_in_dir(directory: str) -> List[str]:
+    """Every image of ``directory`` (any format PIL reads), sorted; hidden files are ignored.
+
+    Raises:
+        FileNotFoundError: no such directory.
+        ImageError: a file that is not an image PIL reads (named, with how many there are), or no image.
+    """
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"image directory not found: {directory}")
+    exts = image_extensions()
+    names = sorted(n for n in os.listdir(directory) if not n.startswith(".")
+                   and os.path.isfile(os.path.join(directory, n)))
+    other = [n for n in names if os.path.splitext(n)[1].lower() not in exts]
+    if other:
+        raise ImageError(f"{os.path.join(directory, other[0])}: not an image format PIL reads ({len(other)} such "
+                         f"files in {directory}); move them out or list the images with --image-lists")
+    if not names:
+        raise ImageError(f"{directory}: no image in this directory")
+    return [os.path.join(directory, n) for n in names]
+
+
 def verify_images(paths: Sequence[Optional[str]], list_path: str = "images") -> None:
     """Check that every distinct image decodes (header and data); raise naming the list line."""
     seen = set()

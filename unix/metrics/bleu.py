@@ -66,7 +66,11 @@ def read_generate_output(path: str, prefix: str = "D") -> Dict[int, str]:
 
 
 def ordered(hyps: Dict[int, str], n: int, source: str = "") -> List[str]:
-    """Hypotheses 0..n-1 in order; a missing id is an error (fairseq skipped a sentence)."""
+    """Hypotheses 0..n-1 in order; a missing id (fairseq skipped a sentence) or an id >= n is an error."""
+    extra = sorted(i for i in hyps if not 0 <= i < n)
+    if extra:
+        raise ValueError(f"{source}: {len(hyps)} hypotheses (ids up to {extra[-1]}) but {n} references: "
+                         "the output is not of this test set")
     missing = [i for i in range(n) if i not in hyps]
     if missing:
         raise ValueError(f"{source}: {len(missing)} of {n} sentences have no hypothesis (first: id {missing[0]})")
