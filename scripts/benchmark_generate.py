@@ -202,14 +202,16 @@ def main(argv=None):
     for name, why in skipped.items():
         print(f"{name}: skipped: {why}")
     wall, cpu, outputs = time_interleaved(runners, args.rounds)
+    report = {"output_lengths": {"unix": sorted({len(h[0].tokens) for h in outputs["unix"]})}}
     if "fairseq" in outputs:
-        agree = same_hypotheses(outputs["unix"], outputs["fairseq"])
-        print(f"unix and fairseq best hypotheses identical: {agree}")
-    lengths = {len(h[0].tokens) for h in outputs["unix"]}
+        report["unix_equals_fairseq"] = same_hypotheses(outputs["unix"], outputs["fairseq"])
+        report["output_lengths"]["fairseq"] = sorted({len(h[0]["tokens"]) for h in outputs["fairseq"]})
+        print(f"unix and fairseq best hypotheses identical: {report['unix_equals_fairseq']}")
+    if "hf" in outputs:  # sequences start with the decoder start symbol
+        report["output_lengths"]["hf"] = [outputs["hf"].shape[1] - 1]
     print(f"threads {torch.get_num_threads()}, batch {args.batch}, beam {args.beam}, {args.tokens} decoder steps "
-          f"(unix output lengths {sorted(lengths)}), width {args.dim}, {args.layers} decoder layers, vocab "
+          f"(output tokens: {report['output_lengths']}), width {args.dim}, {args.layers} decoder layers, vocab "
           f"{args.vocab}, {args.rounds} interleaved rounds")
-    report = {}
     for clock, times in (("cpu", cpu), ("wall", wall)):
         median = {name: statistics.median(t) for name, t in times.items()}
         rate = {name: args.batch / t for name, t in median.items()}
