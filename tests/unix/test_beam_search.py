@@ -202,3 +202,20 @@ def test_unk_penalty_and_bad_options():
         search(model, src, lengths, images, stop="hf")
     with pytest.raises(ValueError, match="nbest"):
         search(model, src, lengths, images, beam=2, nbest=3)
+
+
+def test_cross_attention_with_memory_rows_shared_by_beams():
+    """Query rows sharing one memory row (the beams of a sentence) equal the memory repeated per row."""
+    from unix.modules.attention import MultiheadAttention
+
+    torch.manual_seed(0)
+    attn = MultiheadAttention(16, 4).eval()
+    memory, pad = torch.randn(3, 7, 16), torch.zeros(3, 7, dtype=torch.bool)
+    pad[1, :2] = True
+    query = torch.randn(3 * 5, 2, 16)
+    shared = attn(query, memory, key_padding_mask=pad, cache={}, static_kv=True)
+    rows = torch.arange(3).repeat_interleave(5)
+    repeated = attn(query, memory[rows], key_padding_mask=pad[rows], cache={}, static_kv=True)
+    torch.testing.assert_close(shared, repeated, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="cannot share"):
+        attn(torch.randn(7, 1, 16), memory, key_padding_mask=pad, static_kv=True)

@@ -22,10 +22,12 @@ and options under a unix task: it follows fairseq's ``SequenceGenerator._generat
   step's log-probabilities are masked to the trie before anything else, and the length limit is
   the longest answer.
 
-The image and the source are encoded once; the decoder keeps a key/value cache. Beams of one
-sentence share their encoder output, so the cross-attention keys/values and the encoder output
-are only re-selected when sentences leave the batch (a reorder within a sentence's beams would
-copy identical rows); the self-attention cache is reordered every step.
+The image and the source are encoded once, and the encoder output stays one row per sentence:
+the decoder's cross-attention lets the beams of a sentence share its keys/values
+(:class:`unix.modules.attention.MultiheadAttention`), computed at the first step, which runs once
+per sentence (its beams are identical; fairseq reads only the first one's log-probabilities).
+The self-attention cache is then repeated for the beams and reordered every step; the encoder
+output and its keys/values only change when sentences leave the batch.
 
 Example::
 
@@ -84,13 +86,18 @@ def vocab_size(model) -> int:
     return proj.out_features if proj is not None else model.decoder.embed_tokens.num_embeddings
 
 
-def reorder_decoder_cache(cache: Dict[str, Any], order: torch.Tensor, static_too: bool) -> None:
-    """Select rows of every cached tensor, in place; the encoder keys/values only with ``static_too``."""
+def reorder_decoder_cache(cache: Dict[str, Any], order: torch.Tensor, static_order: Optional[torch.Tensor] = None,
+                          static: bool = False) -> None:
+    """Select rows of the cached tensors, in place: the self-attention ones by ``order``, the encoder
+    keys/values (one row per sentence) by ``static_order`` (left alone without it)."""
     for key, value in cache.items():
         if torch.is_tensor(value):
-            cache[key] = value.index_select(0, order)
-        elif isinstance(value, dict) and (static_too or key != STATIC_CACHE_KEY):
-            reorder_decoder_cache(value, order, static_too)
+            if not static:
+                cache[key] = value.index_select(0, order)
+            elif static_order is not None:
+                cache[key] = value.index_select(0, static_order)
+        elif isinstance(value, dict):
+            reorder_decoder_cache(value, order, static_order, static or key == STATIC_CACHE_KEY)
 
 
 def block_repeated_ngrams(tokens: torch.Tensor, lprobs: torch.Tensor, step: int, n: int) -> torch.Tensor:
@@ -258,8 +265,7 @@ def beam_search(model, src_tokens, src_lengths, *, eos: int, pad: int, unk: Opti
 
 def _search(model, src_tokens, image_inputs, V, bsz, beam, nbest, max_len, min_len, eos, pad, unk, bos, lenpen,
             unk_penalty, ngram, trie, stop, device) -> List[List[Hypothesis]]:
-    enc = model.encode(src_tokens, **image_inputs)
-    enc = model.reorder_encoder_out(enc, torch.arange(bsz, device=device).repeat_interleave(beam))
+    enc = model.encode(src_tokens, **image_inputs)  # (bsz, ...): expanded to the beams after step 0
     scores = torch.zeros(bsz * beam, max_len + 1, device=device)
     tokens = torch.full((bsz * beam, max_len + 2), pad, dtype=torch.long, device=device)
     tokens[:, 0] = bos
@@ -274,17 +280,23 @@ def _search(model, src_tokens, image_inputs, V, bsz, beam, nbest, max_len, min_l
     batch_idxs: Optional[torch.Tensor] = None
     for step in range(max_len + 1):
         if reorder_state is not None:
-            shrunk = batch_idxs is not None
-            if shrunk:
+            if batch_idxs is not None:
                 corr = batch_idxs - torch.arange(batch_idxs.numel(), device=device)
                 reorder_state.view(-1, beam).add_(corr[:, None] * beam)
-                enc = model.reorder_encoder_out(enc, reorder_state)
-            reorder_decoder_cache(cache, reorder_state, static_too=shrunk)
-        logits = model.decode(tokens[:, :step + 1], enc, cache)
+                enc = model.reorder_encoder_out(enc, batch_idxs)
+            reorder_decoder_cache(cache, reorder_state, batch_idxs)
+        # step 0: the beams of a sentence are identical and fairseq only reads the first one's
+        # log-probabilities, so the decoder runs once per sentence, then its self-attention cache
+        # is repeated for the beams; the encoder output and its keys/values stay one row per sentence
+        hyps = tokens[::beam] if step == 0 else tokens
+        logits = model.decode(hyps[:, :step + 1], enc, cache)
+        if step == 0:
+            reorder_decoder_cache(cache, torch.arange(bsz, device=device).repeat_interleave(beam))
         lprobs = F.log_softmax(logits[:, -1, :], dim=-1, dtype=torch.float32)
         if trie is not None:
-            lprobs = constrain_log_probs(lprobs, tokens[:, 1:step + 1], trie)
-        lprobs.masked_fill_(lprobs.isnan(), -math.inf)
+            lprobs = constrain_log_probs(lprobs, hyps[:, 1:step + 1], trie)
+        if torch.isnan(lprobs.sum()):  # (one reduction; a NaN anywhere makes the sum NaN, -inf does not)
+            lprobs.masked_fill_(lprobs.isnan(), -math.inf)
         lprobs[:, pad] = -math.inf
         if unk is not None and unk_penalty != 0:
             lprobs[:, unk] -= unk_penalty
@@ -293,15 +305,14 @@ def _search(model, src_tokens, image_inputs, V, bsz, beam, nbest, max_len, min_l
             lprobs[:, eos + 1:] = -math.inf
         if step < min_len:
             lprobs[:, eos] = -math.inf
-        if ngram > 0 and step + 1 >= ngram - 1:
+        if ngram > 0 and step > 0:  # (nothing to block at step 0: no generated token, no complete n-gram)
             block_repeated_ngrams(tokens, lprobs, step, ngram)
 
         # fairseq's search.BeamSearch.step
-        lp = lprobs.view(bsz, beam, V)
         if step == 0:
-            lp = lp[:, ::beam, :].contiguous()
-        else:
-            lp = lp + scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1)
+            lp = lprobs.view(bsz, 1, V)
+        else:  # (in place: lprobs is not used any more)
+            lp = lprobs.view(bsz, beam, V).add_(scores.view(bsz, beam, -1)[:, :, step - 1].unsqueeze(-1))
         flat = lp.view(bsz, -1)
         cand_scores, cand_flat = torch.topk(flat, k=min(cand_size, flat.size(1) - 1))
         cand_beams = torch.div(cand_flat, V, rounding_mode="trunc")

@@ -1,7 +1,9 @@
 """Multi-head attention on ``torch.nn.functional.scaled_dot_product_attention``.
 
 Supports key padding masks, causal self-attention, and a key/value cache for incremental
-decoding (self-attention appends one step; cross-attention computes its keys once).
+decoding (self-attention appends one step; cross-attention computes its keys once). In
+cross-attention, consecutive query rows may share one memory row (the beams of a sentence in
+beam search): keys and values are then computed, cached and read once per memory row.
 """
 
 from __future__ import annotations
@@ -55,8 +57,9 @@ class MultiheadAttention(nn.Module):
 
         Args:
             query: (B, T, D).
-            key: (B, S, D) memory for cross-attention, or None.
-            key_padding_mask: (B, S) bool, True at padding positions of the keys.
+            key: (B, S, D) memory for cross-attention, or None; or (B / r, S, D): each memory row
+                serves ``r`` consecutive query rows (with ``static_kv``).
+            key_padding_mask: (B, S) (or (B / r, S)) bool, True at padding positions of the keys.
             causal: mask future positions (self-attention over full sequences only).
             cache: dict updated in place with ``k``/``v`` of shape (B, H, S, Dh); with
                 ``static_kv`` the memory keys are computed once and reused.
@@ -77,6 +80,14 @@ class MultiheadAttention(nn.Module):
                     k = torch.cat([cache["k"], k], dim=2)
                     v = torch.cat([cache["v"], v], dim=2)
                 cache["k"], cache["v"] = k, v
+        shared = 1  # query rows per key row
+        if k.shape[0] != B:
+            if not static_kv or B % k.shape[0]:
+                raise ValueError(f"{B} query rows cannot share {k.shape[0]} memory rows")
+            shared = B // k.shape[0]
+            # (B, H, T, Dh) -> (B/r, H, r*T, Dh): a memory row's queries attend together
+            q = q.view(k.shape[0], shared, self.heads, T, -1).transpose(1, 2).reshape(k.shape[0], self.heads,
+                                                                                        shared * T, -1)
         mask = None
         if key_padding_mask is not None:
             mask = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, S), True = attend
@@ -88,4 +99,6 @@ class MultiheadAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0, is_causal=use_causal
         )  # (B, H, T, Dh)
+        if shared > 1:
+            y = y.view(k.shape[0], self.heads, shared, T, -1).transpose(1, 2).reshape(B, self.heads, T, -1)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, self.dim))
