@@ -119,7 +119,9 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
         for s in self.streams:
             if s.ratio == 0:
                 logger.info("stream %s has ratio 0: not used for training", s.name)
-        self.weights = {o: float(getattr(cfg, f"{o}_weight")) for o in SEQ_OBJECTIVES + CONTRASTIVE_OBJECTIVES}
+        self.weights = {o: float(getattr(cfg, f"{o}_weight")) for o in SEQ_OBJECTIVES + CONTRASTIVE_OBJECTIVES
+                        if o != "rc3"}
+        self.weights["rc3"] = float(getattr(cfg, "rc3_weight", None) or 0.0)  # absent from older checkpoints
         for s in self.streams:
             if not any(self.weights[o] > 0 for o in OBJECTIVES_OF_KIND[s.kind]):
                 raise StreamError(f"stream {s.name!r} ({s.kind}): every objective of it has weight 0 "
@@ -319,7 +321,8 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         self.prepare_model_cfg(cfg)
-        contrastive = [o for o in ("itc", "itm", "rc3") if self.uses_objective(o)] + (["xlc"] if self.xlc_streams else [])
+        contrastive = [o for o in ("itc", "itm", "rc3") if self.uses_objective(o)]
+        contrastive += ["xlc"] if self.xlc_streams else []
         if contrastive and not getattr(cfg, "embed_proj_dim", 0):
             raise ValueError(f"objectives {', '.join(contrastive)} need pooled embeddings: set --embed-proj-dim "
                              f"(e.g. 256), or switch them off with --{contrastive[0]}-weight 0")
