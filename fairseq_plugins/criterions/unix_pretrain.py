@@ -7,20 +7,26 @@ Objectives by stream kind (weights are the task's ``--<objective>-weight``; 0 = 
   ``model.logit_scale``, negatives all-gathered over workers);
 * ``xlc``: the same between a sentence and its translation;
 * ``itm``: image-text matching over positives and hard negatives sampled from the ``itc``
-  similarities, classified by the ITM head on the fused encoder output (mean over pairs).
+  similarities, classified by the ITM head on the fused encoder output (mean over pairs);
+* ``rc3``: on batches of a weakly-aligned caption stream (they carry ``relevance``, (B,)) when
+  ``--rc3-weight > 0``, RC3's relevance-regularized contrastive loss (:mod:`unix.losses.rc3`)
+  takes the place of ``itc`` (same embeddings, temperature and gathering; ITM's hard negatives
+  then come from its similarities). With ``--rc3-weight 0`` those batches get plain ``itc``.
 
 Distributed convention (``unix/losses/contrastive.py``): fairseq sums gradients over workers and
 divides by the summed ``sample_size``. Every batch has ``sample_size = 1`` and::
 
-    loss = sum_o w_o * token_mean_o + w_itc * N * L_itc + w_xlc * N * L_xlc + w_itm * ITM_mean
+    loss = sum_o w_o * token_mean_o + w_itc * N * L_itc + w_xlc * N * L_xlc + w_rc3 * N * L_rc3
+           + w_itm * ITM_mean
 
 where ``N`` is the data-parallel world size: each rank's contrastive ``L`` is already the global
 loss and its gradient is the rank's share, so ``x N`` undoes fairseq's division by ``N``. In the
 logs each rank reports ``L / N`` with a count ``1 / N``, so the summed log is ``L``.
 
 Logged (``reduce_metrics``, so also in TensorBoard): ``loss``, ``<o>_loss`` of every objective,
-``<o>_nll_loss`` of the seq2seq ones, ``itc_acc_i2t``, ``itc_acc_t2i``, ``xlc_acc``, ``itm_acc``
-and ``temperature`` (``1 / exp(logit_scale)``).
+``<o>_nll_loss`` of the seq2seq ones, ``itc_acc_i2t``, ``itc_acc_t2i``, ``xlc_acc``, ``itm_acc``,
+``rc3_acc`` (best-match accuracy, both directions averaged) and ``temperature``
+(``1 / exp(logit_scale)``).
 """
 
 import logging
@@ -34,11 +40,11 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq_plugins.distributed import check_ddp_backend
 from fairseq_plugins.tasks.unix_pretrain import CONTRASTIVE_OBJECTIVES, SEQ_OBJECTIVES
 from unix.losses import (contrastive_loss, distributed_world_size, itm_loss, itm_pairs, logit_scale_value,
-                         sample_hard_negatives, sequence_loss)
+                         rc3_loss, sample_hard_negatives, sequence_loss)
 
 logger = logging.getLogger(__name__)
 
-ACCURACIES = {"itc": ("itc_acc_i2t", "itc_acc_t2i"), "xlc": ("xlc_acc",), "itm": ("itm_acc",)}
+ACCURACIES = {"itc": ("itc_acc_i2t", "itc_acc_t2i"), "xlc": ("xlc_acc",), "itm": ("itm_acc",), "rc3": ("rc3_acc",)}
 
 
 @dataclass
@@ -96,8 +102,9 @@ class UnixPretrainCriterion(FairseqCriterion):
             log[f"{seq}_nll_loss"] = float(out.nll_loss.detach()) / ntok
             log[f"{seq}_ntokens"] = float(out.ntokens)
         core = model.core
-        if kind == "caption" and has_images and (self.weights["itc"] > 0 or self.weights["itm"] > 0):
-            terms += self.image_text_terms(core, sample, world, log)
+        weak = self.weights["rc3"] > 0 and sample.get("relevance") is not None
+        if kind == "caption" and has_images and (self.weights["itc"] > 0 or self.weights["itm"] > 0 or weak):
+            terms += self.image_text_terms(core, sample, world, log, weak)
         if kind == "translation" and self.weights["xlc"] > 0 and sample["stream"] in self.xlc_streams:
             a = core.encode_text(sample["xl_src"])  # (B, E)
             b = core.encode_text(sample["xl_tgt"])  # (B, E)
@@ -114,8 +121,8 @@ class UnixPretrainCriterion(FairseqCriterion):
         log["nsentences"] = float(sample["target"].size(0))
         return loss, 1, log
 
-    def image_text_terms(self, core, sample, world, log):
-        """``itc`` and ``itm`` terms of a caption batch (rows with an image)."""
+    def image_text_terms(self, core, sample, world, log, weak: bool = False):
+        """``itc`` (``rc3`` when ``weak``) and ``itm`` terms of a caption batch (rows with an image)."""
         net_input = sample["net_input"]
         rows = net_input["image_mask"].nonzero(as_tuple=True)[0]  # (B',)
         key = "image_features" if "image_features" in net_input else "images"
@@ -123,9 +130,15 @@ class UnixPretrainCriterion(FairseqCriterion):
         text = sample["text_tokens"][rows]  # (B', T)
         img = core.encode_image(**{("features" if key == "image_features" else "images"): pixels})  # (B', E)
         txt = core.encode_text(text)  # (B', E)
-        c = contrastive_loss(img, txt, core.logit_scale)
         terms = []
-        if self.weights["itc"] > 0:
+        if weak:
+            c = rc3_loss(img, txt, sample["relevance"][rows], core.logit_scale)  # relevance (B',)
+            terms.append(("rc3", self.weights["rc3"], world, c.loss, 1.0 / world))
+            log["rc3_acc"] = float(c.acc_a2b + c.acc_b2a) / 2 / world
+            self.log_temperature(core, world, log)
+        else:
+            c = contrastive_loss(img, txt, core.logit_scale)
+        if not weak and self.weights["itc"] > 0:
             terms.append(("itc", self.weights["itc"], world, c.loss, 1.0 / world))
             log["itc_acc_i2t"] = float(c.acc_a2b) / world
             log["itc_acc_t2i"] = float(c.acc_b2a) / world

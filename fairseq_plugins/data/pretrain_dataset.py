@@ -6,7 +6,7 @@
   :class:`ImagePairDataset`), names the stream in every batch (``batch["stream"]``) and adds the
   texts the contrastive objectives embed, right-padded: ``text_tokens`` (caption streams: tag +
   caption, code-switched when enabled), ``xl_src`` / ``xl_tgt`` (translation streams: each side
-  behind its own language tag);
+  behind its own language tag), and ``relevance`` (B,) for a weakly-aligned caption stream (RC3);
 * :class:`StreamMixDataset`: fairseq's ``MultiCorpusDataset`` with ``batch_sample=True`` (each
   batch from one stream, samples drawn with the stream ratios anew every epoch), whose batches
   are grouped so that all data-parallel workers see the same stream at the same step (the
@@ -81,12 +81,17 @@ class PretrainStreamDataset(BaseWrapperDataset):
         text_fn: caption streams: ``(item, index, epoch) -> (T,) tokens`` of the text to embed
             (tag + caption, possibly code-switched).
         epoch_listeners: inner datasets to tell the epoch (e.g. a :class:`DenoisingSourceDataset`).
+        relevance: caption streams of weakly-aligned pairs: the textual relevance of every sample
+            (:mod:`unix.data.relevance`), collated as ``batch["relevance"]`` (B,) for RC3.
     """
 
     def __init__(self, dataset, name: str, kind: str, pad: int, src_tag: Optional[int] = None,
                  tgt_tag: Optional[int] = None, text_fn: Optional[Callable] = None,
-                 epoch_listeners: Sequence = ()):
+                 epoch_listeners: Sequence = (), relevance: Optional[Sequence[float]] = None):
         super().__init__(dataset)
+        if relevance is not None and len(relevance) != len(dataset):
+            raise ValueError(f"stream {name!r}: {len(relevance)} relevance values for {len(dataset)} samples")
+        self.relevance = relevance
         self.name, self.kind, self.pad = name, kind, pad
         self.src_tag, self.tgt_tag, self.text_fn = src_tag, tgt_tag, text_fn
         self.epoch_listeners = list(epoch_listeners)  # inner datasets fairseq's pair dataset hides
@@ -106,6 +111,8 @@ class PretrainStreamDataset(BaseWrapperDataset):
             src = item["source"][1:]  # the target-language tag in front is the model's, not the text's
             item["xl_src"] = torch.cat([src.new_tensor([self.src_tag]), src])
             item["xl_tgt"] = torch.cat([item["target"].new_tensor([self.tgt_tag]), item["target"]])
+        if self.relevance is not None:
+            item["relevance"] = float(self.relevance[index])
         return item
 
     def collater(self, samples):
@@ -118,6 +125,8 @@ class PretrainStreamDataset(BaseWrapperDataset):
         for key, out in (("text", "text_tokens"), ("xl_src", "xl_src"), ("xl_tgt", "xl_tgt")):
             if key in order[0]:
                 batch[out] = collate_tokens([s[key] for s in order], self.pad)  # (B, T)
+        if "relevance" in order[0]:
+            batch["relevance"] = torch.tensor([s["relevance"] for s in order], dtype=torch.float)  # (B,)
         return batch
 
 

@@ -8,7 +8,9 @@ of the task's data directory. Every batch comes from one stream, drawn with the 
 objectives the criterion ``unix_pretrain`` computes:
 
 ============  =============================================================================
-caption        ``caption`` (image -> caption LM), ``itc`` (image-text contrastive), ``itm``
+caption        ``caption`` (image -> caption LM), ``itc`` (image-text contrastive), ``itm``;
+               ``rc3`` instead of ``itc`` on a weakly-aligned caption stream (one whose
+               directory has ``<split>.relevance``, see below)
 translation    ``mt`` / ``mmt`` (translation, multimodal when the batch has images), ``xlc``
                (cross-lingual text-text contrastive)
 denoise        ``denoise`` (BART text infilling -> original sentence)
@@ -17,6 +19,12 @@ denoise        ``denoise`` (BART text infilling -> original sentence)
 Each objective has a weight (``--itc-weight`` ...; 0 switches it off). Code-switching (M3P) of
 the English captions the contrastive objectives embed is off unless ``--code-switch-prob > 0``;
 its word lists come from ``--code-switch-lexicons`` or are induced from the parallel streams.
+
+RC3 (``--rc3-weight > 0``, :mod:`unix.losses.rc3`): a caption stream whose directory holds
+``<split>.relevance`` (one number in [0, 1] per sample, :mod:`unix.data.relevance`; written by
+``scripts/prepare_weak_captions.py``) is a stream of weakly-aligned pairs; its batches carry the
+relevance and their image-text contrastive term becomes the relevance-regularized ``rc3`` loss.
+With ``--rc3-weight 0`` the same batches get plain ``itc``: the two runs differ only in the loss.
 """
 
 import glob
@@ -39,6 +47,7 @@ from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, load_image
 from fairseq_plugins.data.pretrain_dataset import DenoisingSourceDataset, PretrainStreamDataset, StreamMixDataset
 from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty
 from unix.data.code_switch import CodeSwitcher, induce_lexicon, load_lexicon
+from unix.data.relevance import read_relevance, relevance_path
 from unix.data.streams import (StreamError, check_parallel_langs, normalized_ratios, parallel_pairs,
                                parse_streams)
 from unix.data.tokenizer import check_lang_in_vocab, is_lang_tag
@@ -48,8 +57,8 @@ from unix.metrics.references import SEP
 logger = logging.getLogger(__name__)
 
 SEQ_OBJECTIVES = ("caption", "mt", "mmt", "denoise")
-CONTRASTIVE_OBJECTIVES = ("itc", "xlc", "itm")
-OBJECTIVES_OF_KIND = {"caption": ("caption", "itc", "itm"), "translation": ("mt", "mmt", "xlc"),
+CONTRASTIVE_OBJECTIVES = ("itc", "xlc", "itm", "rc3")
+OBJECTIVES_OF_KIND = {"caption": ("caption", "itc", "itm", "rc3"), "translation": ("mt", "mmt", "xlc"),
                       "denoise": ("denoise",)}
 
 
@@ -67,6 +76,9 @@ class UnixPretrainConfig(FairseqDataclass, UnixImageDataConfig):
     itc_weight: float = field(default=1.0, metadata={"help": "weight of image-text contrastive (0 = off)"})
     xlc_weight: float = field(default=1.0, metadata={"help": "weight of cross-lingual contrastive (0 = off)"})
     itm_weight: float = field(default=1.0, metadata={"help": "weight of image-text matching (0 = off)"})
+    rc3_weight: float = field(default=0.0, metadata={
+        "help": "weight of RC3's relevance-regularized image-text contrastive loss on weakly-aligned caption "
+                "streams (those with <split>.relevance; they get plain itc when 0 = off)"})
     xlc_langs: Optional[str] = field(default=None, metadata={
         "help": "comma-separated languages aligned with en by the cross-lingual contrastive loss "
                 "(default: every language paired with en in a translation stream)"})
@@ -107,7 +119,9 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
         for s in self.streams:
             if s.ratio == 0:
                 logger.info("stream %s has ratio 0: not used for training", s.name)
-        self.weights = {o: float(getattr(cfg, f"{o}_weight")) for o in SEQ_OBJECTIVES + CONTRASTIVE_OBJECTIVES}
+        self.weights = {o: float(getattr(cfg, f"{o}_weight")) for o in SEQ_OBJECTIVES + CONTRASTIVE_OBJECTIVES
+                        if o != "rc3"}
+        self.weights["rc3"] = float(getattr(cfg, "rc3_weight", None) or 0.0)  # absent from older checkpoints
         for s in self.streams:
             if not any(self.weights[o] > 0 for o in OBJECTIVES_OF_KIND[s.kind]):
                 raise StreamError(f"stream {s.name!r} ({s.kind}): every objective of it has weight 0 "
@@ -183,6 +197,9 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
                 streams[spec.name] = ds
         if not streams:
             raise FileNotFoundError(f"no stream has data for split {split!r}")
+        if train and self.weights["rc3"] > 0 and not any(d.relevance is not None for d in streams.values()):
+            raise StreamError(f"--rc3-weight > 0 but no caption stream has relevance ({split}.relevance beside "
+                              "its data; see scripts/prepare_weak_captions.py)")
         if train:
             ratios = normalized_ratios([s for s in self.streams if s.name in streams])
         else:
@@ -242,7 +259,13 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
         if spec.kind == "translation":
             return PretrainStreamDataset(pair, spec.name, spec.kind, d.pad(), self.tag(spec.src), self.tag(spec.tgt))
         text_fn = self.caption_text if spec.kind == "caption" else None
-        return PretrainStreamDataset(pair, spec.name, spec.kind, d.pad(), text_fn=text_fn, epoch_listeners=listeners)
+        relevance = None
+        if spec.kind == "caption" and os.path.exists(relevance_path(path, split)):
+            relevance = read_relevance(relevance_path(path, split), len(pair))
+            logger.info("stream %s: weakly-aligned (%s), mean relevance %.3f", spec.name,
+                        relevance_path(path, split), sum(relevance) / len(relevance))
+        return PretrainStreamDataset(pair, spec.name, spec.kind, d.pad(), text_fn=text_fn, epoch_listeners=listeners,
+                                     relevance=relevance)
 
     @staticmethod
     def _missing(spec, split, path, required):
@@ -298,7 +321,8 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         self.prepare_model_cfg(cfg)
-        contrastive = [o for o in ("itc", "itm") if self.uses_objective(o)] + (["xlc"] if self.xlc_streams else [])
+        contrastive = [o for o in ("itc", "itm", "rc3") if self.uses_objective(o)]
+        contrastive += ["xlc"] if self.xlc_streams else []
         if contrastive and not getattr(cfg, "embed_proj_dim", 0):
             raise ValueError(f"objectives {', '.join(contrastive)} need pooled embeddings: set --embed-proj-dim "
                              f"(e.g. 256), or switch them off with --{contrastive[0]}-weight 0")

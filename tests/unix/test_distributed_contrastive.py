@@ -2,7 +2,8 @@
 
 Convention checked (see :mod:`unix.losses.contrastive`): on every rank the loss equals the
 single-process loss; each rank's input gradients equal the single-process gradients of its rows;
-the ``logit_scale`` gradients *summed* over ranks equal the single-process gradient.
+the ``logit_scale`` gradients *summed* over ranks equal the single-process gradient. The same for
+RC3's relevance-regularized loss (:mod:`unix.losses.rc3`), whose relevance is gathered too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from unix.losses import contrastive_loss, gather_features, sample_hard_negatives
+from unix.losses import contrastive_loss, gather_features, rc3_loss, sample_hard_negatives
 
 WORLD = 2
 
@@ -29,6 +30,9 @@ def make_cases():
         b = torch.nn.functional.normalize(a + 0.8 * torch.randn(n, 4, generator=g), dim=-1)
         cases[name] = (a, b, splits, math.log(5.0))
     return cases
+
+
+RELEVANCE = torch.tensor([1.0, 0.3, 0.8, 0.0, 0.55, 0.9])  # rows of a case: the first n
 
 
 def _worker(rank: int, init_file: str, out_dir: str, cases) -> None:
@@ -49,6 +53,12 @@ def _worker(rank: int, init_file: str, out_dir: str, cases) -> None:
             results[name] = dict(loss=out.loss.detach(), acc_a2b=out.acc_a2b, acc_b2a=out.acc_b2a,
                                  logits=out.logits.detach(), offset=out.offset, grad_a=a.grad,
                                  grad_b=b.grad, grad_s=s.grad, neg=neg.text_for_image)
+            a, b = (x.detach().clone().requires_grad_(True) for x in (a, b))
+            s = torch.tensor(log_scale, requires_grad=True)
+            rc3 = rc3_loss(a, b, RELEVANCE[lo:hi], s)
+            rc3.loss.backward()
+            results[f"rc3_{name}"] = dict(loss=rc3.loss.detach(), offset=rc3.offset, grad_a=a.grad, grad_b=b.grad,
+                                          grad_s=s.grad)
         x = torch.full((rank + 1, 2), float(rank))  # rank 0: 1 row, rank 1: 2 rows
         results["gathered"] = gather_features(x)[0]
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
@@ -109,6 +119,27 @@ def test_two_ranks_equal_one_rank(two_rank_results, name):
     assert grad_s.abs().item() > 1e-4  # the comparison below is not trivially 0 == 0
     summed = sum(results[rank][name]["grad_s"] for rank in range(WORLD))
     assert torch.allclose(summed, grad_s, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["equal", "unequal"])
+def test_rc3_two_ranks_equal_one_rank(two_rank_results, name):
+    cases, results = two_rank_results
+    a_full, b_full, splits, log_scale = cases[name]
+    n = a_full.shape[0]
+    a, b = a_full.clone().requires_grad_(True), b_full.clone().requires_grad_(True)
+    s = torch.tensor(log_scale, requires_grad=True)
+    ref = rc3_loss(a, b, RELEVANCE[:n], s)
+    ref.loss.backward()
+    plain = contrastive_loss(a_full, b_full, log_scale).loss
+    assert abs(ref.loss.item() - plain.item()) > 1e-3  # the relevance matters in this case
+    for rank, (lo, hi) in enumerate(splits):
+        r = results[rank][f"rc3_{name}"]
+        assert r["offset"] == lo
+        assert torch.allclose(r["loss"], ref.loss.detach(), atol=1e-6)
+        assert torch.allclose(r["grad_a"], a.grad[lo:hi], atol=1e-6)
+        assert torch.allclose(r["grad_b"], b.grad[lo:hi], atol=1e-6)
+    summed = sum(results[rank][f"rc3_{name}"]["grad_s"] for rank in range(WORLD))
+    assert torch.allclose(summed, s.grad, atol=1e-6)
 
 
 def test_gather_features_variable_sizes(two_rank_results):

@@ -1,1 +1,1 @@
-"""Console commands that need no fairseq: ``unix-export``, ``unix-caption``, ``unix-translate``, ``unix-vqa``."""
+"""Console commands (``unix-<verb>``, declared in setup.cfg) that do not need fairseq in process."""
