@@ -175,6 +175,20 @@ def image_section(cfg, task: Dict[str, Any], weights: Dict[str, torch.Tensor], f
     return section, stored
 
 
+def find_data_dir(data: str, checkpoint: str) -> str:
+    """The task's data directory: as recorded, else (a relative path recorded where training ran)
+    relative to the checkpoint's directory or one of its three parents; as recorded when not found."""
+    if not data or os.path.isabs(data) or os.path.exists(os.path.join(data, DICT)):
+        return data
+    here = os.path.dirname(os.path.abspath(checkpoint))
+    for _ in range(4):
+        if os.path.exists(os.path.join(here, data, DICT)):
+            logger.info("task data %s found under %s", data, here)
+            return os.path.join(here, data)
+        here = os.path.dirname(here)
+    return data
+
+
 def git_commit() -> str:
     """Short commit of the checkout holding this package (``+dirty`` with changed code), or ``unknown``."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -225,7 +239,7 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
     task = dict((state.get("cfg") or {}).get("task") or {})
     if task.get("_name") not in TASKS:
         raise ExportError(f"{checkpoint}: task {task.get('_name')!r} is not a unix task ({', '.join(TASKS)})")
-    data_dir = task_data or (task.get("data") or "").split(os.pathsep)[0]
+    data_dir = task_data or find_data_dir((task.get("data") or "").split(os.pathsep)[0], checkpoint)
     dict_path = os.path.join(data_dir, DICT)
     if not os.path.exists(dict_path):
         raise ExportError(f"{dict_path}: not found; give the task data directory with --task-data DIR")

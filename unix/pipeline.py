@@ -142,9 +142,11 @@ class Pipeline:
 
     def _check_lang(self, use: str, lang: str, what: str) -> None:
         known = self.languages(use)
+        if not known:
+            raise ValueError(f"this model ({self.config['task']}) does not {use}")
         if lang not in known:
-            raise UnknownLanguageError(f"{what} {lang!r}: this model ({self.config['task']}) "
-                                       f"{'does not ' + use if not known else 'knows ' + ', '.join(known)}")
+            raise UnknownLanguageError(f"{what} {lang!r}: this model ({self.config['task']}) knows "
+                                       f"{', '.join(known)}")
 
     def _options(self, use: str, overrides: Dict[str, Any]) -> Dict[str, Any]:
         gen = self.config["generation"].get(use)
@@ -259,7 +261,10 @@ class Pipeline:
                 ids.append(self.codec.encode(a, lang))
         bad = [i for i, a in enumerate(ids) if self.dictionary.unk() in a]
         if bad:
-            raise InputError(f"answer {bad[0]}: has pieces outside the model's vocabulary")
+            text = listed[bad[0]] if answers is True else answers[bad[0]]
+            pieces = self.codec.pieces(text, lang).split() if answers is not True else text.split()
+            unknown = " ".join(p for p in pieces if p not in self.dictionary)
+            raise InputError(f"answer {bad[0]}: {text!r} has pieces outside the model's vocabulary: {unknown}")
         return AnswerTrie(self.dictionary.eos(), ids)
 
     @torch.no_grad()
