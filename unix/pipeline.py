@@ -146,7 +146,7 @@ class Pipeline:
             raise ValueError(f"this model ({self.config['task']}) does not {use}")
         if lang not in known:
             raise UnknownLanguageError(f"{what} {lang!r}: this model ({self.config['task']}) knows "
-                                       f"{', '.join(known)}")
+                                       f"{', '.join(known)}; use one of those")
 
     def _options(self, use: str, overrides: Dict[str, Any]) -> Dict[str, Any]:
         gen = self.config["generation"].get(use)
@@ -213,7 +213,7 @@ class Pipeline:
         if (src, tgt) not in pairs:
             shown = ", ".join(f"{a}-{b}" for a, b in pairs[:20]) or "none: it does not translate"
             raise UnknownLanguageError(f"language pair {src}-{tgt}: this model ({self.config['task']}) "
-                                       f"translates {shown}")
+                                       f"translates {shown}; use one of those")
         if images is not None and len(images) != len(sentences):
             raise InputError(f"{len(sentences)} sentences but {len(images)} images: give one image (or None) "
                              "per sentence")

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                       generation=json.loads(args.generation) if args.generation else None,
                       preprocess=json.loads(args.preprocess) if args.preprocess else None, bpe_codes=args.bpe_codes)
     except (ExportError, CheckpointError, ModelDirError, FileNotFoundError, json.JSONDecodeError) as e:
-        return fail(e, args.debug)
+        return fail(e, args.debug, "unix-export")
     logging.getLogger("unix-export").info("wrote %s (task %s, %s)", args.out, conf["task"], conf["dtype"])
     return 0
 
