@@ -361,7 +361,7 @@ def write_card(out: str, conf: Dict[str, Any], model: UnixModel) -> None:
              f"- task `{conf['task']}`; {m['embed_dim']}-dim, {m['text_layers']}+{m['fusion_layers']} encoder "
              f"layers, {m['decoder_layers']} decoder layers, vocabulary {conf['vocab_size']}; "
              f"{params / 1e6:.2f}M parameters besides the image backbone; weights {conf['dtype']}",
-             f"- image backbone: " + (f"`{img['backbone']}` (weights: {img['weights']}, pooled stages "
+             "- image backbone: " + (f"`{img['backbone']}` (weights: {img['weights']}, pooled stages "
                                       f"{img['pool_stages'] or 'none'}, trained on {img['trained_on']})"
                                       if img else "none (text only)")]
     for use in ("translate", "caption", "answer"):
@@ -381,8 +381,17 @@ def write_card(out: str, conf: Dict[str, Any], model: UnixModel) -> None:
             lines.append(f"- {test_set}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
         else:
             lines.append(f"- {test_set}: {values}")
-    lines += ["", "## Use", "", "```python", "from unix.pipeline import load",
-              f"m = load(\"{os.path.basename(os.path.abspath(out))}\")", "```", ""]
+    lines += ["", "## Use", "", "```python", "from unix.pipeline import load", f"m = load({json.dumps(out)})"]
+    examples = {"caption": (f"m.caption([\"photo.jpg\"], lang={json.dumps((langs.get('caption') or ['en'])[0])})",
+                            f"unix-caption photo.jpg --model {out} --lang {(langs.get('caption') or ['en'])[0]}"),
+                "translate": ("m.translate([\"A dog runs .\"], images=[\"photo.jpg\"], src=\"{}\", tgt=\"{}\")".format(
+                                  *(langs.get("translate") or [["en", "de"]])[0]),
+                              "unix-translate --model {} --src {} --tgt {} --input sentences.txt --images "
+                              "photos.txt".format(out, *(langs.get("translate") or [["en", "de"]])[0])),
+                "answer": ("m.answer([\"photo.jpg\"], [\"what color is it ?\"], answers=True)",
+                           f"unix-vqa --model {out} --images photos.txt --questions questions.txt --answers model")}
+    uses = [u for u in examples if u in conf["generation"]]
+    lines += [examples[u][0] for u in uses] + ["```", "", "```sh"] + [examples[u][1] for u in uses] + ["```", ""]
     with open(os.path.join(out, CARD), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 

@@ -47,6 +47,16 @@ class Hyp(NamedTuple):
     score: float
 
 
+def as_list(x: Any, what: str) -> List[Any]:
+    """A batch of inputs as a list; a lone string, path, PIL image or single image array is refused."""
+    import numpy as np
+
+    if isinstance(x, (str, bytes, os.PathLike)) or hasattr(x, "getpixel") or (isinstance(x, np.ndarray) and x.ndim < 4):
+        raise TypeError(f"{what}: give a list (the methods are batched), e.g. [{what[:-1]}]; got one "
+                        f"{type(x).__name__}")
+    return list(x)
+
+
 def bundled_models() -> List[str]:
     """Names of the models shipped inside the package (``unix/bundled/<name>/config.json``)."""
     if not os.path.isdir(BUNDLED_DIR):
@@ -196,6 +206,7 @@ class Pipeline:
             UnknownLanguageError: a language the model lacks; ImageError / InputError: a bad input.
         """
         self._check_lang("caption", lang, "caption language")
+        images = as_list(images, "images")
         sources = [self._tag(lang) + [self.dictionary.eos()]] * len(images)
         return self._generate("caption", sources, list(images), lang, dict(options, beam=beam), batch_size, nbest,
                               return_scores, names, on_error, progress, need_images=True)
@@ -209,6 +220,8 @@ class Pipeline:
         ``images``: None (text only) or one entry per sentence (an image or None). Other
         arguments and the result as :meth:`caption`.
         """
+        sentences = as_list(sentences, "sentences")
+        images = None if images is None else as_list(images, "images")
         pairs = [tuple(p) for p in self.config["languages"].get("translate", [])]
         if (src, tgt) not in pairs:
             shown = ", ".join(f"{a}-{b}" for a, b in pairs[:20]) or "none: it does not translate"
@@ -237,6 +250,7 @@ class Pipeline:
         """
         lang = lang or (self.languages("answer") or ["en"])[0]
         self._check_lang("answer", lang, "answer language")
+        images, questions = as_list(images, "images"), as_list(questions, "questions")
         if len(images) != len(questions):
             raise InputError(f"{len(questions)} questions but {len(images)} images: give one image per question")
         trie = self.answer_trie(answers, lang) if answers is not None and answers is not False else None
@@ -271,6 +285,9 @@ class Pipeline:
     def embed_images(self, images: Sequence[Any], batch_size: int = 16) -> torch.Tensor:
         """Normalised image embeddings (B, E) of the contrastive head (models with ``embed_proj_dim`` > 0)."""
         self._check_heads()
+        images = as_list(images, "images")
+        if self.backbone is None:
+            raise ValueError(f"this model ({self.config['task']}) reads no images")
         out = []
         for start in range(0, len(images), batch_size):
             chunk = list(range(start, min(start + batch_size, len(images))))
@@ -284,6 +301,7 @@ class Pipeline:
         from unix.generation.beam_search import collate_sources
 
         self._check_heads()
+        texts = as_list(texts, "texts")
         if f"__{lang}__" not in self.dictionary:
             raise UnknownLanguageError(f"language {lang!r}: no tag __{lang}__ in the model's dictionary")
         sources = [self._source(t, lang, [self.dictionary.index(f"__{lang}__")], f"text {i}")

@@ -84,7 +84,8 @@ def test_caption_command_writes_good_photos_and_lists_bad_ones(models, photos, t
     assert rows[0][1] == rows[1][1] == rows[2][1]  # the same photo in three formats
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert f"unix-caption: {photos / 'missing.jpg'}: image not found: {photos / 'missing.jpg'} (fix: check the path" in err
+    missing = photos / "missing.jpg"
+    assert f"unix-caption: {missing}: image not found: {missing} (fix: check the path" in err
     assert f"unix-caption: {photos / 'corrupt.jpg'}: cannot read image" in err and "(fix: re-encode the photo" in err
     assert "2 of 6 inputs skipped" in err
 

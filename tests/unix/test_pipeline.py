@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.unix.model_fixtures import MMT_TASK, make_checkpoint
+from tests.unix.model_fixtures import make_checkpoint
 from unix.data.images import ImageError
 from unix.data.inputs import InputError
 from unix.data.tokenizer import UnknownLanguageError
@@ -127,7 +127,8 @@ def test_bad_inputs_are_named(caption_model, tiny_corpus, tmp_path):
         caption_model.caption([str(corrupt)])
     with pytest.raises(ImageError, match=r"input 0: an image array must be"):
         caption_model.caption([np.zeros((4, 4, 2), dtype=np.uint8)])
-    with pytest.raises(UnknownLanguageError, match=r"caption language 'cs': this model \(unix_caption\) knows de, en, fr"):
+    with pytest.raises(UnknownLanguageError,
+                       match=r"caption language 'cs': this model \(unix_caption\) knows de, en, fr"):
         caption_model.caption([good], lang="cs")
     # with on_error, the bad inputs are reported by index and the others still captioned
     errors = []
@@ -205,3 +206,23 @@ def test_tokenized_protocol_preprocessing(tiny_corpus, tmp_path):
     assert codec.encode("The dog  is here.", "en") == [d.index(w) for w in ("the", "dog", "is", "here", ".")]
     assert codec.decode([d.index("the"), d.index("do@@"), d.index("g"), d.index("is"), d.index("here"),
                          d.index("."), d.eos()], "en") == "the dog is here."
+
+
+def test_a_lone_input_is_refused_and_a_4d_array_is_a_batch(caption_model, tiny_corpus):
+    from PIL import Image
+
+    path = tiny_corpus / "images" / "red.png"
+    with pytest.raises(TypeError, match=r"images: give a list \(the methods are batched\)"):
+        caption_model.caption(str(path))
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    assert caption_model.caption(np.stack([arr, arr])) == caption_model.caption([str(path)]) * 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_gives_the_cpu_captions(caption_model, tiny_corpus):
+    photos = [str(tiny_corpus / "images" / f"{c}.png") for c in ("red", "blue", "green")]
+    gpu = load(caption_model.model_dir, device="cuda")
+    want = caption_model.caption(photos, lang="de", return_scores=True)
+    got = gpu.caption(photos, lang="de", return_scores=True)
+    assert [h.text for h in got] == [h.text for h in want]
+    assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-3)
