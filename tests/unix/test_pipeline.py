@@ -70,6 +70,55 @@ def test_translate_gives_fairseq_generate_strings_and_scores(trained_mmt, tiny_c
 
 
 @pytest.fixture(scope="module")
+def trained_caption(tmp_path_factory):
+    """A caption model trained by fairseq-train on a feature cache (a backbone with a weights file), its
+    fairseq-generate output on test_en and test_de, and its export (which runs that backbone on photos)."""
+    from tests.caption_data import prepare_tiny
+    from unix.data.feature_cache import build_feature_cache
+    from unix.models.image_encoder import create_backbone
+
+    root = tmp_path_factory.mktemp("pipeline_caption_ft")
+    d = prepare_tiny(root)
+    torch.manual_seed(7)
+    torch.save(create_backbone("test_efficientnet").state_dict(), root / "backbone.pth")
+    build_feature_cache(sorted(str(p) for p in d["images"].iterdir()), str(root / "cache"), "test_efficientnet",
+                        str(root / "backbone.pth"))
+    common = [d["bin"], "--user-dir", USER_DIR, "--task", "unix_caption", "--image-root", d["images"],
+              "--image-features", root / "cache"]
+    run(["fairseq-train", *common, "--arch", "unix_tiny", "--criterion", "label_smoothed_cross_entropy",
+         "--label-smoothing", "0.1", "--optimizer", "adam", "--lr", "0.005", "--dropout", "0.1", "--batch-size", "16",
+         "--max-update", "60", "--save-dir", root / "ck", "--no-epoch-checkpoints", "--no-progress-bar",
+         "--log-format", "simple", "--num-workers", "0", "--seed", "1", "--no-save-optimizer-state",
+         "--valid-subset", "valid_en"])
+    gens = {lang: run(["fairseq-generate", *common, "--path", root / "ck" / "checkpoint_last.pt",
+                       "--gen-subset", f"test_{lang}", "--beam", "3", "--max-len-b", "40", "--no-repeat-ngram-size",
+                       "2", "--batch-size", "2", "--post-process", "sentencepiece"]).stdout for lang in ("en", "de")}
+    export(str(root / "ck" / "checkpoint_last.pt"), str(root / "model"))
+    return d, root / "model", gens
+
+
+def test_caption_gives_fairseq_generate_captions_from_raw_photos(trained_caption):
+    """fairseq-generate read cached fp16 features; the pipeline runs the backbone on the photos (the cache's
+    weights file, stored in the model directory) with the model directory's defaults (beam 3, no-repeat 2)."""
+    d, model_dir, gens = trained_caption
+    m = load(str(model_dir))
+    assert m.image["trained_on"] == "feature_cache" and m.config["generation"]["caption"]["beam"] == 3
+    for lang, gen in gens.items():
+        hyps = {}
+        for line in gen.splitlines():
+            if line.startswith("H-"):
+                idx, score, text = line.split("\t")
+                hyps[int(idx[2:])] = (text, float(score))
+        names = (d["bin"] / f"test_{lang}.images.txt").read_text().splitlines()
+        assert sorted(hyps) == list(range(len(names))) and len(names) >= 3
+        out = m.caption([str(d["images"] / n) for n in names], lang=lang, return_scores=True)
+        assert [h.text for h in out] == [hyps[i][0] for i in range(len(names))], lang
+        assert [h.score / math.log(2) for h in out] == pytest.approx([hyps[i][1] for i in range(len(names))],
+                                                                     abs=1e-4)
+    assert len({h for h in m.caption([str(d["images"] / n) for n in names], lang="en")}) > 1
+
+
+@pytest.fixture(scope="module")
 def caption_model(tiny_corpus, tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline_caption")
     make_checkpoint(root / "ck.pt", tiny_corpus / "bin", {"_name": "unix_caption"},
