@@ -8,6 +8,7 @@ carrying any other pickled object is refused instead of executed.
 import argparse
 import logging
 import pickle
+import struct
 from typing import Any, Dict, Tuple
 
 import torch
@@ -65,7 +66,7 @@ def load_state(path: str) -> Dict[str, Any]:
             raise CheckpointError(f"cannot read checkpoint {path}: not a torch checkpoint or corrupt") from e
         raise CheckpointError(f"refusing to load {path}: it holds a pickled object outside the allow-list "
                               f"(torch.load weights_only=True): {culprit}") from e
-    except (RuntimeError, EOFError, OSError) as e:
+    except (RuntimeError, EOFError, OSError, struct.error) as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
 
 

@@ -175,6 +175,20 @@ def image_section(cfg, task: Dict[str, Any], weights: Dict[str, torch.Tensor], f
     return section, stored
 
 
+def find_data_dir(data: str, checkpoint: str) -> str:
+    """The task's data directory: as recorded, else (a relative path recorded where training ran)
+    relative to the checkpoint's directory or one of its three parents; as recorded when not found."""
+    if not data or os.path.isabs(data) or os.path.exists(os.path.join(data, DICT)):
+        return data
+    here = os.path.dirname(os.path.abspath(checkpoint))
+    for _ in range(4):
+        if os.path.exists(os.path.join(here, data, DICT)):
+            logger.info("task data %s found under %s", data, here)
+            return os.path.join(here, data)
+        here = os.path.dirname(here)
+    return data
+
+
 def git_commit() -> str:
     """Short commit of the checkout holding this package (``+dirty`` with changed code), or ``unknown``."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -225,7 +239,7 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
     task = dict((state.get("cfg") or {}).get("task") or {})
     if task.get("_name") not in TASKS:
         raise ExportError(f"{checkpoint}: task {task.get('_name')!r} is not a unix task ({', '.join(TASKS)})")
-    data_dir = task_data or (task.get("data") or "").split(os.pathsep)[0]
+    data_dir = task_data or find_data_dir((task.get("data") or "").split(os.pathsep)[0], checkpoint)
     dict_path = os.path.join(data_dir, DICT)
     if not os.path.exists(dict_path):
         raise ExportError(f"{dict_path}: not found; give the task data directory with --task-data DIR")
@@ -347,7 +361,7 @@ def write_card(out: str, conf: Dict[str, Any], model: UnixModel) -> None:
              f"- task `{conf['task']}`; {m['embed_dim']}-dim, {m['text_layers']}+{m['fusion_layers']} encoder "
              f"layers, {m['decoder_layers']} decoder layers, vocabulary {conf['vocab_size']}; "
              f"{params / 1e6:.2f}M parameters besides the image backbone; weights {conf['dtype']}",
-             f"- image backbone: " + (f"`{img['backbone']}` (weights: {img['weights']}, pooled stages "
+             "- image backbone: " + (f"`{img['backbone']}` (weights: {img['weights']}, pooled stages "
                                       f"{img['pool_stages'] or 'none'}, trained on {img['trained_on']})"
                                       if img else "none (text only)")]
     for use in ("translate", "caption", "answer"):
@@ -367,8 +381,17 @@ def write_card(out: str, conf: Dict[str, Any], model: UnixModel) -> None:
             lines.append(f"- {test_set}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
         else:
             lines.append(f"- {test_set}: {values}")
-    lines += ["", "## Use", "", "```python", "from unix.pipeline import load",
-              f"m = load(\"{os.path.basename(os.path.abspath(out))}\")", "```", ""]
+    lines += ["", "## Use", "", "```python", "from unix.pipeline import load", f"m = load({json.dumps(out)})"]
+    examples = {"caption": (f"m.caption([\"photo.jpg\"], lang={json.dumps((langs.get('caption') or ['en'])[0])})",
+                            f"unix-caption photo.jpg --model {out} --lang {(langs.get('caption') or ['en'])[0]}"),
+                "translate": ("m.translate([\"A dog runs .\"], images=[\"photo.jpg\"], src=\"{}\", tgt=\"{}\")".format(
+                                  *(langs.get("translate") or [["en", "de"]])[0]),
+                              "unix-translate --model {} --src {} --tgt {} --input sentences.txt --images "
+                              "photos.txt".format(out, *(langs.get("translate") or [["en", "de"]])[0])),
+                "answer": ("m.answer([\"photo.jpg\"], [\"what color is it ?\"], answers=True)",
+                           f"unix-vqa --model {out} --images photos.txt --questions questions.txt --answers model")}
+    uses = [u for u in examples if u in conf["generation"]]
+    lines += [examples[u][0] for u in uses] + ["```", "", "```sh"] + [examples[u][1] for u in uses] + ["```", ""]
     with open(os.path.join(out, CARD), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 

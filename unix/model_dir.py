@@ -217,7 +217,8 @@ def load_weights(path: str, model: nn.Module, backbone: Optional[nn.Module] = No
         raise ModelDirError(f"{path}: tensor {k} has shape {tuple(tensors[k].shape)}, config.json gives "
                             f"{tuple(expected[k].shape)} ({len(bad)} such tensors)")
     dtypes = {str(v.dtype).replace("torch.", "") for v in tensors.values() if v.is_floating_point()}
-    own = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items() if not k.startswith(BACKBONE_PREFIX)}
+    own = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()
+           if not k.startswith(BACKBONE_PREFIX)}
     model.load_state_dict(own, strict=False)
     if backbone is not None:
         n = len(BACKBONE_PREFIX)

@@ -47,6 +47,16 @@ class Hyp(NamedTuple):
     score: float
 
 
+def as_list(x: Any, what: str) -> List[Any]:
+    """A batch of inputs as a list; a lone string, path, PIL image or single image array is refused."""
+    import numpy as np
+
+    if isinstance(x, (str, bytes, os.PathLike)) or hasattr(x, "getpixel") or (isinstance(x, np.ndarray) and x.ndim < 4):
+        raise TypeError(f"{what}: give a list (the methods are batched), e.g. [{what[:-1]}]; got one "
+                        f"{type(x).__name__}")
+    return list(x)
+
+
 def bundled_models() -> List[str]:
     """Names of the models shipped inside the package (``unix/bundled/<name>/config.json``)."""
     if not os.path.isdir(BUNDLED_DIR):
@@ -142,9 +152,11 @@ class Pipeline:
 
     def _check_lang(self, use: str, lang: str, what: str) -> None:
         known = self.languages(use)
+        if not known:
+            raise ValueError(f"this model ({self.config['task']}) does not {use}")
         if lang not in known:
-            raise UnknownLanguageError(f"{what} {lang!r}: this model ({self.config['task']}) "
-                                       f"{'does not ' + use if not known else 'knows ' + ', '.join(known)}")
+            raise UnknownLanguageError(f"{what} {lang!r}: this model ({self.config['task']}) knows "
+                                       f"{', '.join(known)}; use one of those")
 
     def _options(self, use: str, overrides: Dict[str, Any]) -> Dict[str, Any]:
         gen = self.config["generation"].get(use)
@@ -194,6 +206,7 @@ class Pipeline:
             UnknownLanguageError: a language the model lacks; ImageError / InputError: a bad input.
         """
         self._check_lang("caption", lang, "caption language")
+        images = as_list(images, "images")
         sources = [self._tag(lang) + [self.dictionary.eos()]] * len(images)
         return self._generate("caption", sources, list(images), lang, dict(options, beam=beam), batch_size, nbest,
                               return_scores, names, on_error, progress, need_images=True)
@@ -207,11 +220,13 @@ class Pipeline:
         ``images``: None (text only) or one entry per sentence (an image or None). Other
         arguments and the result as :meth:`caption`.
         """
+        sentences = as_list(sentences, "sentences")
+        images = None if images is None else as_list(images, "images")
         pairs = [tuple(p) for p in self.config["languages"].get("translate", [])]
         if (src, tgt) not in pairs:
             shown = ", ".join(f"{a}-{b}" for a, b in pairs[:20]) or "none: it does not translate"
             raise UnknownLanguageError(f"language pair {src}-{tgt}: this model ({self.config['task']}) "
-                                       f"translates {shown}")
+                                       f"translates {shown}; use one of those")
         if images is not None and len(images) != len(sentences):
             raise InputError(f"{len(sentences)} sentences but {len(images)} images: give one image (or None) "
                              "per sentence")
@@ -235,6 +250,7 @@ class Pipeline:
         """
         lang = lang or (self.languages("answer") or ["en"])[0]
         self._check_lang("answer", lang, "answer language")
+        images, questions = as_list(images, "images"), as_list(questions, "questions")
         if len(images) != len(questions):
             raise InputError(f"{len(questions)} questions but {len(images)} images: give one image per question")
         trie = self.answer_trie(answers, lang) if answers is not None and answers is not False else None
@@ -259,13 +275,19 @@ class Pipeline:
                 ids.append(self.codec.encode(a, lang))
         bad = [i for i, a in enumerate(ids) if self.dictionary.unk() in a]
         if bad:
-            raise InputError(f"answer {bad[0]}: has pieces outside the model's vocabulary")
+            text = listed[bad[0]] if answers is True else answers[bad[0]]
+            pieces = self.codec.pieces(text, lang).split() if answers is not True else text.split()
+            unknown = " ".join(p for p in pieces if p not in self.dictionary)
+            raise InputError(f"answer {bad[0]}: {text!r} has pieces outside the model's vocabulary: {unknown}")
         return AnswerTrie(self.dictionary.eos(), ids)
 
     @torch.no_grad()
     def embed_images(self, images: Sequence[Any], batch_size: int = 16) -> torch.Tensor:
         """Normalised image embeddings (B, E) of the contrastive head (models with ``embed_proj_dim`` > 0)."""
         self._check_heads()
+        images = as_list(images, "images")
+        if self.backbone is None:
+            raise ValueError(f"this model ({self.config['task']}) reads no images")
         out = []
         for start in range(0, len(images), batch_size):
             chunk = list(range(start, min(start + batch_size, len(images))))
@@ -279,6 +301,7 @@ class Pipeline:
         from unix.generation.beam_search import collate_sources
 
         self._check_heads()
+        texts = as_list(texts, "texts")
         if f"__{lang}__" not in self.dictionary:
             raise UnknownLanguageError(f"language {lang!r}: no tag __{lang}__ in the model's dictionary")
         sources = [self._source(t, lang, [self.dictionary.index(f"__{lang}__")], f"text {i}")

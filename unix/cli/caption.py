@@ -60,7 +60,7 @@ def run(args) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    return run_command(run, args)
+    return run_command(run, args, "unix-caption")
 
 
 if __name__ == "__main__":

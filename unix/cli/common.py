@@ -28,8 +28,11 @@ def setup_logging(level: int = logging.WARNING) -> None:
     logging.basicConfig(level=level, format="%(levelname)s | %(name)s | %(message)s", stream=sys.stderr)
 
 
+PROG = ["unix"]  # the running command's name, set by run_command
+
+
 def prog() -> str:
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "unix"
+    return PROG[0]
 
 
 def fail(error: BaseException, debug: bool = False, name: Optional[str] = None) -> int:
@@ -173,13 +176,14 @@ def show_progress(args, n: int) -> bool:
     return not args.no_progress and n > args.batch_size
 
 
-def run_command(body, args) -> int:
-    """Run ``body(args) -> status`` turning a run-level problem into one line and status 2."""
+def run_command(body, args, name: str) -> int:
+    """Run ``body(args) -> status`` as command ``name``, a run-level problem as one line and status 2."""
     from unix.data.images import ImageError
     from unix.data.inputs import InputError
     from unix.data.tokenizer import UnknownLanguageError
     from unix.model_dir import ModelDirError
 
+    PROG[0] = name
     try:
         return body(args)
     except (CommandError, ModelDirError, UnknownLanguageError, InputError, ImageError, ValueError, RuntimeError) as e:

@@ -33,7 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--scores", default=None, help="JSON file of scores for the model card, e.g. "
                    '{"test2016": {"BLEU": 37.5}} (written by a scoring script)')
     p.add_argument("--caption-langs", nargs="+", default=None, help="caption languages (default: from the task)")
-    p.add_argument("--translate-pairs", nargs="+", default=None, help="language pairs, e.g. en-de (default: the task's)")
+    p.add_argument("--translate-pairs", nargs="+", default=None,
+                   help="language pairs, e.g. en-de (default: the task's)")
     p.add_argument("--generation", default=None, help='JSON overrides of the generation defaults, e.g. '
                    '\'{"caption": {"beam": 5}}\'')
     p.add_argument("--preprocess", default=None, help='JSON, for a model trained on tokenized text: '
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
                       generation=json.loads(args.generation) if args.generation else None,
                       preprocess=json.loads(args.preprocess) if args.preprocess else None, bpe_codes=args.bpe_codes)
     except (ExportError, CheckpointError, ModelDirError, FileNotFoundError, json.JSONDecodeError) as e:
-        return fail(e, args.debug)
+        return fail(e, args.debug, "unix-export")
     logging.getLogger("unix-export").info("wrote %s (task %s, %s)", args.out, conf["task"], conf["dtype"])
     return 0
 

@@ -73,7 +73,7 @@ def run(args) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    return run_command(run, args)
+    return run_command(run, args, "unix-vqa")
 
 
 if __name__ == "__main__":
