@@ -121,6 +121,9 @@ class Pipeline:
         if self.backbone is not None:
             self.backbone.to(self.device, self.dtype).eval()
         self.codec = TextCodec(model_dir, self.dictionary, cfg.get("preprocess"))
+        # photo path -> its backbone features (N, C), when set to a dict: a photo given again by the same
+        # path (e.g. captioned in a second language) is not run through the backbone again
+        self.feature_memo: Optional[Dict[str, torch.Tensor]] = None
         logger.info("loaded %s (%s, %s weights) on %s", model_dir, cfg["task"], self.stored_dtype, self.device)
 
     def _build_backbone(self) -> None:
@@ -335,13 +338,17 @@ class Pipeline:
                   required: bool = False) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], List[int]]:
         """Backbone features (B, N, C) and image mask (B,) of a batch ((None, None) without any image),
         and the batch positions whose image was bad (raised, or reported to ``on_error``)."""
-        pixels, rows, failed = [], [], []
+        pixels, rows, failed, remembered = [], [], [], {}
+        memo = self.feature_memo
         for k, (x, i) in enumerate(zip(images, indices)):
             where = names[i] if names else f"input {i}"
             try:
                 if x is None:
                     if required:
                         raise InputError(f"{where}: no image; this model needs one for every input")
+                    continue
+                if memo is not None and isinstance(x, (str, os.PathLike)) and os.fspath(x) in memo:
+                    remembered[k] = memo[os.fspath(x)]
                     continue
                 pixels.append(self.transform(to_rgb(x, where)))
                 rows.append(k)
@@ -350,15 +357,26 @@ class Pipeline:
                     raise
                 on_error(i, e)
                 failed.append(k)
-        if not rows:
+        if not rows and not remembered:
             return None, None, failed
         from unix.models.image_encoder import backbone_tokens
 
-        x = torch.stack(pixels).to(self.device, self.dtype)
-        feats = backbone_tokens(self.backbone, x, self.pool_stages)
-        if self.image["features_fp16"]:  # the model was trained on an fp16 feature cache: round as it was
-            feats = feats.half()
-        feats = feats.to(self.dtype)
+        parts = []
+        if rows:
+            x = torch.stack(pixels).to(self.device, self.dtype)
+            feats = backbone_tokens(self.backbone, x, self.pool_stages)
+            if self.image["features_fp16"]:  # the model was trained on an fp16 feature cache: round as it was
+                feats = feats.half()
+            feats = feats.to(self.dtype)
+            parts.append((rows, feats))
+            if memo is not None:
+                for k, f in zip(rows, feats):
+                    if isinstance(images[k], (str, os.PathLike)):
+                        memo[os.fspath(images[k])] = f
+        if remembered:
+            parts.append((list(remembered), torch.stack(list(remembered.values()))))
+        rows = [k for r, _ in parts for k in r]
+        feats = torch.cat([f for _, f in parts])
         out = feats.new_zeros((len(images),) + feats.shape[1:])
         out[torch.tensor(rows, device=self.device)] = feats
         mask = torch.zeros(len(images), dtype=torch.bool, device=self.device)

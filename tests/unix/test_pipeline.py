@@ -142,6 +142,25 @@ def test_caption_results_scores_and_nbest(caption_model, tiny_corpus):
     assert all(abs(a.score - b.score) > 1e-4 for a, b in zip(en, scored))
 
 
+def test_feature_memo_runs_the_backbone_once_per_photo(caption_model, tiny_corpus, monkeypatch):
+    photos = [str(tiny_corpus / "images" / f"{c}.png") for c in ("red", "blue", "green")]
+    want = {lang: caption_model.caption(photos, lang=lang, return_scores=True) for lang in ("en", "de")}
+    calls = []
+    forward = caption_model.backbone.forward_features
+    monkeypatch.setattr(caption_model.backbone, "forward_features", lambda x: calls.append(len(x)) or forward(x))
+    caption_model.feature_memo = {}
+    try:
+        got_en = caption_model.caption(photos[:2], lang="en", return_scores=True)  # 2 photos computed
+        got = {lang: caption_model.caption(photos, lang=lang, return_scores=True) for lang in ("en", "de")}
+    finally:
+        caption_model.feature_memo = None
+    assert sum(calls) == 3  # the third photo once more, then nothing
+    assert [h.text for h in got_en] == [h.text for h in want["en"][:2]]
+    for lang in ("en", "de"):
+        assert [h.text for h in got[lang]] == [h.text for h in want[lang]]
+        assert [h.score for h in got[lang]] == pytest.approx([h.score for h in want[lang]], abs=1e-6)
+
+
 def test_any_image_input_gives_the_same_caption(caption_model, tiny_corpus, tmp_path):
     from PIL import Image
 

@@ -66,6 +66,7 @@ def run(a) -> int:
         raise FileNotFoundError("no bundled model in this installation; give --model DIR (a unix-export directory)")
     t0 = time.time()
     m = load(name, device=a.device)
+    m.feature_memo = {}  # the photos are captioned in two languages: run the backbone once per photo
     print(f"model: {name} ({m.config.get('arch', m.config['task'])}, languages "
           f"{', '.join(m.languages('caption') or m.languages('translate'))}) loaded in {time.time() - t0:.1f} s")
     results = []
