@@ -64,6 +64,18 @@ def bundled_models() -> List[str]:
     return sorted(n for n in os.listdir(BUNDLED_DIR) if os.path.exists(os.path.join(BUNDLED_DIR, n, "config.json")))
 
 
+def default_model() -> str:
+    """The name of the bundled model (the first one, if several are bundled).
+
+    Raises:
+        ModelDirError: none is bundled in this installation.
+    """
+    names = bundled_models()
+    if not names:
+        raise ModelDirError("no bundled model in this installation: give a model directory (unix-export)")
+    return names[0]
+
+
 def resolve(name_or_dir: str) -> str:
     """A model directory, or the directory of a bundled model of that name.
 
@@ -79,9 +91,9 @@ def resolve(name_or_dir: str) -> str:
                         f"(bundled models: {known}; make a directory with unix-export)")
 
 
-def load(name_or_dir: str, device: str = "cpu", dtype: Optional[torch.dtype] = None) -> "Pipeline":
-    """Load a model directory or a bundled model by name; see :class:`Pipeline`."""
-    return Pipeline(resolve(name_or_dir), device=device, dtype=dtype)
+def load(name_or_dir: Optional[str] = None, device: str = "cpu", dtype: Optional[torch.dtype] = None) -> "Pipeline":
+    """Load a model directory or a bundled model by name (default: the bundled model); see :class:`Pipeline`."""
+    return Pipeline(resolve(name_or_dir or default_model()), device=device, dtype=dtype)
 
 
 class Pipeline:

@@ -45,7 +45,8 @@ def fail(error: BaseException, debug: bool = False, name: Optional[str] = None) 
 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model directory (unix-export) or bundled model name")
+    p.add_argument("--model", default=None, help="model directory (unix-export) or bundled model name "
+                   "(default: the bundled model)")
     p.add_argument("--format", choices=("tsv", "jsonl"), default="tsv", help="output format (default tsv)")
     p.add_argument("--output", "-o", default=None, help="output file (default: stdout)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")

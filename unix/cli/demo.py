@@ -55,15 +55,13 @@ def run(a) -> int:
     import torch
 
     from unix.evaluation import caption_test, format_examples, translation_test
-    from unix.pipeline import bundled_models, load
+    from unix.pipeline import default_model, load
 
     if a.threads:
         torch.set_num_threads(a.threads)
     if not os.path.isdir(os.path.join(a.data, "flickr8k")) or not os.path.isdir(os.path.join(a.data, "multi30k")):
         raise FileNotFoundError(f"{a.data}: no flickr8k/ and multi30k/ here; give the data root with --data")
-    name = a.model or (bundled_models() or [None])[0]
-    if name is None:
-        raise FileNotFoundError("no bundled model in this installation; give --model DIR (a unix-export directory)")
+    name = a.model or default_model()
     t0 = time.time()
     m = load(name, device=a.device)
     m.feature_memo = {}  # the photos are captioned in two languages: run the backbone once per photo
