@@ -5,7 +5,7 @@ Kim and Rush (2016, "Sequence-Level Knowledge Distillation") train a single stud
 search output of a teacher (an ensemble, here) instead of, or beside, the human references; the
 student learns the teacher's mode and gets much of the ensemble's gain at the cost of one model.
 
-Steps (``examples/captioning/README.md``, "Distilling the ensemble"):
+Steps (``docs/experiments/captioning.md``, section 3c, "Distilling an ensemble into one model"):
 
 1. ``prepare_captions.py ... --eval-train`` writes ``train_<lang>``: the training photos in the
    evaluation format (one sample per photo);

@@ -4,7 +4,7 @@
 Steps:
   1. read the questions: easy-VQA from the ``easy-vqa`` package (its train split is divided by
      image into train and valid, its test split is test), or ``<data-dir>/{train,valid,test}.jsonl``
-     in the format of :mod:`unix.data.vqa` (see ``examples/vqa/README.md``);
+     in the format of :mod:`unix.data.vqa` (see ``docs/experiments/vqa.md``, section 1);
   2. check them (empty questions, missing images, training answers outside the answer list:
      errors name the file and line);
   3. encode questions and answers with the project's sentencepiece model (``--spm-model``), write

@@ -6,7 +6,7 @@ current step) with its earlier (n-1)-grams: those positions are padding until th
 so no n-gram is ever blocked. Its CUDA kernel, which is right, does not build in the wheel, so
 the option is silently ignored on CPU and GPU alike (fairseq issue #5206, open). Measured on the
 Flickr8k validation photos: a caption model's beam-3 output was byte-identical with and without
-``--no-repeat-ngram-size 3`` (examples/captioning/README.md).
+``--no-repeat-ngram-size 3`` (docs/experiments/captioning.md, section 4).
 
 :class:`UnixNGramRepeatBlock` subclasses it and looks at the generated prefix
 (``tokens[:, :step + 1]``): after ``w_1 .. w_t``, every token ``x`` such that
