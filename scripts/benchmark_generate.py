@@ -63,6 +63,13 @@ def parse_args(argv=None):
     p.add_argument("--systems", default="unix,fairseq,hf", help="comma-separated subset of unix,fairseq,hf")
     p.add_argument("--profile", action="store_true", help="also print a cProfile of one unix call")
     p.add_argument("--json", default=None, help="also write the figures here")
+    p.add_argument("--caption-photos", default=None, metavar="DIR",
+                   help="also time end-to-end captioning of photos of DIR with a model directory (JPEG decode + "
+                        "backbone + beam search, unix.pipeline), reported beside the beam-search figures")
+    p.add_argument("--caption-model", default=None, help="model directory or bundled name (default: the bundled one)")
+    p.add_argument("--caption-count", type=int, default=64, help="photos captioned per timed call")
+    p.add_argument("--caption-threads", type=int, default=2, help="torch threads for the end-to-end captioning")
+    p.add_argument("--caption-beam", type=int, default=3)
     return p.parse_args(argv)
 
 
@@ -176,6 +183,33 @@ def same_hypotheses(ours, theirs) -> bool:
                for o, t in zip(ours, theirs))
 
 
+def time_captioning(args) -> dict:
+    """photos/s of ``Pipeline.caption`` on raw photos (decode + backbone + beam search), median of 3 calls."""
+    import os
+
+    from unix.pipeline import load
+
+    names = sorted(n for n in os.listdir(args.caption_photos) if n.lower().endswith((".jpg", ".jpeg", ".png")))
+    photos = [os.path.join(args.caption_photos, n) for n in names[: args.caption_count]]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.caption_threads)
+    try:
+        m = load(args.caption_model)
+        m.caption(photos[:4], beam=args.caption_beam)  # warm-up
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            m.caption(photos, beam=args.caption_beam, batch_size=32)
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    rate = len(photos) / statistics.median(times)
+    print(f"-- end-to-end captioning ({m.model_dir}): {len(photos)} photos, beam {args.caption_beam}, "
+          f"{args.caption_threads} threads: {rate:.1f} photos/s (wall, median of 3 calls)")
+    return {"model": m.model_dir, "photos": len(photos), "beam": args.caption_beam,
+            "threads": args.caption_threads, "photos_per_s": rate, "times_s": times}
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -235,6 +269,8 @@ def main(argv=None):
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(20)
         print(out.getvalue())
+    if args.caption_photos:
+        report["caption_end_to_end"] = time_captioning(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), **report, "params": sizes, "skipped": skipped}, f, indent=1)
