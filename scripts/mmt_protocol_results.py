@@ -141,7 +141,7 @@ def run_device(run_dir: str, default: str = "unknown") -> str:
     if not os.path.exists(path):
         return default
     with open(path, encoding="utf-8") as f:
-        devices = [" | ".join(line.strip().split(" | ")[1:]) or line.strip() for line in f if line.strip()]
+        devices = [", ".join(line.strip().split(" | ")[1:]) or line.strip() for line in f if line.strip()]
     return "; ".join(dict.fromkeys(devices)) or default
 
 
@@ -150,7 +150,7 @@ def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
     stem = f"{slug(system['system'] + '_' + system['pair'])}.s{run['seed']}"
     if generated:
         out = os.path.join(generated, f"{stem}.test.txt")
-        cmd, updates = None, system.get("updates")
+        cmd, updates, averaged = None, system.get("updates"), None
     else:
         paths = average_checkpoints.last_checkpoints(run["dir"], system.get("average", 10))
         avg = os.path.join(work, f"{stem}.avg{len(paths)}.pt")
@@ -158,7 +158,9 @@ def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
         out = os.path.join(work, f"{stem}.test.txt")
         cmd = generate(system, avg, out)
         updates = trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
+        averaged = f"{os.path.basename(paths[0])}..{os.path.basename(paths[-1])}"
     return {"seed": run["seed"], "output": out, "updates": updates, "printed_bleu": printed_bleu(out),
+            "averaged": averaged,
             "generate": " ".join(shlex.quote(c) for c in cmd) if cmd else f"(written elsewhere: {out})",
             "device": run_device(run.get("dir", ""), system.get("device", "unknown"))}
 
@@ -184,6 +186,7 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str) -> Dict:
         "device": "; ".join(dict.fromkeys(s["device"] for s in seeds)),
         "meteor_per_seed": meteor or None, "meteor_note": why_no_meteor or None,
         "fairseq_printed_bleu_per_seed": [s["printed_bleu"] for s in seeds],
+        "average": system.get("average", 10), "averaged_per_seed": [s["averaged"] for s in seeds],
         "train_commands": [r.get("command") for r in system["runs"]],
         "generate_commands": [s["generate"] for s in seeds],
     }
@@ -202,16 +205,19 @@ def not_done(system) -> str:
 def markdown(rows: List[Dict], missing) -> str:
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     lines = [provenance(), "",
-             "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5, average of the "
-             "last 10 epoch checkpoints), comparable with the published tables. `bleu` is the mean over seeds.", "",
-             "| system | pair | BLEU | per seed | METEOR | updates | device |", "|---|---|---|---|---|---|---|"]
+             "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
+             "each seed is the average of its last `averaged` epoch checkpoints), comparable with the published "
+             "tables. BLEU is the mean over seeds.", "",
+             "| system | pair | BLEU | per seed | METEOR | updates | averaged | device |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_seed = ", ".join(f"{b:.2f} (seed {s})" for b, s in zip(r["bleu_per_seed"], r["seeds"]))
         lines.append(f"| {r['system']} | {r['pair']} | {fmt(r['bleu'])} | {per_seed} | {fmt(r['meteor'])} | "
-                     f"{r['updates'] if r['updates'] is not None else '-'} | {r['device']} |")
+                     f"{r['updates'] if r['updates'] is not None else '-'} | {r['average']} | "
+                     f"{r['device'].replace('|', '/')} |")
     for pair in dict.fromkeys(r["pair"] for r in rows):
         for name, bleu in PUBLISHED.get(pair, []):
-            lines.append(f"| published: {name} | {pair} | {bleu:.2f} | | | 8000 | |")
+            lines.append(f"| published: {name} | {pair} | {bleu:.2f} | | | 8000 | 10 | |")
     notes = sorted({r["meteor_note"] for r in rows if r["meteor_note"]})
     if notes:
         lines += ["", "METEOR: " + "; ".join(notes) + "."]

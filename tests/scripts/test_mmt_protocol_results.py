@@ -67,9 +67,9 @@ def test_rows_from_generated_outputs(tree):
     assert b["bleu_per_seed"][0] == 100.0 and b["bleu_per_seed"][1] == pytest.approx(by_hand, abs=0.01)
     assert b["bleu"] == pytest.approx((100.0 + by_hand) / 2, abs=0.01) and b["seeds"] == [1, 2]
     assert b["fairseq_printed_bleu_per_seed"] == [100.0, None]
-    assert b["device"] == "unknown; NVIDIA H200 | torch 2.11"
+    assert b["device"] == "unknown; NVIDIA H200, torch 2.11"
     md = (root / "RESULTS_published_protocol.md").read_text()
-    assert "| A text-only | en-de | 100.00 | 100.00 (seed 1) | - | 8000 | cpu (config) |" in md
+    assert "| A text-only | en-de | 100.00 | 100.00 (seed 1) | - | 8000 | 10 | cpu (config) |" in md
     assert "published: Transformer-tiny, text-only (Revisit-MMT) | en-de | 41.02" in md and "41.96" in md
     assert "Do not edit by hand" in md and "paraphrase-de.gz" in md
     text = readme.read_text()
