@@ -1,7 +1,17 @@
 #!/usr/bin/env python
 """Prepare Multi30K for ``unix_mmt`` and fairseq's ``translation`` task.
 
-Steps:
+Two protocols (``--protocol``):
+
+* ``spm`` (default): raw true-case text, one joint en/de/fr/cs sentencepiece vocabulary; scored
+  with sacreBLEU on raw text (and tokenized BLEU after re-tokenizing the output).
+* ``tok-bpe``: the published protocol (Revisit-MMT, fairseq_mmt): the release's Moses-tokenized,
+  lowercased, normalized ``tok/*.lc.norm.tok.*`` text, joint BPE (subword-nmt, 10,000 merges)
+  learned on the pair's two training files, one joined fairseq dictionary; scored with fairseq's
+  tokenized BLEU-4 after removing BPE. One pair per output directory (the BPE is the pair's own).
+  See :func:`prepare_tok_bpe`.
+
+Steps of ``spm``:
   1. train the joint en/de/fr/cs sentencepiece model (language tags as symbols), or reuse one;
   2. encode every split and binarize each language pair with ``fairseq-preprocess``
      (shared ``dict.txt``);
@@ -12,24 +22,30 @@ Example::
 
     python scripts/prepare_multi30k.py --data ../shared/data --out data-bin/multi30k \\
         --pairs en-de en-fr
+    python scripts/prepare_multi30k.py --protocol tok-bpe --data ../shared/data \\
+        --out data-bin/multi30k_tok_ende --pairs en-de
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from typing import Dict, Set
 
+from unix.data.bpe import apply_bpe_file, learn_joint_bpe, load_bpe, subword_nmt_version
 from unix.data.captions import multi30k_dir, read_flickr8k_splits
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
 from unix.data.tokenizer import (
     DEFAULT_LANGS,
     SpmTokenizer,
     encode_file,
+    lang_tag,
     read_lines,
     train_sentencepiece,
     write_fairseq_dict,
@@ -39,15 +55,23 @@ logger = logging.getLogger("prepare_multi30k")
 
 # fairseq split name -> Multi30K file stem
 SPLITS = {"train": "train", "valid": "val", "test": "test_2016_flickr"}
+PROTOCOLS = ("spm", "tok-bpe")
+BPE_CODES = "bpe.codes"  # tok-bpe: the subword-nmt codes file in the output (a model directory carries it)
+MANIFEST = "manifest.json"
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data", help="root holding multi30k/ and flickr8k/")
     p.add_argument("--out", default="data-bin/multi30k", help="output directory")
-    p.add_argument("--pairs", nargs="+", default=["en-de", "en-fr"], help="language pairs src-tgt")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="spm",
+                   help="spm: raw true-case text, joint sentencepiece (default); tok-bpe: the published "
+                        "protocol, Moses-tokenized lowercased tok/ text with the pair's joint BPE (one pair)")
+    p.add_argument("--pairs", nargs="+", default=None,
+                   help="language pairs src-tgt (default: en-de en-fr; tok-bpe takes exactly one)")
+    p.add_argument("--bpe-merges", type=int, default=10000, help="tok-bpe: BPE merge operations")
     p.add_argument("--langs", nargs="+", default=list(DEFAULT_LANGS), help="languages of the vocabulary")
-    p.add_argument("--vocab-size", type=int, default=10000)
+    p.add_argument("--vocab-size", type=int, default=10000, help="spm: sentencepiece vocabulary size")
     p.add_argument("--spm-model", default=None, help="reuse this sentencepiece model instead of training one")
     p.add_argument("--with-captions", action="store_true",
                    help="also train the vocabulary on the Task 2 captions (en/de)")
@@ -58,7 +82,16 @@ def parse_args(argv=None):
                    help="train sentences whose photo is a Flickr8k dev or test photo get no image (an empty "
                         "line in train.images.txt; they are trained text-only), so that a model trained on "
                         "this data (e.g. pre-training streams) has not seen the Flickr8k evaluation photos")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.pairs is None:
+        args.pairs = ["en-de"] if args.protocol == "tok-bpe" else ["en-de", "en-fr"]
+    for pair in args.pairs:
+        if len(pair.split("-")) != 2 or not all(pair.split("-")):
+            p.error(f"--pairs {pair!r}: expected src-tgt, e.g. en-de")
+    if args.protocol == "tok-bpe" and len(args.pairs) != 1:
+        p.error("--protocol tok-bpe prepares one pair per --out (the published BPE is learned on the pair's "
+                "two languages): run it once per pair")
+    return args
 
 
 def _slice(src: str, dst: str, n: int) -> str:
@@ -103,11 +136,106 @@ def write_image_lists(data: str, out: str, max_lines: int = 0, hold_out: Set[str
     return found
 
 
+def add_lang_tags(dict_path: str, out_path: str, langs=DEFAULT_LANGS) -> int:
+    """Copy the fairseq dictionary ``dict_path`` to ``out_path`` with the language tags appended.
+
+    The tags (``__en__ 1`` ...) go after every existing symbol, so the indices of the binarized data
+    do not change: ``out_path`` serves the unix tasks (which put the target tag in front of the
+    source), ``dict_path`` stays the plain dictionary of fairseq's ``translation`` task. A tag the
+    dictionary already has is not added twice. Returns the number of symbols written.
+    """
+    with open(dict_path, encoding="utf-8") as f:
+        lines = [line for line in f.read().split("\n") if line]
+    have = {line.split(" ")[0] for line in lines}
+    lines += [f"{lang_tag(l)} 1" for l in langs if lang_tag(l) not in have]
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def prepare_tok_bpe(args) -> dict:
+    """The published protocol: tok/ text, the pair's joint BPE, one joined dictionary; returns the manifest.
+
+    Writes into ``args.out``: ``bpe.codes`` (subword-nmt, ``args.bpe_merges`` merges learned on the
+    concatenated train files of the two languages); the binarized splits (``fairseq-preprocess
+    --joined-dictionary``: ``dict.<src>.txt`` = ``dict.<tgt>.txt``, the dictionary the published
+    systems had); ``dict.txt``, the same plus the language tags (unix tasks); ``<split>.images.txt``;
+    ``manifest.json`` (:data:`MANIFEST`), which records all of it.
+    """
+    src, tgt = args.pairs[0].split("-")
+    tok_dir = os.path.join(multi30k_dir(args.data), "tok")
+    sources, lines = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        text = {}
+        for split, stem in SPLITS.items():
+            for lang in (src, tgt):
+                path = os.path.join(tok_dir, f"{stem}.lc.norm.tok.{lang}")
+                if not os.path.exists(path):
+                    raise FileNotFoundError(f"missing Multi30K tokenized file {path} (the tok/ release)")
+                sources[f"{split}.{lang}"] = os.path.relpath(path, args.data)
+                text[split, lang] = _slice(path, os.path.join(tmp, f"tok.{split}.{lang}"), args.max_lines) \
+                    if args.max_lines else path
+        codes = os.path.join(args.out, BPE_CODES)
+        learn_joint_bpe([text["train", src], text["train", tgt]], codes, args.bpe_merges)
+        bpe = load_bpe(codes)
+        for (split, lang), path in text.items():
+            lines[f"{split}.{lang}"] = apply_bpe_file(bpe, path, os.path.join(tmp, f"{split}.{lang}"))
+        for split in SPLITS:
+            if lines[f"{split}.{src}"] != lines[f"{split}.{tgt}"]:
+                raise ValueError(f"{sources[f'{split}.{src}']}: {lines[f'{split}.{src}']} lines, "
+                                 f"{sources[f'{split}.{tgt}']}: {lines[f'{split}.{tgt}']}")
+        cmd = ["fairseq-preprocess", "--source-lang", src, "--target-lang", tgt,
+               "--trainpref", os.path.join(tmp, "train"), "--validpref", os.path.join(tmp, "valid"),
+               "--testpref", os.path.join(tmp, "test"), "--destdir", args.out, "--joined-dictionary",
+               "--workers", str(args.workers)]
+        logger.info("binarizing %s with one joined dictionary", args.pairs[0])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    with open(os.path.join(args.out, f"dict.{src}.txt"), encoding="utf-8") as f:
+        n_plain = sum(1 for line in f if line.strip())
+    n_dict = add_lang_tags(os.path.join(args.out, f"dict.{src}.txt"), os.path.join(args.out, "dict.txt"))
+    logger.info("dict.txt: %d symbols (%d + language tags)", n_dict, n_plain)
+    hold_out = flickr8k_eval_photos(args.data) if args.hold_out_flickr8k_eval_photos else frozenset()
+    found = write_image_lists(args.data, args.out, args.max_lines, hold_out)
+    return {
+        "protocol": "tok-bpe",
+        "pair": args.pairs[0],
+        "sources": sources,
+        "max_lines": args.max_lines,
+        "lines": {split: lines[f"{split}.{src}"] for split in SPLITS},
+        "bpe": {"tool": "subword-nmt", "version": subword_nmt_version(), "merges": args.bpe_merges,
+                "codes": BPE_CODES, "learned_on": [f"train.{src}", f"train.{tgt}"], "separator": "@@",
+                "apply": "subword-nmt apply-bpe -c bpe.codes (no vocabulary filter)"},
+        "dictionary": {"unix": "dict.txt", "symbols": n_dict, "language_tags": [lang_tag(l) for l in DEFAULT_LANGS],
+                       "translation_task": [f"dict.{src}.txt", f"dict.{tgt}.txt"], "translation_symbols": n_plain,
+                       "built_by": "fairseq-preprocess --joined-dictionary (train split); dict.txt appends the tags"},
+        "images": {"lists": [f"{split}.images.txt" for split in SPLITS], "available": found,
+                   "held_out_flickr8k_eval_photos": bool(args.hold_out_flickr8k_eval_photos)},
+        # what a model trained on this data needs before it sees a raw sentence (unix-export copies it)
+        "preprocess": {"lowercase": True, "moses_tokenize": src, "bpe": BPE_CODES},
+        "preprocess_details": "the tok/ release: Moses punctuation normalization, lowercasing, Moses tokenization "
+                              "with escaping (unix.metrics.bleu.multi30k_tokenize reproduces it), then BPE",
+        "evaluation": f"fairseq-generate --beam 5 --post-process subword_nmt; tokenized BLEU-4 (no re-tokenization) "
+                      f"against tok/test_2016_flickr.lc.norm.tok.{tgt} (scripts/score_mmt.py --tokenized)",
+    }
+
+
+def write_manifest(out: str, manifest: dict) -> str:
+    path = os.path.join(out, MANIFEST)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    return path
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
     m30k = multi30k_dir(args.data)
     os.makedirs(args.out, exist_ok=True)
+    if args.protocol == "tok-bpe":
+        write_manifest(args.out, prepare_tok_bpe(args))
+        logger.info("done: %s", args.out)
+        return 0
     langs = sorted({l for pair in args.pairs for l in pair.split("-")} | set(args.langs))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +252,6 @@ def main(argv=None) -> int:
         spm_model = os.path.join(args.out, "spm.model")
         if args.spm_model:
             if os.path.abspath(args.spm_model) != os.path.abspath(spm_model):
-                import shutil
                 shutil.copy(args.spm_model, spm_model)
                 shutil.copy(args.spm_model[: -len(".model")] + ".vocab", spm_model[: -len(".model")] + ".vocab")
         else:
@@ -151,7 +278,12 @@ def main(argv=None) -> int:
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
     hold_out = flickr8k_eval_photos(args.data) if args.hold_out_flickr8k_eval_photos else frozenset()
-    write_image_lists(args.data, args.out, args.max_lines, hold_out)
+    found = write_image_lists(args.data, args.out, args.max_lines, hold_out)
+    write_manifest(args.out, {"protocol": "spm", "pairs": args.pairs, "langs": langs, "max_lines": args.max_lines,
+                              "sentencepiece": "spm.model", "vocab_size": args.vocab_size, "dictionary": "dict.txt",
+                              "images": {"available": found, "held_out_flickr8k_eval_photos": bool(hold_out)},
+                              "evaluation": "fairseq-generate --post-process sentencepiece; sacreBLEU on raw text "
+                                            "and tokenized BLEU after re-tokenizing (scripts/score_mmt.py)"})
     logger.info("done: %s", args.out)
     return 0
 

@@ -2,9 +2,16 @@
 """Score a fairseq-generate output of Multi30K two ways: (a) tokenized BLEU comparable with the
 published tables (lowercased, Moses-tokenised like ``tok/``), (b) sacreBLEU on raw text.
 
+A system of the published protocol (``prepare_multi30k.py --protocol tok-bpe``) already writes
+tokenized lowercase text: with ``--tokenized`` its output is scored as it is against ``--ref-tok``,
+(a) only, no re-tokenization, no ``--ref`` needed.
+
 Example::
 
-    fairseq-generate ... --post-process sentencepiece > gen.txt
+    fairseq-generate ... --post-process subword_nmt > gen.txt     # tok-bpe protocol
+    python scripts/score_mmt.py gen.txt --tokenized --lang de \\
+        --ref-tok ../shared/data/multi30k/tok/test_2016_flickr.lc.norm.tok.de
+    fairseq-generate ... --post-process sentencepiece > gen.txt   # raw-text protocol
     python scripts/score_mmt.py gen.txt --ref ../shared/data/multi30k/test_2016_flickr.de \\
         --ref-tok ../shared/data/multi30k/tok/test_2016_flickr.lc.norm.tok.de --lang de
     # only the sentences that have an image:
@@ -17,33 +24,39 @@ import logging
 import sys
 
 from unix.data.tokenizer import read_lines
-from unix.metrics.bleu import ordered, read_generate_output, sacre_bleu, tokenized_bleu
+from unix.metrics.bleu import ordered, pretokenized_bleu, read_generate_output, sacre_bleu, tokenized_bleu
 
 logger = logging.getLogger("score_mmt")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("generate_output", help="fairseq-generate stdout (D- lines, sentencepiece removed)")
-    p.add_argument("--ref", required=True, help="raw true-case references, one a line")
+    p.add_argument("generate_output", help="fairseq-generate stdout (D- lines, sentencepiece or BPE removed)")
+    p.add_argument("--ref", default=None, help="raw true-case references, one a line (needed without --tokenized)")
     p.add_argument("--ref-tok", default=None, help="lowercased tokenized references (Multi30K tok/)")
-    p.add_argument("--lang", required=True, help="target language (Moses tokenizer)")
+    p.add_argument("--lang", default=None, help="target language (Moses tokenizer; not needed with --tokenized)")
     p.add_argument("--subset-image-list", default=None,
                    help="score only the lines whose image list entry is not empty")
+    p.add_argument("--tokenized", action="store_true",
+                   help="the hypotheses are already tokenized lowercase text (tok-bpe protocol, BPE removed): "
+                        "score (a) only, as they are, against --ref-tok")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.tokenized and not a.ref_tok:
+        p.error("--tokenized scores against the tokenized references: give --ref-tok")
+    if not a.tokenized and not (a.ref and a.lang):
+        p.error("give --ref (raw references) and --lang, or --tokenized with --ref-tok")
+    return a
 
 
-def score(generate_output, ref, lang, ref_tok=None, subset_image_list=None):
+def score(generate_output, ref, lang, ref_tok=None, subset_image_list=None, tokenized=False):
+    """Scores of a fairseq-generate output (see the module doc); ``tokenized``: (a) only, hypotheses as they are."""
+    if tokenized:
+        return score_tokenized(generate_output, ref_tok, subset_image_list)
     refs = read_lines(ref)
     hyps = ordered(read_generate_output(generate_output), len(refs), generate_output)
     refs_tok = read_lines(ref_tok) if ref_tok else None
-    keep = list(range(len(refs)))
-    if subset_image_list:
-        names = read_lines(subset_image_list)
-        if len(names) != len(refs):
-            raise ValueError(f"{subset_image_list}: {len(names)} lines for {len(refs)} references")
-        keep = [i for i, n in enumerate(names) if n]
+    keep = image_rows(subset_image_list, len(refs))
     pick = lambda xs: [xs[i] for i in keep]  # noqa: E731
     out = {"n": len(keep), "sacrebleu": sacre_bleu(pick(hyps), pick(refs))}
     if refs_tok is not None:
@@ -53,18 +66,37 @@ def score(generate_output, ref, lang, ref_tok=None, subset_image_list=None):
     return out
 
 
+def image_rows(subset_image_list, n):
+    """Rows 0..n-1, or those whose line in the image list is not empty."""
+    if not subset_image_list:
+        return list(range(n))
+    names = read_lines(subset_image_list)
+    if len(names) != n:
+        raise ValueError(f"{subset_image_list}: {len(names)} lines for {n} references")
+    return [i for i, name in enumerate(names) if name]
+
+
+def score_tokenized(generate_output, ref_tok, subset_image_list=None):
+    """(a) of already tokenized hypotheses against the tokenized references: ``{"n", "tokenized_bleu"}``."""
+    refs_tok = read_lines(ref_tok)
+    hyps = ordered(read_generate_output(generate_output), len(refs_tok), generate_output)
+    keep = image_rows(subset_image_list, len(refs_tok))
+    return {"n": len(keep), "tokenized_bleu": pretokenized_bleu([hyps[i] for i in keep], [refs_tok[i] for i in keep])}
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     a = parse_args(argv)
-    res = score(a.generate_output, a.ref, a.lang, a.ref_tok, a.subset_image_list)
+    res = score(a.generate_output, a.ref, a.lang, a.ref_tok, a.subset_image_list, a.tokenized)
     if a.json:
         sys.stdout.write(json.dumps(res) + "\n")
     else:
         if "tokenized_bleu" in res:
             sys.stdout.write(f"(a) tokenized BLEU-4 (lowercased, Moses-tokenised, comparable with the tables): "
                              f"{res['tokenized_bleu']['bleu']:.2f}  [{res['tokenized_bleu']['detail']}]\n")
-        sys.stdout.write(f"(b) sacreBLEU (raw, true case): {res['sacrebleu']['bleu']:.2f}  "
-                         f"[{res['sacrebleu']['signature']}]\n")
+        if "sacrebleu" in res:
+            sys.stdout.write(f"(b) sacreBLEU (raw, true case): {res['sacrebleu']['bleu']:.2f}  "
+                             f"[{res['sacrebleu']['signature']}]\n")
         sys.stdout.write(f"sentences: {res['n']}\n")
     return 0
 

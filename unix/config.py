@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict
 
+IMAGE_FUSIONS = ("tokens", "gated")
+
 
 @dataclass
 class UnixConfig:
@@ -37,6 +39,11 @@ class UnixConfig:
             (contrastive heads; 0 = no heads, as in fine-tuning).
         itm_head: add the image-text matching head (2-way classifier over the pooled fused
             encoder output, :meth:`UnixModel.match_logits`); pre-training only.
+        image_fusion: how the image enters the encoder. ``"tokens"``: visual tokens in front of
+            the text in the fusion layers. ``"gated"``: gated fusion (Wu et al. 2021, Revisit-MMT):
+            the encoder runs on text alone and one pooled image vector, gated per position and
+            channel by a sigmoid of the text state and the vector, is added to its output
+            (:class:`unix.modules.gated_fusion.GatedImageFusion`).
     """
 
     embed_dim: int = 128
@@ -59,6 +66,11 @@ class UnixConfig:
     max_visual_tokens: int = 256
     embed_proj_dim: int = 0
     itm_head: bool = False
+    image_fusion: str = "tokens"
+
+    def __post_init__(self):
+        if self.image_fusion not in IMAGE_FUSIONS:
+            raise ValueError(f"image_fusion {self.image_fusion!r}: expected one of {', '.join(IMAGE_FUSIONS)}")
 
     @classmethod
     def from_arch(cls, arch: str, **overrides: Any) -> "UnixConfig":

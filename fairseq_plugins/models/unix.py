@@ -89,6 +89,10 @@ class UnixModelConfig(FairseqDataclass):
     max_visual_tokens: int = field(default=256, metadata={"help": "most visual tokens per image"})
     embed_proj_dim: int = field(default=0, metadata={"help": "contrastive head size (0 = none)"})
     itm_head: bool = field(default=False, metadata={"help": "image-text matching head (pre-training)"})
+    image_fusion: str = field(default="tokens", metadata={
+        "help": "how the image enters the encoder: 'tokens' (visual tokens in the fusion layers) or 'gated' "
+                "(gated fusion of Wu et al. 2021: a pooled image vector added to the text encoder's output "
+                "through a sigmoid gate)"})
 
 
 def unix_config_from(cfg) -> UnixConfig:

@@ -234,3 +234,30 @@ def test_pooled_backbone_stages_from_the_command_line(tiny_corpus, tmp_path):
     info = enc.backbone.feature_info
     assert enc.pool_stages == (0, 1)
     assert enc.feature_dim == enc.backbone.num_features + info[0]["num_chs"] + info[1]["num_chs"]
+
+
+def test_gated_fusion_from_the_command_line(tiny_corpus, tmp_path):
+    """--image-fusion gated: fairseq-train and fairseq-generate run; the model is the gated core model."""
+    import fairseq_plugins  # noqa: F401
+    from fairseq import checkpoint_utils
+
+    images = ["--image-root", str(tiny_corpus / "images"), "--image-encoder", "test_efficientnet"]
+    train(tiny_corpus, tmp_path, *images, "--image-fusion", "gated", updates=3)
+    out = generate(tiny_corpus, tmp_path / "checkpoint_last.pt", "--image-root", str(tiny_corpus / "images"))
+    assert "Translated 12 sentences" in out.stderr
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(tmp_path / "checkpoint_last.pt")],
+        arg_overrides={"data": str(tiny_corpus / "bin"), "image_root": str(tiny_corpus / "images")})
+    core = models[0].eval().encoder.core
+    assert core.cfg.image_fusion == "gated" and core.image_gate is not None and not core.image_encoder.tokens
+    task.load_dataset("test")
+    ds = task.dataset("test")
+    ni = ds.collater([ds[i] for i in range(6)])["net_input"]
+    with torch.no_grad():
+        fused = core(ni["src_tokens"], images=ni["images"], image_mask=ni["image_mask"])
+        text = core(ni["src_tokens"])
+    assert fused["out"].shape == text["out"].shape == (6, ni["src_tokens"].shape[1], core.cfg.embed_dim)
+    has = ni["image_mask"]
+    assert 0 < has.sum() < 6
+    torch.testing.assert_close(fused["out"][~has], text["out"][~has], atol=0, rtol=0)
+    assert (fused["out"][has] - text["out"][has]).abs().max() > 1e-4

@@ -67,3 +67,36 @@ def test_tokenization_reproduces_the_release(lang):
     tok = (m30k / "tok" / f"test_2016_flickr.lc.norm.tok.{lang}").read_text(encoding="utf-8").splitlines()
     same = sum(multi30k_tokenize(r, lang) == t.strip() for r, t in zip(raw, tok))
     assert same == len(raw) == 1000
+
+
+def test_tokenized_output_is_scored_as_it_is(tmp_path, capsys):
+    """--tokenized (tok-bpe protocol): no lowercasing, no re-tokenization; hand-checked value."""
+    refs_tok = ["ein hund läuft .", "a b c d f", "zwei &quot; männer &quot; ."]
+    (tmp_path / "ref.tok.de").write_text("\n".join(refs_tok) + "\n")
+    write_gen(tmp_path / "gen.txt", refs_tok)
+    args = [str(tmp_path / "gen.txt"), "--tokenized", "--ref-tok", str(tmp_path / "ref.tok.de"), "--json"]
+    score_mmt.main(args)
+    res = json.loads(capsys.readouterr().out)
+    assert res == {"n": 3, "tokenized_bleu": {"bleu": 100.0, "detail": res["tokenized_bleu"]["detail"], "n": 3}}
+    # one sentence: last token wrong, BLEU = (4/5 * 3/4 * 2/3 * 1/2) ** (1/4) = 66.87 (as tokenized_bleu above)
+    write_gen(tmp_path / "one.txt", ["x", "a b c d e", "y"])
+    (tmp_path / "images.txt").write_text("\nb.jpg\n\n")
+    score_mmt.main([str(tmp_path / "one.txt"), "--tokenized", "--ref-tok", str(tmp_path / "ref.tok.de"), "--json",
+                    "--subset-image-list", str(tmp_path / "images.txt")])
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 1 and res["tokenized_bleu"]["bleu"] == pytest.approx(66.87, abs=0.01)
+    # the hypothesis is not lowercased or re-tokenized: "Ein" and an unescaped quote do not match
+    write_gen(tmp_path / "case.txt", ["Ein hund läuft .", "a b c d f", 'zwei " männer " .'])
+    tok = score_mmt.score(str(tmp_path / "case.txt"), None, None, str(tmp_path / "ref.tok.de"), tokenized=True)
+    assert tok["tokenized_bleu"]["bleu"] < 100.0 and "sacrebleu" not in tok
+    score_mmt.main([str(tmp_path / "gen.txt"), "--tokenized", "--ref-tok", str(tmp_path / "ref.tok.de")])
+    assert "(a) tokenized BLEU-4" in capsys.readouterr().out
+
+
+def test_tokenized_needs_the_tokenized_references(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        score_mmt.main([str(tmp_path / "gen.txt"), "--tokenized"])
+    assert "give --ref-tok" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        score_mmt.main([str(tmp_path / "gen.txt"), "--ref", "x"])
+    assert "--lang" in capsys.readouterr().err

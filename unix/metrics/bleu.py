@@ -7,6 +7,10 @@
     multi-bleu.perl on the release). This is how the MMT papers' 41.02 / 41.96 were computed.
 (b) *sacreBLEU* on raw true-case text, with its signature: the modern standard, not comparable
     with (a).
+
+A system trained in the published protocol itself (``scripts/prepare_multi30k.py --protocol
+tok-bpe``) outputs tokenized lowercase text once BPE is removed: :func:`pretokenized_bleu` scores
+it as it is, against the ``tok/`` references (what fairseq-generate's ``BLEU4`` computes).
 """
 
 from functools import lru_cache
@@ -31,9 +35,18 @@ def tokenized_bleu(hyps: Sequence[str], refs_tok: Sequence[str], lang: str) -> D
     import sacrebleu
 
     _check(hyps, refs_tok)
-    hyp_tok = [multi30k_tokenize(h, lang) for h in hyps]
-    bleu = sacrebleu.corpus_bleu(hyp_tok, [list(refs_tok)], tokenize="none", force=True)
-    return {"bleu": round(bleu.score, 2), "detail": str(bleu), "n": len(hyps)}
+    return pretokenized_bleu([multi30k_tokenize(h, lang) for h in hyps], refs_tok)
+
+
+def pretokenized_bleu(hyps_tok: Sequence[str], refs_tok: Sequence[str]) -> Dict:
+    """(a) of hypotheses that are already tokenized like the references: BLEU-4 on their tokens as
+    they are (no lowercasing, no tokenization; as fairseq's ``--scoring bleu`` or multi-bleu.perl)."""
+    import sacrebleu
+
+    _check(hyps_tok, refs_tok)
+    bleu = sacrebleu.corpus_bleu([h.strip() for h in hyps_tok], [[r.strip() for r in refs_tok]], tokenize="none",
+                                 force=True)
+    return {"bleu": round(bleu.score, 2), "detail": str(bleu), "n": len(hyps_tok)}
 
 
 def sacre_bleu(hyps: Sequence[str], refs: Sequence[str]) -> Dict:

@@ -5,6 +5,10 @@ of the samples that have an image are concatenated in front of them, both get a 
 embedding, and ``fusion_layers`` layers attend over ``[visual; text]`` with one padding mask.
 A sample without an image has its visual positions masked, so it is encoded from text alone;
 a batch without any image skips the visual part entirely.
+
+With ``cfg.image_fusion == "gated"`` (Revisit-MMT's gated fusion) no visual token is made: all
+layers run on the text, then one pooled image vector is added to the output through a sigmoid
+gate (:class:`unix.modules.gated_fusion.GatedImageFusion`); rows without an image are left as they are.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch.nn.functional as F
 
 from unix.config import UnixConfig
 from unix.models.image_encoder import ImageEncoder
+from unix.modules.gated_fusion import GatedImageFusion
 from unix.modules.layers import EncoderLayer, SinusoidalPositions
 
 EncoderOut = Dict[str, Optional[torch.Tensor]]
@@ -54,9 +59,12 @@ class UnixEncoder(nn.Module):
         self.fusion_layers = make_layers(cfg, cfg.fusion_layers)
         self.final_norm = nn.LayerNorm(cfg.embed_dim) if cfg.normalize_before else None
         has_images = bool(cfg.image_encoder) or cfg.image_feature_dim > 0
+        self.gated = cfg.image_fusion == "gated"
         self.image_encoder = ImageEncoder(
             cfg.embed_dim, cfg.image_encoder, cfg.image_weights, cfg.freeze_image_encoder,
-            cfg.image_feature_dim, cfg.max_visual_tokens, cfg.image_pool_stages) if has_images else None
+            cfg.image_feature_dim, cfg.max_visual_tokens, cfg.image_pool_stages,
+            tokens=not self.gated) if has_images else None
+        self.image_gate = GatedImageFusion(cfg.embed_dim) if self.gated and has_images else None
 
     # -- parts ---------------------------------------------------------------------------------
     def encode_text_tokens(self, src_tokens: torch.Tensor):
@@ -96,7 +104,8 @@ class UnixEncoder(nn.Module):
 
         Returns:
             dict with ``out`` (B, N+T, D) memory, ``padding_mask`` (B, N+T) True at padding,
-            ``text`` (B, T, D) text-encoder states and ``text_padding_mask`` (B, T).
+            ``text`` (B, T, D) text-encoder states and ``text_padding_mask`` (B, T). With gated
+            fusion ``N = 0``: ``out`` is (B, T, D).
         """
         if duplicate_of is not None:
             return self._forward_unique(duplicate_of, src_tokens, images, image_features, image_mask)
@@ -104,10 +113,10 @@ class UnixEncoder(nn.Module):
         x = text + self.modality.weight[TEXT]
         pad = text_pad
         pixels_or_feats = image_features if image_features is not None else images
-        if pixels_or_feats is not None:
+        if pixels_or_feats is not None and image_mask is None:
+            image_mask = torch.ones(src_tokens.shape[0], dtype=torch.bool, device=src_tokens.device)
+        if pixels_or_feats is not None and not self.gated:
             B = src_tokens.shape[0]
-            if image_mask is None:
-                image_mask = torch.ones(B, dtype=torch.bool, device=src_tokens.device)
             if image_mask.any():
                 rows = image_mask.nonzero(as_tuple=True)[0]
                 if image_features is not None:
@@ -123,7 +132,23 @@ class UnixEncoder(nn.Module):
             x = layer(x, pad)
         if self.final_norm is not None:
             x = self.final_norm(x)
+        if self.gated and pixels_or_feats is not None and image_mask.any():
+            x = self._gate_image(x, images, image_features, image_mask)
         return {"out": x, "padding_mask": pad, "text": text, "text_padding_mask": text_pad}
+
+    def _gate_image(self, x: torch.Tensor, images: Optional[torch.Tensor], image_features: Optional[torch.Tensor],
+                    image_mask: torch.Tensor) -> torch.Tensor:
+        """Gated fusion: (B, T, D) encoder output + gated pooled image vector of the rows with an image."""
+        if self.image_encoder is None:
+            raise RuntimeError("this model was built without an image encoder "
+                               "(set image_encoder or image_feature_dim)")
+        rows = image_mask.nonzero(as_tuple=True)[0]
+        if image_features is not None:
+            vec_rows = self.image_encoder.pooled(features=image_features[rows])
+        else:
+            vec_rows = self.image_encoder.pooled(images=images[rows])
+        vec = vec_rows.new_zeros(x.shape[0], vec_rows.shape[1]).index_copy(0, rows, vec_rows)  # (B, D)
+        return self.image_gate(x, vec, image_mask)[0]
 
     def _forward_unique(self, duplicate_of: torch.Tensor, src_tokens: torch.Tensor, *image_inputs) -> EncoderOut:
         """Encode the U distinct rows of a (B, ...) batch once, then copy their outputs to all B rows."""

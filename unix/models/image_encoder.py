@@ -99,6 +99,9 @@ def feature_map_to_tokens(feats: torch.Tensor) -> torch.Tensor:
 class ImageEncoder(nn.Module):
     """Backbone (optional) + projection to the model width.
 
+    It gives visual tokens (:meth:`forward`) or, built with ``tokens=False`` (gated fusion), one
+    pooled vector per image (:meth:`pooled`), and then has no token norm and positions.
+
     Args:
         dim: model width ``D``.
         backbone: timm name; ``""`` means features are always given precomputed.
@@ -108,10 +111,12 @@ class ImageEncoder(nn.Module):
         max_tokens: largest number of visual tokens ``N``.
         pool_stages: earlier backbone stages pooled into every token (:func:`backbone_tokens`);
             a feature cache built with the same stages gives the same features.
+        tokens: build the visual-token head (norm, positions); False: :meth:`pooled` only.
     """
 
     def __init__(self, dim: int, backbone: str = "", weights: str = "", freeze: bool = True,
-                 feature_dim: int = 0, max_tokens: int = 256, pool_stages: Sequence[int] = ()):
+                 feature_dim: int = 0, max_tokens: int = 256, pool_stages: Sequence[int] = (),
+                 tokens: bool = True):
         super().__init__()
         self.backbone_name = backbone
         self.pool_stages = parse_stages(pool_stages)
@@ -130,9 +135,11 @@ class ImageEncoder(nn.Module):
             for p in self.backbone.parameters():
                 p.requires_grad_(False)
         self.proj = nn.Linear(feature_dim, dim)
-        self.norm = nn.LayerNorm(dim)
-        self.positions = nn.Parameter(torch.zeros(max_tokens, dim))
-        nn.init.normal_(self.positions, std=0.02)
+        self.tokens = tokens
+        if tokens:
+            self.norm = nn.LayerNorm(dim)
+            self.positions = nn.Parameter(torch.zeros(max_tokens, dim))
+            nn.init.normal_(self.positions, std=0.02)
         self.max_tokens = max_tokens
         self.calls = 0  # number of forward passes (tests check that beam search encodes once)
 
@@ -151,9 +158,8 @@ class ImageEncoder(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             return backbone_tokens(self.backbone, images, self.pool_stages)
 
-    def forward(self, images: Optional[torch.Tensor] = None,
-                features: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Encode pixels (B, 3, H, W) or precomputed features (B, N, C) into (B, N, D)."""
+    def _features(self, images: Optional[torch.Tensor], features: Optional[torch.Tensor]) -> torch.Tensor:
+        """Backbone features (B, N, C) of pixels, or the given features, checked."""
         self.calls += 1
         if features is None:
             if images is None:
@@ -162,8 +168,25 @@ class ImageEncoder(nn.Module):
         if features.shape[-1] != self.feature_dim:
             raise ValueError(f"image features have {features.shape[-1]} channels, "
                              f"the encoder expects {self.feature_dim}")
+        return features
+
+    def forward(self, images: Optional[torch.Tensor] = None,
+                features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Encode pixels (B, 3, H, W) or precomputed features (B, N, C) into (B, N, D)."""
+        if not self.tokens:
+            raise RuntimeError("this image encoder gives pooled vectors only (gated fusion): use pooled()")
+        features = self._features(images, features)
         n = features.shape[1]
         if n > self.max_tokens:
             raise ValueError(f"{n} visual tokens exceed max_visual_tokens={self.max_tokens}")
         x = self.proj(features.to(self.proj.weight.dtype))
         return self.norm(x + self.positions[:n])
+
+    def pooled(self, images: Optional[torch.Tensor] = None,
+               features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """One vector per image (B, D): the features (B, N, C) averaged over N, then projected.
+
+        As Revisit-MMT's gated fusion: a global average-pooled backbone vector through a linear layer.
+        """
+        features = self._features(images, features)
+        return self.proj(features.to(self.proj.weight.dtype).mean(dim=1))

@@ -1,0 +1,275 @@
+#!/usr/bin/env python
+"""Results of Multi30K systems trained in the published protocol (tok-bpe data), as JSON and markdown.
+
+For each system of a JSON config (examples/multi30k_mmt/systems_published.json) and each of its
+seeds (one training run each): average the last N epoch checkpoints, decode test2016 with
+``fairseq-generate --beam 5 --post-process subword_nmt`` (BPE removed) and score fairseq's
+tokenized BLEU-4 on the output as it is against the ``tok/`` reference (no re-tokenization:
+:func:`scripts.score_mmt.score_tokenized`); fairseq's own printed ``BLEU4`` is kept beside it
+(it differs only where the binarized reference has ``<unk>``). METEOR is METEOR 1.5 (the jar
+pycocoevalcap ships, ``-l <target language> -norm``) when the jar has the target language's
+paraphrase table; pycocoevalcap ships only English's, so German and French rows say why not.
+
+A row: ``{system, pair, test, bleu, meteor, updates, seeds, bleu_per_seed, command, commit,
+device}`` (``bleu`` = mean over seeds; ``command`` and ``commit``: this command and the code it
+ran; ``device``: what ``<run>/device.txt`` says, written by the training scripts), plus the
+training and generate commands. A system whose runs have not all reached ``updates`` is listed
+as not done. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
+GPU machine): ``DIR/<system slug>.s<seed>.test.txt``.
+
+Example::
+
+    python scripts/mmt_protocol_results.py --config examples/multi30k_mmt/systems_published.json \\
+        --var RUNS=checkpoints --var BIN_ENDE=data-bin/multi30k_tok_ende --var BIN_ENFR=data-bin/multi30k_tok_enfr \\
+        --var FEATS=data-bin/feats_lite0 --var IMAGES=../shared/data/flickr8k/images \\
+        --out examples/multi30k_mmt/RESULTS_published_protocol.json --readme examples/multi30k_mmt/README.md
+"""
+
+import argparse
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+import torch
+
+from scripts import ROOT, average_checkpoints, command_line, git_commit, load_config, provenance, score_mmt, slug
+from scripts.mmt_results import trained_updates, unfinished
+from unix.data.tokenizer import read_lines
+from unix.metrics.bleu import ordered, read_generate_output
+
+logger = logging.getLogger("mmt_protocol_results")
+TEST = "test2016"
+# Published tokenized BLEU-4 on test2016 in this protocol (Revisit-MMT, Wu et al. ACL 2021)
+PUBLISHED = {"en-de": [("Transformer-tiny, text-only (Revisit-MMT)", 41.02), ("gated fusion (Revisit-MMT)", 41.96)],
+             "en-fr": [("gated fusion (Revisit-MMT)", 62.12)]}
+BEGIN, END = "<!-- published-protocol-results: begin -->", "<!-- published-protocol-results: end -->"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="JSON list of systems")
+    p.add_argument("--data", default="../shared/data", help="root of multi30k/ (the tok/ references)")
+    p.add_argument("--out", required=True, help="JSON file to write; the markdown table goes next to it (.md)")
+    p.add_argument("--readme", default=None, help="also put the table between the results markers of this file")
+    p.add_argument("--generated", default=None, metavar="DIR",
+                   help="score DIR/<slug>.s<seed>.test.txt written elsewhere instead of averaging and decoding")
+    p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
+    return p.parse_args(argv)
+
+
+def check_protocol(bin_dir: str, pair: str) -> None:
+    """The binarized data must be the tok-bpe preparation of ``pair`` (its manifest says so)."""
+    path = os.path.join(bin_dir, "manifest.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no manifest; prepare with scripts/prepare_multi30k.py --protocol tok-bpe")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    if manifest.get("protocol") != "tok-bpe" or manifest.get("pair") != pair:
+        raise ValueError(f"{path}: protocol {manifest.get('protocol')!r}, pair {manifest.get('pair')!r}; "
+                         f"this table needs the tok-bpe preparation of {pair}")
+
+
+def generate(system, ckpt: str, out_path: str) -> List[str]:
+    """fairseq-generate test2016 with beam 5, BPE removed, into ``out_path``; returns the command."""
+    src, tgt = system["pair"].split("-")
+    cmd = ["fairseq-generate", system["bin"], "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
+           "--task", system["task"], "-s", src, "-t", tgt, "--path", ckpt, "--gen-subset", "test",
+           "--beam", "5", "--lenpen", "1.0", "--max-tokens", "4096", "--post-process", "subword_nmt",
+           "--required-batch-size-multiple", "1", *system.get("generate_args", [])]
+    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
+    with open(out_path, "w", encoding="utf-8") as f:
+        subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL, check=True)
+    return cmd
+
+
+def printed_bleu(path: str) -> Optional[float]:
+    """The ``BLEU4 = x`` fairseq-generate printed at the end of its output (None if absent)."""
+    found = None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.search(r"BLEU4? = ([0-9.]+)", line)
+            if m and not line.startswith(("S-", "T-", "H-", "D-", "P-")):
+                found = float(m.group(1))
+    return found
+
+
+def meteor_unavailable(lang: str) -> str:
+    """Why METEOR 1.5 cannot score ``lang`` here ("" = it can)."""
+    if shutil.which("java") is None:
+        return "METEOR 1.5 needs java"
+    try:
+        import pycocoevalcap.meteor.meteor as m
+    except ImportError:
+        return "METEOR 1.5 comes with pycocoevalcap, not installed"
+    table = os.path.join(os.path.dirname(m.__file__), "data", f"paraphrase-{lang}.gz")
+    if not os.path.exists(table):
+        return (f"METEOR 1.5 -l {lang} needs its paraphrase table paraphrase-{lang}.gz, which pycocoevalcap "
+                f"does not ship (only paraphrase-en.gz)")
+    return ""
+
+
+def meteor_15(hyps: List[str], refs: List[str], lang: str, workdir: str) -> float:
+    """Corpus METEOR 1.5 (x100) of tokenized lowercase hypotheses: ``java -jar meteor-1.5.jar -l lang -norm``."""
+    import pycocoevalcap.meteor.meteor as m
+
+    jar = os.path.join(os.path.dirname(m.__file__), "meteor-1.5.jar")
+    hyp_path, ref_path = os.path.join(workdir, "meteor.hyp"), os.path.join(workdir, "meteor.ref")
+    for path, lines in ((hyp_path, hyps), (ref_path, refs)):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    out = subprocess.run(["java", "-Xmx2G", "-jar", jar, hyp_path, ref_path, "-l", lang, "-norm"],
+                         capture_output=True, text=True, check=True).stdout
+    return parse_meteor_output(out)
+
+
+def parse_meteor_output(text: str) -> float:
+    m = re.search(r"^Final score:\s+([0-9.]+)", text, re.M)
+    if not m:
+        raise RuntimeError(f"METEOR printed no 'Final score:' line: {text[-300:]!r}")
+    return round(100.0 * float(m.group(1)), 2)
+
+
+def run_device(run_dir: str, default: str = "unknown") -> str:
+    """The machines ``<run>/device.txt`` names (without the dates), distinct, in order."""
+    path = os.path.join(run_dir, "device.txt")
+    if not os.path.exists(path):
+        return default
+    with open(path, encoding="utf-8") as f:
+        devices = [", ".join(line.strip().split(" | ")[1:]) or line.strip() for line in f if line.strip()]
+    return "; ".join(dict.fromkeys(devices)) or default
+
+
+def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
+    """Decode (or read) and score one seed's run."""
+    stem = f"{slug(system['system'] + '_' + system['pair'])}.s{run['seed']}"
+    if generated:
+        out = os.path.join(generated, f"{stem}.test.txt")
+        cmd, updates, averaged = None, system.get("updates"), None
+    else:
+        paths = average_checkpoints.last_checkpoints(run["dir"], system.get("average", 10))
+        avg = os.path.join(work, f"{stem}.avg{len(paths)}.pt")
+        torch.save(average_checkpoints.average(paths), avg)
+        out = os.path.join(work, f"{stem}.test.txt")
+        cmd = generate(system, avg, out)
+        updates = trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
+        averaged = f"{os.path.basename(paths[0])}..{os.path.basename(paths[-1])}"
+    return {"seed": run["seed"], "output": out, "updates": updates, "printed_bleu": printed_bleu(out),
+            "averaged": averaged,
+            "generate": " ".join(shlex.quote(c) for c in cmd) if cmd else f"(written elsewhere: {out})",
+            "device": run_device(run.get("dir", ""), system.get("device", "unknown"))}
+
+
+def build_row(system, seeds: List[Dict], ref_tok: str, work: str) -> Dict:
+    """One table row from the seeds' generate outputs (scored here)."""
+    tgt = system["pair"].split("-")[1]
+    bleu, meteor = [], []
+    why_no_meteor = meteor_unavailable(tgt)
+    refs = read_lines(ref_tok)
+    for s in seeds:
+        scores = score_mmt.score_tokenized(s["output"], ref_tok)
+        bleu.append(scores["tokenized_bleu"]["bleu"])
+        if not why_no_meteor:
+            hyps = ordered(read_generate_output(s["output"]), len(refs), s["output"])
+            meteor.append(meteor_15(hyps, refs, tgt, work))
+    mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
+    return {
+        "system": system["system"], "pair": system["pair"], "test": TEST, "bleu": mean(bleu), "meteor": mean(meteor),
+        "updates": min(s["updates"] for s in seeds) if all(s["updates"] for s in seeds) else None,
+        "seeds": [s["seed"] for s in seeds], "bleu_per_seed": bleu,
+        "command": command_line(), "commit": git_commit(),
+        "device": "; ".join(dict.fromkeys(s["device"] for s in seeds)),
+        "meteor_per_seed": meteor or None, "meteor_note": why_no_meteor or None,
+        "fairseq_printed_bleu_per_seed": [s["printed_bleu"] for s in seeds],
+        "average": system.get("average", 10), "averaged_per_seed": [s["averaged"] for s in seeds],
+        "train_commands": [r.get("command") for r in system["runs"]],
+        "generate_commands": [s["generate"] for s in seeds],
+    }
+
+
+def not_done(system) -> str:
+    """Why a system cannot be scored yet ("" = every seed's run is trained)."""
+    for run in system["runs"]:
+        why = unfinished({"checkpoints": run["dir"], "updates": system.get("updates"),
+                          "average": system.get("average", 10)})
+        if why:
+            return f"seed {run['seed']}: {why}"
+    return ""
+
+
+def markdown(rows: List[Dict], missing) -> str:
+    fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+    lines = [provenance(), "",
+             "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
+             "each seed is the average of its last `averaged` epoch checkpoints), comparable with the published "
+             "tables. BLEU is the mean over seeds.", "",
+             "| system | pair | BLEU | per seed | METEOR | updates | averaged | device |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        per_seed = ", ".join(f"{b:.2f} (seed {s})" for b, s in zip(r["bleu_per_seed"], r["seeds"]))
+        lines.append(f"| {r['system']} | {r['pair']} | {fmt(r['bleu'])} | {per_seed} | {fmt(r['meteor'])} | "
+                     f"{r['updates'] if r['updates'] is not None else '-'} | {r['average']} | "
+                     f"{r['device'].replace('|', '/')} |")
+    for pair in dict.fromkeys(r["pair"] for r in rows):
+        for name, bleu in PUBLISHED.get(pair, []):
+            lines.append(f"| published: {name} | {pair} | {bleu:.2f} | | | 8000 | 10 | |")
+    notes = sorted({r["meteor_note"] for r in rows if r["meteor_note"]})
+    if notes:
+        lines += ["", "METEOR: " + "; ".join(notes) + "."]
+    if missing:
+        lines += ["", "Not in the table yet:", ""] + [f"- {name}: {why}" for name, why in missing]
+    lines += ["", "Training commands:", ""]
+    lines += [f"- {r['system']} ({r['pair']}): " + "; ".join(f"`{c}`" for c in r["train_commands"] if c) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(path: str, table: str) -> None:
+    """Put ``table`` between the results markers of ``path`` (a one-line error when they are missing)."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise ValueError(f"{path}: no '{BEGIN}' ... '{END}' block to write the table into")
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + BEGIN + "\n" + table + END + tail)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
+    a = parse_args(argv)
+    systems = load_config(a.config, a.var)
+    work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval", "published_protocol")
+    os.makedirs(work, exist_ok=True)
+    rows, missing = [], []
+    for system in systems:
+        tgt = system["pair"].split("-")[1]
+        ref_tok = os.path.join(a.data, "multi30k", "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
+        why = "" if a.generated else not_done(system)
+        if why:
+            logger.warning("skipping %s (%s): %s", system["system"], system["pair"], why)
+            missing.append((f"{system['system']} ({system['pair']})", why))
+            continue
+        if not a.generated:
+            check_protocol(system["bin"], system["pair"])
+        seeds = [evaluate_seed(system, run, work, a.generated) for run in system["runs"]]
+        rows.append(build_row(system, seeds, ref_tok, work))
+    with open(a.out, "w", encoding="utf-8") as f:
+        json.dump(rows, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    table = markdown(rows, missing)
+    with open(os.path.splitext(a.out)[0] + ".md", "w", encoding="utf-8") as f:
+        f.write("# Multi30K test2016, published protocol\n\n" + table)
+    if a.readme:
+        replace_block(a.readme, table)
+    logger.info("wrote %s (%d rows, %d not done)", a.out, len(rows), len(missing))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""scripts/mmt_protocol_results.py on fake fairseq-generate outputs (--generated) and its checks."""
+
+import json
+
+import pytest
+
+from scripts import mmt_protocol_results as results
+
+REFS = ["ein hund läuft .", "a b c d f", "zwei &quot; männer &quot; ."]
+
+
+def write_gen(path, hyps, printed=None):
+    with open(path, "w") as f:
+        for i, h in reversed(list(enumerate(hyps))):
+            f.write(f"S-{i}\t__de__ src\nT-{i}\tref\nH-{i}\t-0.1\t{h}\nD-{i}\t-0.1\t{h}\n")
+        if printed is not None:
+            f.write(f"Generate test with beam=5: BLEU4 = {printed:.2f}, 1/1/1/1 (BP=1.000, ratio=1.0)\n")
+
+
+@pytest.fixture
+def tree(tmp_path):
+    tok = tmp_path / "data" / "multi30k" / "tok"
+    tok.mkdir(parents=True)
+    (tok / "test_2016_flickr.lc.norm.tok.de").write_text("\n".join(REFS) + "\n")
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    # system A, one seed: every sentence right; system B, two seeds: right, and one with a wrong last token
+    write_gen(gen / "A_text-only_en-de.s1.test.txt", REFS, printed=100.0)
+    write_gen(gen / "B_gated_en-de.s1.test.txt", REFS, printed=100.0)
+    write_gen(gen / "B_gated_en-de.s2.test.txt", [REFS[0], "a b c d e", REFS[2]])
+    runs = tmp_path / "runs"
+    (runs / "b2").mkdir(parents=True)
+    (runs / "b2" / "device.txt").write_text("2026-12-06 10:00 | NVIDIA H200 | torch 2.11\n"
+                                            "2026-12-06 11:00 | NVIDIA H200 | torch 2.11\n")
+    config = tmp_path / "systems.json"
+    config.write_text(json.dumps([
+        {"system": "A text-only", "pair": "en-de", "task": "translation", "bin": "{BIN}", "updates": 8000,
+         "device": "cpu (config)", "runs": [{"seed": 1, "dir": "{RUNS}/a1", "command": "bash train_a.sh {RUNS}/a1"}]},
+        {"system": "B gated", "pair": "en-de", "task": "unix_mmt", "bin": "{BIN}", "updates": 8000,
+         "runs": [{"seed": 1, "dir": "{RUNS}/b1", "command": "SEED=1 bash b.sh"},
+                  {"seed": 2, "dir": "{RUNS}/b2", "command": "SEED=2 bash b.sh"}]}]))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results.BEGIN}\nold table\n{results.END}\nafter\n")
+    return tmp_path, config, readme
+
+
+def test_rows_from_generated_outputs(tree):
+    root, config, readme = tree
+    out = root / "RESULTS_published_protocol.json"
+    results.main(["--config", str(config), "--data", str(root / "data"), "--generated", str(root / "gen"),
+                  "--out", str(out), "--readme", str(readme), "--var", f"RUNS={root / 'runs'}", "--var", "BIN=unused"])
+    rows = json.loads(out.read_text())
+    assert [r["system"] for r in rows] == ["A text-only", "B gated"]
+    a, b = rows
+    for r in rows:
+        assert {"system", "pair", "test", "bleu", "meteor", "updates", "seeds", "bleu_per_seed", "command", "commit",
+                "device"} <= set(r)
+        assert r["pair"] == "en-de" and r["test"] == "test2016" and r["updates"] == 8000
+        assert "mmt_protocol_results.py" in r["command"] and r["commit"]
+        # no German paraphrase table in pycocoevalcap: no METEOR, and the row says why
+        assert r["meteor"] is None and "paraphrase-de.gz" in r["meteor_note"]
+    assert a["bleu"] == 100.0 and a["bleu_per_seed"] == [100.0] and a["seeds"] == [1]
+    assert a["device"] == "cpu (config)" and a["train_commands"] == [f"bash train_a.sh {root / 'runs'}/a1"]
+    # seed 2: one sentence with its last token wrong among 3; by hand, hypothesis/reference n-grams
+    # 1: 13/14, 2: 10/11, 3: 7/8, 4: 4/5 (same length, BP = 1)
+    by_hand = 100 * (13 / 14 * 10 / 11 * 7 / 8 * 4 / 5) ** 0.25
+    assert b["bleu_per_seed"][0] == 100.0 and b["bleu_per_seed"][1] == pytest.approx(by_hand, abs=0.01)
+    assert b["bleu"] == pytest.approx((100.0 + by_hand) / 2, abs=0.01) and b["seeds"] == [1, 2]
+    assert b["fairseq_printed_bleu_per_seed"] == [100.0, None]
+    assert b["device"] == "unknown; NVIDIA H200, torch 2.11"
+    md = (root / "RESULTS_published_protocol.md").read_text()
+    assert "| A text-only | en-de | 100.00 | 100.00 (seed 1) | - | 8000 | 10 | cpu (config) |" in md
+    assert "published: Transformer-tiny, text-only (Revisit-MMT) | en-de | 41.02" in md and "41.96" in md
+    assert "Do not edit by hand" in md and "paraphrase-de.gz" in md
+    text = readme.read_text()
+    assert text.startswith("intro\n" + results.BEGIN + "\n") and text.endswith(results.END + "\nafter\n")
+    assert "old table" not in text and "| B gated | en-de |" in text
+
+
+def test_unfinished_runs_are_listed_not_scored(tree, tmp_path):
+    root, config, _ = tree
+    out = root / "R.json"
+    results.main(["--config", str(config), "--data", str(root / "data"), "--out", str(out),
+                  "--var", f"RUNS={root / 'runs'}", "--var", "BIN=unused"])
+    assert json.loads(out.read_text()) == []
+    md = (root / "R.md").read_text()
+    assert "- A text-only (en-de): seed 1: no checkpoints at" in md
+    assert "- B gated (en-de): seed 1: no checkpoints at" in md
+
+
+def test_the_data_must_be_the_tok_bpe_preparation_of_the_pair(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no manifest"):
+        results.check_protocol(str(tmp_path), "en-de")
+    (tmp_path / "manifest.json").write_text(json.dumps({"protocol": "spm", "pairs": ["en-de"]}))
+    with pytest.raises(ValueError, match="protocol 'spm'"):
+        results.check_protocol(str(tmp_path), "en-de")
+    (tmp_path / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-fr"}))
+    with pytest.raises(ValueError, match="pair 'en-fr'"):
+        results.check_protocol(str(tmp_path), "en-de")
+    (tmp_path / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de"}))
+    results.check_protocol(str(tmp_path), "en-de")
+
+
+def test_meteor_output_and_readme_markers(tmp_path):
+    assert results.parse_meteor_output("Segment 1 score: 0.5\nFinal score:            0.5412345\n") == 54.12
+    with pytest.raises(RuntimeError, match="no 'Final score:'"):
+        results.parse_meteor_output("Exception in thread main")
+    (tmp_path / "README.md").write_text("no markers\n")
+    with pytest.raises(ValueError, match="README.md: no '<!-- published-protocol-results: begin -->'"):
+        results.replace_block(str(tmp_path / "README.md"), "table\n")
