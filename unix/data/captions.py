@@ -18,6 +18,7 @@ import re
 from collections import OrderedDict
 from typing import Container, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from unix.data.images import ImageError
@@ -315,3 +316,42 @@ def group_references(keys: Sequence[Hashable],
         groups[g].update(dict.fromkeys(refs))
         group_of.append(g)
     return group_of, [list(g) for g in groups]
+
+
+def photo_language_groups(paths: Sequence[str], sources) -> np.ndarray:
+    """(N,) ids, equal for samples with the same photo and language tag (the same encoder input).
+
+    Args:
+        paths: (N,) the photo of every sample.
+        sources: (N,) source token tensors whose first token is the language tag.
+    """
+    keys = [(p, int(sources[i][0])) for i, p in enumerate(paths)]
+    ids: Dict[Tuple[str, int], int] = {}
+    return np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
+
+
+def check_tag_sources(sizes: Sequence[int], first_tokens: Sequence[int], tag_ids: Container[int],
+                      symbols: Sequence[str], path: str) -> None:
+    """Every caption source must be exactly one language tag of the dictionary (then ``</s>``).
+
+    Args:
+        sizes: (N,) source lengths, ``</s>`` included.
+        first_tokens: (N,) the first token of every source.
+        tag_ids: the indices of the dictionary's language tags.
+        symbols: the dictionary's symbols.
+        path: the binarized source file, for the message.
+
+    Raises:
+        ValueError: naming ``path`` and the line of the first bad source.
+    """
+    sizes = np.asarray(sizes)
+    bad = np.flatnonzero(sizes != 2)
+    if len(bad):
+        raise ValueError(f"{path}: line {bad[0] + 1}: the source must be one language tag (e.g. __en__), "
+                         f"got {sizes[bad[0]] - 1} tokens ({len(bad)} such lines)")
+    known = ", ".join(sorted(symbols[i][2:-2] for i in tag_ids)) or "none"
+    for i, tok in enumerate(first_tokens):
+        if tok not in tag_ids:
+            raise ValueError(f"{path}: line {i + 1}: source {symbols[tok]!r} is not a language tag "
+                             f"of the dictionary (languages known: {known}); a tag missing from the "
+                             "vocabulary is binarized as <unk>")

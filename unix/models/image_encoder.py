@@ -134,7 +134,6 @@ class ImageEncoder(nn.Module):
         self.positions = nn.Parameter(torch.zeros(max_tokens, dim))
         nn.init.normal_(self.positions, std=0.02)
         self.max_tokens = max_tokens
-        self.calls = 0  # number of forward passes (tests check that beam search encodes once)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -154,7 +153,6 @@ class ImageEncoder(nn.Module):
     def forward(self, images: Optional[torch.Tensor] = None,
                 features: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Encode pixels (B, 3, H, W) or precomputed features (B, N, C) into (B, N, D)."""
-        self.calls += 1
         if features is None:
             if images is None:
                 raise ValueError("give images or features")
