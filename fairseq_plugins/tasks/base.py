@@ -227,8 +227,8 @@ class UnixImageTaskConfig(TranslationConfig, UnixImageDataConfig):
 class UnixImageTask(ImageTaskMixin, TranslationTask):
     """A text pair with an aligned image list (``<split>.<image-list-suffix>``, pixels or cached features).
 
-    A subclass sets :attr:`image_required` (every sample needs an image, and the noun its error
-    names), overrides :meth:`tag_lang` (the language whose tag goes in front of every source),
+    A subclass sets :attr:`image_required` (every sample needs an image; :attr:`sample_noun` and
+    :attr:`missing_image` word its two errors, kept as the tests pin them), overrides :meth:`tag_lang` (the language whose tag goes in front of every source),
     :meth:`eval_generation_args` (JSON generation options of validation-by-generation, or
     ``None``) and the loading hooks :meth:`pair_options`, :meth:`prepare_pair`, :meth:`finish_split`.
     """

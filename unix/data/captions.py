@@ -11,7 +11,6 @@ Evaluation splits have one sample per photo whose target is all its references j
 to the first reference (validation loss).
 """
 
-import gzip
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Container, Dict, Hashable, Iterator, List, Optional, Sequence
 import numpy as np
 import torch
 
+from unix.data.generate_output import GenerateOutputError, open_text, read_generate_output  # noqa: F401
 from unix.data.images import ImageError
 from unix.metrics.references import SEP
 
@@ -206,39 +206,30 @@ class CaptionSet:
         return sum(1 for x in n if x), sum(n)
 
 
-def open_text(path: str):
-    """Open a UTF-8 text file for reading; a ``.gz`` name is read through gzip."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def parse_generate_output(path: str) -> Dict[int, Dict[str, str]]:
     """Read a ``fairseq-generate`` output: sample id -> ``{"S", "T", "H", "D"}`` strings.
 
     Only the first hypothesis of each sample is kept (``--nbest 1``); ``H``/``D`` drop the score.
-    A ``.gz`` file is read through gzip (outputs kept compressed, e.g. the ones behind a results table).
+    Read by :func:`unix.data.generate_output.read_generate_output` (``.gz`` too).
 
     Raises:
-        CaptionDataError: on a malformed ``H-``/``D-`` line or if no hypothesis is found.
+        CaptionDataError: on a malformed line (file and line named) or if no hypothesis is found.
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"fairseq-generate output not found: {path}")
+    try:
+        samples = read_generate_output(path)
+    except GenerateOutputError as e:
+        raise CaptionDataError(str(e)) from None
     out: Dict[int, Dict[str, str]] = {}
-    with open_text(path) as f:
-        for i, line in enumerate(f, start=1):
-            m = re.match(r"^([STHD])-(\d+)\t(.*)$", line.rstrip("\n"))
-            if not m:
-                continue
-            kind, sid, rest = m.group(1), int(m.group(2)), m.group(3)
-            if kind in "HD":
-                parts = rest.split("\t", 1)
-                if len(parts) != 2:
-                    raise CaptionDataError(f"{path}:{i}: expected '{kind}-<id>\\t<score>\\t<text>'")
-                rest = parts[1]
-            out.setdefault(sid, {}).setdefault(kind, rest)
-    if not any("D" in v or "H" in v for v in out.values()):
-        raise CaptionDataError(f"{path}: no hypothesis (H-/D- line) found; is it a fairseq-generate output?")
+    for sid, sample in samples.items():
+        entry = out.setdefault(sid, {})
+        if sample.source is not None:
+            entry["S"] = sample.source
+        if sample.target is not None:
+            entry["T"] = sample.target
+        if sample.hyps:
+            entry["H"] = sample.hyps[0].text
+            if sample.hyps[0].detok is not None:
+                entry["D"] = sample.hyps[0].detok
     return out
 
 
