@@ -93,7 +93,7 @@ def epoch_batches(task, args):
 
 def epoch_stats(task, batches):
     """Batches, captions and distinct encoder inputs per batch, and the padded share of target slots."""
-    from fairseq_plugins.tasks.unix_caption import photo_language_groups
+    from unix.data.captions import photo_language_groups
 
     pair = task._pairs["train"]
     groups = photo_language_groups(task.dataset("train").dataset.images.paths, pair.src)  # (N,)

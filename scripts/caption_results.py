@@ -67,7 +67,7 @@ def parse_args(argv=None):
                    help="one label per --path (default: the checkpoint path)")
     p.add_argument("--row-args", nargs="+", default=None, metavar="ARGS",
                    help="one string of extra fairseq-generate arguments per --path ('' for none), "
-                        "e.g. '' '--no-repeat-ngram-size 2' (a lone flag needs a space: ' --best-beam-stop')")
+                        "e.g. '' '--no-repeat-ngram-size 2' (an option starting with - needs a space: ' --beam-stop best')")
     p.add_argument("--note", default="", help="one paragraph about the run, written under the table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
     return p.parse_args(argv)

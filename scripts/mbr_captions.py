@@ -21,17 +21,16 @@ Example::
 import argparse
 import logging
 import math
-import re
 import sys
 from typing import Dict, List, Optional
 
 from scripts.score_captions import hypothesis
 from unix.data.captions import CaptionDataError
+from unix.data.generate_output import GenerateOutputError, read_generate_output
 from unix.generation.mbr import UTILITIES, mbr_order, words
 
 logger = logging.getLogger("mbr_captions")
 LN2 = math.log(2.0)
-LINE = re.compile(r"^([STHDP])-(\d+)\t(.*)$")
 
 
 def parse_args(argv=None):
@@ -59,50 +58,34 @@ def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
     """Sample id -> ``{"S": str, "T": str, "hyps": [{"H", "D", "score", "logprob", "P"}, ...]}`` in file order.
 
     ``logprob`` is the hypothesis' total log-probability in nats; ``score`` and ``P`` are the
-    line's text (base 2, as fairseq-generate prints them).
+    line's text (base 2, as fairseq-generate prints them). Read by
+    :func:`unix.data.generate_output.read_generate_output`.
 
     Raises:
         CaptionDataError: naming file and line for a malformed line, a ``P-`` line without its
             hypothesis, or a hypothesis without ``P-`` scores.
     """
+    try:
+        samples = read_generate_output(path)
+    except GenerateOutputError as e:
+        raise CaptionDataError(str(e)) from None
     out: Dict[int, Dict[str, object]] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            m = LINE.match(line.rstrip("\n"))
-            if not m:
-                continue
-            kind, sid, rest = m.group(1), int(m.group(2)), m.group(3)
-            sample = out.setdefault(sid, {"hyps": []})
-            hyps: List[Dict[str, object]] = sample["hyps"]  # type: ignore[assignment]
-            if kind in "ST":
-                sample.setdefault(kind, rest)
-                continue
-            if kind == "H":
-                score, sep, text = rest.partition("\t")
-                if not sep:
-                    raise CaptionDataError(f"{path}:{n}: expected 'H-<id>\\t<score>\\t<text>'")
-                hyps.append({"H": text, "score": score, "line": n})
-                continue
-            if not hyps or kind in hyps[-1]:
-                raise CaptionDataError(f"{path}:{n}: {kind}-{sid} line without its H-{sid} line")
-            if kind == "D":
-                score, sep, text = rest.partition("\t")
-                if not sep:
-                    raise CaptionDataError(f"{path}:{n}: expected 'D-<id>\\t<score>\\t<text>'")
-                hyps[-1]["D"] = text
-            else:
-                try:
-                    scores = [float(x) for x in rest.split()]
-                except ValueError:
-                    raise CaptionDataError(f"{path}:{n}: P-{sid} scores are not numbers") from None
-                hyps[-1]["P"], hyps[-1]["logprob"] = rest, sum(scores) * LN2  # fairseq prints base 2
-    if not any(v["hyps"] for v in out.values()):
-        raise CaptionDataError(f"{path}: no hypothesis (H- line) found; is it a fairseq-generate output?")
-    for sid, v in out.items():
-        for h in v["hyps"]:
-            if "logprob" not in h:
-                raise CaptionDataError(f"{path}:{h['line']}: H-{sid} has no P- line (positional scores); "
+    for sid, sample in samples.items():
+        entry: Dict[str, object] = {"hyps": []}
+        if sample.source is not None:
+            entry["S"] = sample.source
+        if sample.target is not None:
+            entry["T"] = sample.target
+        for h in sample.hyps:
+            if h.positional is None:
+                raise CaptionDataError(f"{path}:{h.line}: H-{sid} has no P- line (positional scores); "
                                        "was it written by fairseq-generate without --quiet?")
+            hyp = {"H": h.text, "score": h.score, "line": h.line, "P": h.positional,
+                   "logprob": sum(float(x) for x in h.positional.split()) * LN2}  # fairseq prints base 2
+            if h.detok is not None:
+                hyp["D"] = h.detok
+            entry["hyps"].append(hyp)  # type: ignore[union-attr]
+        out[sid] = entry
     return out
 
 

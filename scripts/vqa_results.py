@@ -25,6 +25,7 @@ import sys
 
 from scripts import ROOT, checkpoint_labels, provenance, results_work_dir
 from unix.data.answer_balance import PLACEHOLDER, AnswerTemplater
+from unix.data.generate_output import open_text, read_generate_output
 from unix.metrics.references import split_references
 from unix.metrics.vqa import ANSWER_TYPES, VQAAccuracy, vqa_accuracy
 
@@ -64,18 +65,20 @@ def generate(a, path, out_path, closed):
 
 def parse(out_path):
     """``({id: {"S": question, "T": target, "D": answer}}, printed accuracy or None)`` of a generate
-    output; the question without its language tag, the answer without its score."""
-    rows, printed = {}, None
-    with open(out_path, encoding="utf-8") as f:
+    output (:func:`unix.data.generate_output.read_generate_output`); the question without its
+    language tag, the answer of the best hypothesis without its score."""
+    rows = {}
+    for i, sample in read_generate_output(out_path).items():
+        row = rows.setdefault(i, {})
+        if sample.source is not None:
+            row["S"] = re.sub(r"^__\w+__\s*", "", sample.source)
+        if sample.target is not None:
+            row["T"] = sample.target
+        if sample.hyps and sample.hyps[0].detok is not None:
+            row["D"] = sample.hyps[0].detok
+    printed = None
+    with open_text(out_path) as f:
         for line in f:
-            m = re.match(r"^([STD])-(\d+)\t(.*)$", line.rstrip("\n"))
-            if m:
-                kind, i, rest = m.group(1), int(m.group(2)), m.group(3)
-                if kind == "S":
-                    rest = re.sub(r"^__\w+__\s*", "", rest)
-                elif kind == "D":
-                    rest = rest.split("\t", 1)[1]
-                rows.setdefault(i, {})[kind] = rest
             m = re.search(r"VQA accuracy = ([\d.]+)", line)
             if m:
                 printed = float(m.group(1))

@@ -88,15 +88,9 @@ def model_config(state: Dict[str, Any], path: str) -> UnixConfig:
 
     fairseq flips boolean options whose default is True, so the plugin's ``--untie-embeddings``
     and ``--finetune-image-encoder`` stand for ``share_all_embeddings=False`` and
-    ``freeze_image_encoder=False`` (as ``fairseq_plugins.models.unix.unix_config_from`` reads them).
+    ``freeze_image_encoder=False`` (:meth:`UnixConfig.from_namespace` reads them).
     """
-    model_cfg = _model_cfg(state, path)
-    cfg = UnixConfig.from_namespace(argparse.Namespace(**model_cfg))
-    if model_cfg.get("untie_embeddings"):
-        cfg.share_all_embeddings = False
-    if model_cfg.get("finetune_image_encoder"):
-        cfg.freeze_image_encoder = False
-    return cfg
+    return UnixConfig.from_namespace(argparse.Namespace(**_model_cfg(state, path)))
 
 
 def core_weights(state: Dict[str, Any]) -> Dict[str, Any]:

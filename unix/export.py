@@ -30,6 +30,7 @@ import torch
 from unix.checkpoint import CheckpointError, core_weights, load_state, model_config
 from unix.data.dictionary import Dictionary
 from unix.data.tokenizer import is_lang_tag
+from unix.generation.beam_search import resolve_beam_stop
 from unix.model_dir import (BACKBONE_PREFIX, BPE_CODES, CARD, CONFIG, DICT, FORMAT, FORMAT_VERSION, SPM, WEIGHTS,
                             ModelDirError, check_config, model_tensors, save_weights)
 from unix.models.unix_model import UnixModel
@@ -79,10 +80,11 @@ def generation_defaults(task: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     if name in ("unix_mmt", "unix_pretrain"):
         out["translate"] = dict(GEN_DEFAULTS)
     if name in ("unix_caption", "unix_pretrain"):
-        stop = "best" if task.get("best_beam_stop") else "fairseq"
+        stop = resolve_beam_stop(task.get("beam_stop"), "fairseq", best_beam_stop=bool(task.get("best_beam_stop")))
         out["caption"] = dict(GEN_DEFAULTS, beam=3, max_len_b=40, no_repeat_ngram_size=2, stop=stop)
     if name == "unix_vqa":
-        out["answer"] = dict(GEN_DEFAULTS, stop="fairseq" if task.get("fairseq_beam_stop") else "best")
+        stop = resolve_beam_stop(task.get("beam_stop"), "best", fairseq_beam_stop=bool(task.get("fairseq_beam_stop")))
+        out["answer"] = dict(GEN_DEFAULTS, stop=stop)
     return out
 
 

@@ -38,9 +38,9 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from fairseq_plugins.distributed import check_ddp_backend
-from fairseq_plugins.tasks.unix_pretrain import CONTRASTIVE_OBJECTIVES, SEQ_OBJECTIVES
 from unix.losses import (contrastive_loss, distributed_world_size, itm_loss, itm_pairs, logit_scale_value,
                          rc3_loss, sample_hard_negatives, sequence_loss)
+from unix.losses.objectives import CONTRASTIVE_OBJECTIVES, SEQ_OBJECTIVES
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ against the same references, as self-critical.pytorch's ``--bleu_reward_weight``
 ``-sum (r - b) log p(caption)`` (:func:`unix.losses.scst_loss`), with the baseline ``b`` the mean
 reward of the photo's other candidates (``--scst-baseline mean``) or the reward of its greedy
 caption (``greedy``). References and document frequencies come from the training split itself
-(``UnixCaptionTask.corpus_cider``: captions pooled per photo and language tag, PTB-tokenized), so
+(:func:`unix.metrics.caption_eval.corpus_cider`, which the task's ``corpus_cider(split)`` caches:
+captions pooled per photo and language tag, PTB-tokenized), so
 the reward is the CIDEr-D that ``--eval-cider`` and ``fairseq-generate --scoring cider`` report.
 
 Candidates are decoded with the model in eval mode (no dropout), then scored by one
@@ -40,7 +41,7 @@ from fairseq.data import data_utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from fairseq_plugins.distributed import check_ddp_backend
-from fairseq_plugins.tasks.unix_caption import SPLIT_KEY
+from fairseq_plugins.data.tagged_dataset import SPLIT_KEY
 from unix.losses import scst_loss, sequence_loss
 from unix.metrics.caption import ptb_tokenize, sentence_bleu
 from unix.metrics.meteor import SentenceMeteor

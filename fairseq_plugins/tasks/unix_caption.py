@@ -13,47 +13,37 @@ model also generates one caption per photo and logs ``cider`` (corpus CIDEr-D x1
 and ``bleu4`` (corpus BLEU-4 x100, pycocoevalcap, from n-gram statistics summed over batches),
 either usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``; with
 ``--eval-meteor`` also ``meteor`` (corpus METEOR 1.5 x100 of the English photos, pycocoevalcap's,
-from METEOR statistics summed over batches; one METEOR process is kept open).
+from METEOR statistics summed over batches; one METEOR process is kept open). The statistics and
+scores are :mod:`unix.metrics.caption_eval`'s; loading, images, the model and ``--beam-stop`` are
+:class:`~fairseq_plugins.tasks.base.UnixImageTask`'s.
 """
 
-import json
 import logging
-import os
-from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from fairseq import metrics
-from fairseq.data import BaseWrapperDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
-from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
-from fairseq_plugins.generation.best_stop import generator_class
-from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty, meter_sum
-from unix.data.captions import first_reference, group_references, lang_of_source
-from unix.data.feature_cache import FeatureCache, cache_key
-from unix.data.images import ImageError, build_transform
+from fairseq_plugins.data.tagged_dataset import SPLIT_KEY, SplitTaggedDataset, TagOverrideDataset
+from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig, meter_sum
+from unix.data.captions import check_tag_sources, first_reference, lang_of_source, photo_language_groups
 from unix.data.tokenizer import is_lang_tag
-from unix.generation.mbr import UTILITIES, mbr_order, words
-from unix.metrics.caption import (CorpusCiderD, bleu_statistic_names, bleu_statistics, corpus_bleu, ptb_tokenize,
-                                  ptb_tokenize_groups)
+from unix.generation.mbr import UTILITIES, mbr_rerank
+from unix.metrics import caption_eval
+from unix.metrics.caption import CorpusCiderD, ptb_tokenize
 from unix.metrics.meteor import MeteorStatistics
 from unix.metrics.references import SEP, split_references
 
 logger = logging.getLogger(__name__)
 
-# the corpus-BLEU statistics that validation sums over batches (unix.metrics.caption.bleu_statistics, n=4)
-BLEU_STATS = bleu_statistic_names(4)
-
 SRC, TGT = "tag", "cap"  # file suffixes of the binarized pair: <split>.tag-cap.{tag,cap}
-SPLIT_KEY = "unix_split"  # batch key naming the split a batch comes from (CIDEr needs its references)
-METEOR_KEY = "_meteor_"  # logging keys of the summed METEOR statistics: _meteor_n (photos), _meteor_0, ...
 
 
 @dataclass
-class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
+class UnixCaptionConfig(UnixImageTaskConfig):
     caption_lang: Optional[str] = field(default=None, metadata={
         "help": "caption every photo in this language, replacing the tags of the data (e.g. to caption "
                 "the test photos in fr); scores against the split's own references are then meaningless "
@@ -63,9 +53,7 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
     eval_cider_args: str = field(default='{"beam": 1, "max_len_a": 0, "max_len_b": 40}', metadata={
         "help": "generation args for --eval-cider, as JSON"})
     best_beam_stop: bool = field(default=False, metadata={
-        "help": "beam search keeps the `beam` best finished captions and ends a photo's search only when "
-                "no live hypothesis can beat the best (fairseq_plugins.generation.best_stop, the default of "
-                "unix_vqa); default: fairseq's rule (the first `beam` finished captions)"})
+        "help": "deprecated (goes in the next release): --beam-stop best"})
     group_by_photo: bool = field(default=False, metadata={
         "help": "training batches hold the captions of a photo in a language together, and the encoder "
                 "runs once per (photo, language) of a batch instead of once per caption (they then share "
@@ -90,60 +78,15 @@ class UnixCaptionConfig(TranslationConfig, UnixImageDataConfig):
         "help": "log one generated caption and its references per validation batch"})
 
 
-def check_feature_cache(path: str, backbone: str, weights: str, pool_stages: str = "") -> FeatureCache:
-    """Open a feature cache, refusing it unless computed by ``backbone`` with ``weights`` (and stages).
-
-    Raises:
-        StaleCacheError: if the cache's backbone, weights fingerprint or transform differ.
-    """
-    from unix.models.image_encoder import parse_stages
-    from unix.models.pretrained import resolve_weights
-
-    resolved = resolve_weights(backbone, weights) if weights else ""
-    if not resolved:
-        logger.warning("the model's backbone %s is randomly initialised: cached features can only be checked "
-                       "for backbone name and transform", backbone)
-    return FeatureCache(path, expected_key=cache_key(backbone, resolved, build_transform(backbone, train=False),
-                                                     parse_stages(pool_stages)))
-
-
-def photo_language_groups(paths: List[str], sources) -> np.ndarray:
-    """(N,) ids, equal for samples with the same photo and language tag (the same encoder input)."""
-    keys = [(p, int(sources[i][0])) for i, p in enumerate(paths)]
-    ids: Dict[Tuple[str, int], int] = {}
-    return np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
-
-
-class _SplitTaggedDataset(BaseWrapperDataset):
-    """Adds the split name to every batch (``batch["unix_split"]``)."""
-
-    def __init__(self, dataset, split: str):
-        super().__init__(dataset)
-        self.split = split
-
-    def collater(self, samples):
-        batch = self.dataset.collater(samples)
-        if batch:
-            batch[SPLIT_KEY] = self.split
-        return batch
-
-
-class _TagOverrideDataset(BaseWrapperDataset):
-    """Source dataset whose first token (the language tag) is replaced by ``tag``."""
-
-    def __init__(self, dataset, tag: int):
-        super().__init__(dataset)
-        self.tag = tag
-
-    def __getitem__(self, index):
-        item = self.dataset[index].clone()
-        item[0] = self.tag
-        return item
-
-
 @register_task("unix_caption", dataclass=UnixCaptionConfig)
-class UnixCaptionTask(ImageTaskMixin, TranslationTask):
+class UnixCaptionTask(UnixImageTask):
     """Multilingual image captioning (image + language tag -> caption)."""
+
+    task_name = "unix_caption"
+    image_required = True
+    sample_noun = "caption"
+    missing_image = "empty line, but every caption needs its photo"
+    backbone_checks = True
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
@@ -167,119 +110,46 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         self._meteor: Optional[MeteorStatistics] = None
         self._pairs: Dict[str, object] = {}
         self._cider: Dict[str, Tuple[CorpusCiderD, List[List[str]]]] = {}
-        self._train_transform = None
-        self._loading_split: Optional[str] = None
         self.train_input_groups: Optional[np.ndarray] = None  # (N,) with --group-by-photo
-        self.cider_generator = None
 
-    # -- images ----------------------------------------------------------------------------------
-    def prepare_model_cfg(self, model_cfg) -> None:
-        """Check cached features against the model's backbone; pick the train transform when fine-tuning."""
-        backbone = getattr(model_cfg, "image_encoder", "") or ""
-        freeze = (getattr(model_cfg, "freeze_image_encoder", True)
-                  and not getattr(model_cfg, "finetune_image_encoder", False))
-        if self.uses_images and self.cfg.image_features and backbone:
-            if not freeze:
-                raise ValueError("a fine-tuned backbone needs pixels (--image-root without --image-features): "
-                                 "cached features are computed once by a frozen backbone")
-            self._feature_cache = check_feature_cache(self.cfg.image_features, backbone,
-                                                      getattr(model_cfg, "image_weights", "") or "",
-                                                      getattr(model_cfg, "image_pool_stages", "") or "")
-        super().prepare_model_cfg(model_cfg)
-        if self.uses_images and not self.cfg.image_features and backbone and not freeze:
-            self._train_transform = build_transform(backbone, train=True)
-            logger.info("fine-tuned backbone %s: timm's train transform for %s", backbone, self.cfg.train_subset)
+    def eval_generation_args(self):
+        return self.cfg.eval_cider_args if self.cfg.eval_cider else None
 
-    def image_source(self, split: str, num_sentences: int):
-        self._loading_split = split
-        try:
-            return super().image_source(split, num_sentences)
-        finally:
-            self._loading_split = None
-
-    def image_transform_getter(self):
-        train = self._loading_split == self.cfg.train_subset
-
-        def get():
-            if train and self._train_transform is not None:
-                return self._train_transform
-            return self._image_transform
-
-        get.is_getter = True
-        return get
+    cider_generator = property(lambda self: self.eval_generator,
+                               lambda self, generator: setattr(self, "eval_generator", generator))
 
     # -- data ------------------------------------------------------------------------------------
-    def check_sources(self, dataset, path: str) -> None:
-        """Every source must be exactly one language tag of the dictionary (then ``</s>``)."""
-        sizes = np.asarray(dataset.src_sizes)
-        bad = np.flatnonzero(sizes != 2)
-        if len(bad):
-            raise ValueError(f"{path}: line {bad[0] + 1}: the source must be one language tag (e.g. __en__), "
-                             f"got {sizes[bad[0]] - 1} tokens ({len(bad)} such lines)")
-        known = ", ".join(sorted(self.src_dict[i][2:-2] for i in self.lang_tag_ids)) or "none"
-        for i in range(len(dataset.src)):
-            tok = int(dataset.src[i][0])
-            if tok not in self.lang_tag_ids:
-                raise ValueError(f"{path}: line {i + 1}: source {self.src_dict[tok]!r} is not a language tag "
-                                 f"of the dictionary (languages known: {known}); a tag missing from the "
-                                 "vocabulary is binarized as <unk>")
+    def pair_options(self, split):
+        return dict(left_pad_target=False, shuffle=not split.startswith("test"))
 
-    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        if not self.uses_images and not self.cfg.no_images:
-            raise ValueError("unix_caption needs images: --image-root (pixels) and/or --image-features "
-                             "(cached features); --no-images only for a blind baseline")
-        paths = self.cfg.data.split(os.pathsep)
-        data_path = paths[(epoch - 1) % len(paths)] if split == self.cfg.train_subset else paths[0]
-        src, tgt = self.cfg.source_lang, self.cfg.target_lang
-        dataset = load_langpair_dataset(
-            data_path, split, src, self.src_dict, tgt, self.tgt_dict, combine=combine,
-            dataset_impl=self.cfg.dataset_impl, upsample_primary=self.cfg.upsample_primary,
-            left_pad_source=self.cfg.left_pad_source, left_pad_target=False,
-            max_source_positions=self.cfg.max_source_positions, max_target_positions=self.cfg.max_target_positions,
-            num_buckets=self.cfg.num_batch_buckets, shuffle=not split.startswith("test"),
-            pad_to_multiple=self.cfg.required_seq_len_multiple,
-        )
-        prefix = os.path.join(data_path, f"{split}.{src}-{tgt}")
-        check_nonempty(dataset, prefix)
-        self.check_sources(dataset, f"{prefix}.{src}")
+    def prepare_pair(self, split, dataset, prefix):
+        """Sources must be language tags; ``--caption-lang`` replaces them."""
+        check_tag_sources(dataset.src_sizes, (int(dataset.src[i][0]) for i in range(len(dataset.src))),
+                          self.lang_tag_ids, self.src_dict.symbols, f"{prefix}.{self.cfg.source_lang}")
         if self.caption_lang_idx is not None:
             own = {int(dataset.src[i][0]) for i in range(min(len(dataset), 1000))}
             if own != {self.caption_lang_idx} and dataset.tgt is not None:
                 logger.warning("%s: captioning in %s, but the targets are in %s: scores against them are "
                                "meaningless", split, self.cfg.caption_lang,
                                ", ".join(sorted(self.src_dict[t] for t in own)))
-            dataset.src = _TagOverrideDataset(dataset.src, self.caption_lang_idx)
+            dataset.src = TagOverrideDataset(dataset.src, self.caption_lang_idx)
         self._pairs[split] = dataset
         self._cider.pop(split, None)
-        wrapped = self.wrap_with_images(split, dataset)
-        if wrapped is not dataset:
-            missing = [i for i, p in enumerate(wrapped.images.paths) if p is None]
-            if missing:
-                raise ImageError(f"{wrapped.images.list_path}:{missing[0] + 1}: empty line, but every caption "
-                                 f"needs its photo ({len(missing)} lines without one)")
-            if self.cfg.group_by_photo and split == self.cfg.train_subset:
-                self.train_input_groups = photo_language_groups(wrapped.images.paths, dataset.src)
-                wrapped.set_input_groups(self.train_input_groups)
-                logger.info("%s: --group-by-photo: %d captions of %d (photo, language) inputs", split,
-                            len(dataset), self.train_input_groups.max() + 1)
-        self.datasets[split] = _SplitTaggedDataset(wrapped, split)
+        return dataset
 
-    # -- model and validation ----------------------------------------------------------------------
-    def build_model(self, cfg, from_checkpoint=False):
-        self.prepare_model_cfg(cfg)
-        model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.eval_cider:
-            self.cider_generator = self.build_generator([model], Namespace(**json.loads(self.cfg.eval_cider_args)))
-        return model
+    def finish_split(self, split, pair, dataset):
+        """``--group-by-photo`` groups of the training split; every batch names its split."""
+        if dataset is not pair and self.cfg.group_by_photo and split == self.cfg.train_subset:
+            self.train_input_groups = photo_language_groups(dataset.images.paths, pair.src)
+            dataset.set_input_groups(self.train_input_groups)
+            logger.info("%s: --group-by-photo: %d captions of %d (photo, language) inputs", split,
+                        len(pair), self.train_input_groups.max() + 1)
+        return SplitTaggedDataset(dataset, split)
 
-    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
-                        prefix_allowed_tokens_fn=None):
-        """fairseq's generator; with ``--best-beam-stop``, plain beam search stops as in unix_vqa."""
-        cls = generator_class(self.cfg.best_beam_stop, args, seq_gen_cls, prefix_allowed_tokens_fn)
-        return super().build_generator(models, args, cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
-
+    # -- generation and validation -----------------------------------------------------------------
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
-        """fairseq's inference step; with ``--mbr-utility``, each photo's hypotheses are reranked by MBR."""
+        """fairseq's inference step; with ``--mbr-utility``, each photo's hypotheses are reranked by MBR
+        (:func:`unix.generation.mbr.mbr_rerank` on the detokenized text fairseq-generate prints)."""
         hypos = super().inference_step(generator, models, sample, prefix_tokens=prefix_tokens,
                                        constraints=constraints)
         if self.cfg.mbr_utility is None:
@@ -287,22 +157,10 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         return [self.mbr_rerank(h) for h in hypos]
 
     def mbr_rerank(self, hypos: List[Dict]) -> List[Dict]:
-        """One photo's hypotheses (fairseq's dicts) in MBR order (:func:`unix.generation.mbr.mbr_order`).
-
-        Captions are compared as words of the detokenized text (what fairseq-generate prints);
-        the evidence weights use each hypothesis' total log-probability (sum of its positional
-        scores, i.e. of the ensemble's averaged log-probabilities; nats), or with
-        ``--mbr-weights score`` beam search's length-normalised score.
-        """
         if len(hypos) < 2:
             return hypos
-        cands = [words(self.tgt_dict.string(h["tokens"].int().cpu(), "sentencepiece")) for h in hypos]
-        if self.cfg.mbr_weights == "score":
-            logprobs = [float(h["score"]) for h in hypos]
-        else:
-            logprobs = [float(h["positional_scores"].float().sum()) for h in hypos]
-        order, _ = mbr_order(cands, logprobs, self.cfg.mbr_utility, self.cfg.mbr_alpha)
-        return [hypos[i] for i in order]
+        texts = [self.tgt_dict.string(h["tokens"].int().cpu(), "sentencepiece") for h in hypos]
+        return mbr_rerank(hypos, texts, self.cfg.mbr_utility, self.cfg.mbr_alpha, self.cfg.mbr_weights)
 
     def first_reference_sample(self, sample):
         """The sample with multi-reference targets cut to their first reference (for the loss)."""
@@ -316,28 +174,16 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         return out
 
     def corpus_cider(self, split: str) -> Tuple[CorpusCiderD, List[List[str]]]:
-        """CIDEr-D with the document frequencies of all references of ``split`` (computed once).
-
-        The references of a sample are those of every sample with the same photo and language
-        tag: the sample's own on an evaluation split (all references in one target), all the
-        photo's captions in that language on a training split (one caption per sample; used by
-        the ``unix_scst`` criterion). Returns the scorer and the tokenized references per sample.
-        """
+        """CIDEr-D of ``split`` and the tokenized references per sample (:func:`unix.metrics.caption_eval.
+        corpus_cider`; references pooled per photo and language tag), computed once."""
         if split not in self._cider:
             pair = self._pairs[split]
             refs = [split_references(self.tgt_dict.string(pair.tgt[i], "sentencepiece", escape_unk=True))
                     for i in range(len(pair))]
-            empty = [i for i, r in enumerate(refs) if not r]
-            if empty:
-                raise ValueError(f"{split}: sample {empty[0]} (line {empty[0] + 1}) has no reference")
             images = getattr(self.datasets[split].dataset, "images", None)  # None: --no-images
             photos = images.paths if images is not None else None
             keys = [(photos[i] if photos is not None else i, int(pair.src[i][0])) for i in range(len(pair))]
-            group_of, groups = group_references(keys, refs)
-            tok = ptb_tokenize_groups(groups)
-            self._cider[split] = (CorpusCiderD(tok), [tok[g] for g in group_of])
-            logger.info("%s: CIDEr-D document frequencies from %d photo-language pairs, %.2f references each",
-                        split, len(tok), sum(map(len, tok)) / max(len(tok), 1))
+            self._cider[split] = caption_eval.corpus_cider(split, refs, keys)
         return self._cider[split]
 
     def caption_langs(self, split: str, ids: List[int]) -> List[str]:
@@ -356,41 +202,23 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         if split is None or split not in self._pairs:
             raise RuntimeError("--eval-cider: batch without a known split (was it loaded by unix_caption?)")
         cider, refs_tok = self.corpus_cider(split)
-        gen_out = self.inference_step(self.cider_generator, [model], sample, prefix_tokens=None)
+        gen_out = self.inference_step(self.eval_generator, [model], sample, prefix_tokens=None)
         # decoded as fairseq-generate --post-process sentencepiece does, so both give the same CIDEr-D
         hyps = [self.tgt_dict.string(g[0]["tokens"].int().cpu(), "sentencepiece") for g in gen_out]
         ids = sample["id"].tolist()
         hyps_tok, refs = ptb_tokenize(hyps), [refs_tok[i] for i in ids]
-        scores = cider.image_scores(hyps_tok, refs)
+        out = caption_eval.cider_bleu_statistics(cider, hyps_tok, refs)
         if self.cfg.eval_cider_print_samples and hyps:
             logger.info("%s example: %r | references: %r", split, hyps[0], refs_tok[ids[0]])
-        out = {"_cider_sum": float(scores.sum()), "_cider_n": len(ids)}
-        bleu = bleu_statistics(hyps_tok, refs).sum(axis=0)  # (10,), zeros for an empty batch
-        out.update({f"_bleu_{name}": float(v) for name, v in zip(BLEU_STATS, bleu)})
         if self.cfg.eval_meteor:
-            out.update(self.meteor_statistics(split, ids, hyps_tok, refs))
+            out.update(caption_eval.meteor_statistics(self.meteor_scorer(), hyps_tok, refs,
+                                                      self.caption_langs(split, ids)))
         return out
 
     def meteor_scorer(self) -> MeteorStatistics:
         if self._meteor is None:
             self._meteor = MeteorStatistics()
         return self._meteor
-
-    def meteor_statistics(self, split: str, ids: List[int], hyps_tok: List[str],
-                          refs_tok: List[List[str]]) -> Dict[str, float]:
-        """Summed METEOR statistics of the English photos of a batch (zeros, ``n`` 0, when it has none)."""
-        english = [k for k, lang in enumerate(self.caption_langs(split, ids)) if lang == "en"]
-        meteor = self.meteor_scorer()
-        if not english:  # the same keys as an English batch: distributed workers sum them key by key
-            out = {f"{METEOR_KEY}{j}": 0.0 for j in range(meteor.num_statistics())}
-            out[f"{METEOR_KEY}n"] = 0
-            return out
-        stats = meteor.statistics([hyps_tok[k] for k in english], [refs_tok[k] for k in english])
-        meteor.check_summed(stats)  # one more request per batch: the sums are what the jar would aggregate
-        summed = meteor.summed(stats)
-        out = {f"{METEOR_KEY}{j}": float(v) for j, v in enumerate(summed)}
-        out[f"{METEOR_KEY}n"] = len(english)
-        return out
 
     def valid_step(self, sample, model, criterion):
         loss, sample_size, logging_output = super().valid_step(self.first_reference_sample(sample), model, criterion)
@@ -402,29 +230,21 @@ class UnixCaptionTask(ImageTaskMixin, TranslationTask):
         super().reduce_metrics(logging_outputs, criterion)
         if not self.cfg.eval_cider:
             return
-        n = sum(log.get("_cider_n", 0) for log in logging_outputs)
-        if n > 0:  # validation batches only
-            for key in ["_cider_sum", "_cider_n"] + [f"_bleu_{name}" for name in BLEU_STATS]:
-                metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
 
-            def cider(meters):
-                return round(100.0 * meter_sum(meters, "_cider_sum") / max(meter_sum(meters, "_cider_n"), 1), 2)
-
-            def bleu4(meters):
-                stats = np.array([meter_sum(meters, f"_bleu_{name}") for name in BLEU_STATS], dtype=np.float64)
-                return round(100.0 * corpus_bleu(stats, n=4)[3], 2)
-
-            metrics.log_derived("cider", cider)
-            metrics.log_derived("bleu4", bleu4)
-        if sum(log.get(f"{METEOR_KEY}n", 0) for log in logging_outputs) > 0:
-            columns = sorted({int(k[len(METEOR_KEY):]) for log in logging_outputs for k in log
-                              if k.startswith(METEOR_KEY) and k[len(METEOR_KEY):].isdigit()})
-            keys = [f"{METEOR_KEY}{j}" for j in columns]
+        def log_sums(keys):
             for key in keys:
                 metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
 
-            def meteor(meters):
-                summed = np.array([meter_sum(meters, key) for key in keys], dtype=np.float64)
-                return round(100.0 * float(self.meteor_scorer().scores(summed)[0]), 2)
+        def summed(keys):
+            return lambda meters: {key: meter_sum(meters, key) for key in keys}
 
-            metrics.log_derived("meteor", meteor)
+        if sum(log.get("_cider_n", 0) for log in logging_outputs) > 0:  # validation batches only
+            keys = caption_eval.CIDER_KEYS + caption_eval.BLEU_KEYS
+            log_sums(keys)
+            metrics.log_derived("cider", lambda m: caption_eval.cider_score(summed(keys)(m)))
+            metrics.log_derived("bleu4", lambda m: caption_eval.bleu4_score(summed(keys)(m)))
+        if sum(log.get(f"{caption_eval.METEOR_KEY}n", 0) for log in logging_outputs) > 0:
+            meteor_keys = caption_eval.meteor_keys(logging_outputs)
+            log_sums(meteor_keys)
+            metrics.log_derived("meteor", lambda m: caption_eval.meteor_score(
+                self.meteor_scorer(), summed(meteor_keys)(m), meteor_keys))

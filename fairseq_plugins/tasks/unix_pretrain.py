@@ -52,14 +52,10 @@ from unix.data.streams import (StreamError, check_parallel_langs, normalized_rat
                                parse_streams)
 from unix.data.tokenizer import check_lang_in_vocab, is_lang_tag
 from unix.losses import clamp_logit_scale_
+from unix.losses.objectives import CONTRASTIVE_OBJECTIVES, OBJECTIVES_OF_KIND, SEQ_OBJECTIVES
 from unix.metrics.references import SEP
 
 logger = logging.getLogger(__name__)
-
-SEQ_OBJECTIVES = ("caption", "mt", "mmt", "denoise")
-CONTRASTIVE_OBJECTIVES = ("itc", "xlc", "itm", "rc3")
-OBJECTIVES_OF_KIND = {"caption": ("caption", "itc", "itm", "rc3"), "translation": ("mt", "mmt", "xlc"),
-                      "denoise": ("denoise",)}
 
 
 @dataclass

@@ -14,24 +14,20 @@ only produces answers of the list, see :mod:`fairseq_plugins.generation.trie_gen
 and ``--balance-answers`` (answer-balanced training draws, :mod:`unix.data.answer_balance`).
 """
 
-import json
 import logging
-import os
-from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq import metrics, utils
+from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
-from fairseq.tasks.translation import TranslationConfig, TranslationTask, load_langpair_dataset
 
-from fairseq_plugins.data.image_pair_dataset import ImagePairDataset
-from fairseq_plugins.generation.best_stop import NOT_PLAIN_BEAM, generator_class, positive
+from fairseq_plugins.generation.best_stop import NOT_PLAIN_BEAM, positive
 from fairseq_plugins.generation.trie_generator import (BestStopTrieGenerator, TrieConstrainedSequenceGenerator,
                                                        load_answer_trie)
-from fairseq_plugins.tasks.base import ImageTaskMixin, UnixImageDataConfig, check_nonempty, meter_sum
+from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig, beam_stop_field, meter_sum
 from unix.data.answer_balance import AnswerTemplater, answer_balance_weights, balance_summary
-from unix.data.images import ImageError
+from unix.generation.beam_search import STOP_RULES
 from unix.metrics.references import SEP
 from unix.metrics.vqa import batch_vqa_accuracy
 
@@ -39,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class UnixVQAConfig(TranslationConfig, UnixImageDataConfig):
+class UnixVQAConfig(UnixImageTaskConfig):
     """Options of ``unix_vqa``: fairseq's translation options, the shared image options, and these."""
 
     source_lang: Optional[str] = field(default="question", metadata={
@@ -57,11 +53,9 @@ class UnixVQAConfig(TranslationConfig, UnixImageDataConfig):
                 "question template (the question with every training answer's words replaced by a "
                 "placeholder) every answer is equally frequent; batches are then in random order "
                 "(see unix.data.answer_balance)"})
+    beam_stop: ChoiceEnum(STOP_RULES) = beam_stop_field("best")  # fairseq's rule returns junk short answers
     fairseq_beam_stop: bool = field(default=False, metadata={
-        "help": "end a sentence's beam search at its first `beam` finished hypotheses, as fairseq does; "
-                "default: keep the `beam` best and go on while a live hypothesis can still beat the best "
-                "(fairseq_plugins.generation.best_stop; fairseq's rule returns junk short answers when "
-                "the right one has more pieces)"})
+        "help": "deprecated (goes in the next release): --beam-stop fairseq"})
     eval_accuracy: bool = field(default=False, metadata={
         "help": "generate answers on the valid set and log 'accuracy' (VQA accuracy, percent)"})
     eval_accuracy_args: Optional[str] = field(default='{"beam": 5}', metadata={
@@ -80,40 +74,34 @@ _NOT_WITH_CLOSED_SET = {
 
 
 @register_task("unix_vqa", dataclass=UnixVQAConfig)
-class UnixVQATask(ImageTaskMixin, TranslationTask):
+class UnixVQATask(UnixImageTask):
     """Generative visual question answering (image + question -> answer text)."""
+
+    task_name = "unix_vqa"
+    image_required = True
+    sample_noun = "question"
+    missing_image = "question without an image (empty line); every unix_vqa question needs one"
+    beam_stop_default = "best"
 
     def __init__(self, cfg, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
-        self.answer_lang_idx = None
-        if cfg.lang_tag:
-            self.answer_lang_idx = self.lang_tag_index(cfg.answer_lang, src_dict)
         self.answer_trie = load_answer_trie(cfg.constraint_answers, tgt_dict) if cfg.constraint_answers else None
-        self.sequence_generator = None
         self.train_sample_weights = None  # (N,) with --balance-answers, read by get_batch_iterator
 
+    def tag_lang(self):
+        return self.cfg.answer_lang if self.cfg.lang_tag else None
+
+    def eval_generation_args(self):
+        return (self.cfg.eval_accuracy_args or "{}") if self.cfg.eval_accuracy else None
+
     # -- data ----------------------------------------------------------------------------------
-    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
-        paths = utils.split_paths(self.cfg.data)
-        data_path = paths[(epoch - 1) % len(paths)] if split == self.cfg.train_subset else paths[0]
-        src, tgt = self.cfg.source_lang, self.cfg.target_lang
-        dataset = load_langpair_dataset(
-            data_path, split, src, self.src_dict, tgt, self.tgt_dict, combine=combine,
-            dataset_impl=self.cfg.dataset_impl, upsample_primary=self.cfg.upsample_primary,
-            left_pad_source=self.cfg.left_pad_source, left_pad_target=self.cfg.left_pad_target,
-            max_source_positions=self.cfg.max_source_positions,
-            max_target_positions=self.cfg.max_target_positions, truncate_source=self.cfg.truncate_source,
-            num_buckets=self.cfg.num_batch_buckets, shuffle=(split != "test"),
-            pad_to_multiple=self.cfg.required_seq_len_multiple, prepend_bos_src=self.answer_lang_idx,
-        )
-        prefix = os.path.join(data_path, f"{split}.{src}-{tgt}")
-        check_nonempty(dataset, prefix, min_src=2 if self.answer_lang_idx is not None else 1)
+    def prepare_pair(self, split, dataset, prefix):
         if split == self.cfg.train_subset:
             answers = self.training_answers(dataset)
-            self.check_training_answers(answers, f"{prefix}.{tgt}")
+            self.check_training_answers(answers, f"{prefix}.{self.cfg.target_lang}")
             if self.cfg.balance_answers:
                 self.train_sample_weights = self.answer_balance_weights(dataset, answers)
-        self.datasets[split] = self.with_images(split, dataset)
+        return dataset
 
     def training_answers(self, dataset):
         """The training targets as token tuples without the final ``eos``, one per question."""
@@ -162,41 +150,16 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
         logger.info("--balance-answers: %s", balance_summary(templates, answers, weights))
         return weights
 
-    def with_images(self, split: str, dataset):
-        """Attach each question's image; every question needs one (unless ``--no-images``)."""
-        if not self.uses_images:
-            if not self.cfg.no_images:
-                raise ValueError("unix_vqa answers questions about images: give --image-root (pixels) or "
-                                 "--image-features (a feature cache), or --no-images for a question-only model")
-            return dataset
-        src = self.image_source(split, len(dataset))
-        missing = [i for i, p in enumerate(src.paths) if p is None]
-        if missing:
-            raise ImageError(f"{src.list_path}:{missing[0] + 1}: question without an image (empty line); "
-                             f"every unix_vqa question needs one ({len(missing)} in all)")
-        return ImagePairDataset(dataset, src)
-
-    # -- model and generation ------------------------------------------------------------------
-    def build_model(self, cfg, from_checkpoint=False):
-        self.prepare_model_cfg(cfg)
-        model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.eval_accuracy:
-            gen_args = json.loads(self.cfg.eval_accuracy_args or "{}")
-            self.sequence_generator = self.build_generator([model], Namespace(**gen_args))
-        return model
-
+    # -- generation ----------------------------------------------------------------------------
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
         """fairseq's generator; with ``--constraint-answers``, its closed-set subclass.
 
         Plain beam search (free or closed-set) uses the stopping rule of
-        :mod:`fairseq_plugins.generation.best_stop` unless ``--fairseq-beam-stop``.
+        :mod:`fairseq_plugins.generation.best_stop` unless ``--beam-stop fairseq``.
         """
-        best_stop = not self.cfg.fairseq_beam_stop
         if self.answer_trie is None or getattr(args, "score_reference", False):
-            return super().build_generator(models, args, generator_class(best_stop, args, seq_gen_cls,
-                                                                         prefix_allowed_tokens_fn),
-                                           extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
+            return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
         for name, switched_on in _NOT_WITH_CLOSED_SET.items():
             if switched_on(getattr(args, name, None)):
                 raise ValueError(f"--{name.replace('_', '-')} cannot be combined with --constraint-answers "
@@ -205,7 +168,7 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
             raise ValueError("a prefix_allowed_tokens_fn or another generator class cannot be combined "
                              "with --constraint-answers")
         extra = dict(extra_gen_cls_kwargs or {}, answer_trie=self.answer_trie)
-        cls = BestStopTrieGenerator if best_stop else TrieConstrainedSequenceGenerator
+        cls = BestStopTrieGenerator if self.beam_stop == "best" else TrieConstrainedSequenceGenerator
         return super().build_generator(models, args, seq_gen_cls=cls, extra_gen_cls_kwargs=extra)
 
     # -- validation accuracy -------------------------------------------------------------------
@@ -222,7 +185,7 @@ class UnixVQATask(ImageTaskMixin, TranslationTask):
 
     def generate_answers(self, sample, model):
         """Beam-search answers of a batch: (predicted strings, target strings), both post-processed."""
-        gen_out = self.inference_step(self.sequence_generator, [model], sample, prefix_tokens=None)
+        gen_out = self.inference_step(self.eval_generator, [model], sample, prefix_tokens=None)
         pp = self.cfg.eval_accuracy_post_process
         preds = [self.tgt_dict.string(hypos[0]["tokens"].int().cpu(), pp) for hypos in gen_out]
         targets = [self.tgt_dict.string(utils.strip_pad(t, self.tgt_dict.pad()).int().cpu(), pp)

@@ -697,3 +697,24 @@ def test_group_by_photo_with_pixels_decodes_a_photo_once_for_its_captions(data, 
             ds.dataset.set_input_groups(None)  # back to one decode per caption, nothing kept
             decoded.clear()
             assert ds[0]["image"] is not items[0]["image"] and decoded == [ds.dataset.images.paths[0]]
+
+
+def test_beam_stop_option_and_deprecated_flag(data, caplog):
+    """--beam-stop names the rule (unix_caption's default: fairseq); --best-beam-stop still works, with a warning."""
+    import logging
+    from argparse import Namespace
+
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator
+
+    for flags, stop, expected, warned in [([], "fairseq", SequenceGenerator, False),
+                                          (["--beam-stop", "best"], "best", BestStopSequenceGenerator, False),
+                                          (["--best-beam-stop"], "best", BestStopSequenceGenerator, True)]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            task, cfg = setup(data["bin"], "--image-features", data["cache"], *flags)
+        assert task.beam_stop == stop
+        assert any("--best-beam-stop is deprecated" in r.getMessage() for r in caplog.records) == warned
+        model = task.build_model(cfg.model)
+        assert type(task.build_generator([model], Namespace(beam=2))) is expected, flags

@@ -295,3 +295,30 @@ def test_sampling_weights_must_fit_the_dataset():
         RandomOrderDataset(data, [0.0, 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="non-negative"):
         RandomOrderDataset(data, [1.0, -1.0, 1.0, 1.0])
+
+
+def test_beam_stop_option_and_deprecated_flag(tiny_vqa, data_copy, caplog):
+    """--beam-stop names the rule (unix_vqa's default: best); --fairseq-beam-stop still works, with a warning."""
+    import logging
+    from argparse import Namespace
+
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from fairseq_plugins.generation.best_stop import BestStopSequenceGenerator
+    from fairseq_plugins.generation.trie_generator import TrieConstrainedSequenceGenerator
+    from tests.fairseq_plugins.test_trie_generator import make_model
+
+    answers = str(data_copy / "answers.spm.txt")
+    for kwargs, stop, expected, warned in [
+            ({}, "best", BestStopSequenceGenerator, False),
+            ({"beam_stop": "fairseq"}, "fairseq", SequenceGenerator, False),
+            ({"fairseq_beam_stop": True}, "fairseq", SequenceGenerator, True),
+            ({"beam_stop": "fairseq", "constraint_answers": answers}, "fairseq", TrieConstrainedSequenceGenerator,
+             False)]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            task = make_task(data_copy, tiny_vqa["images"], **kwargs)
+        assert task.beam_stop == stop
+        assert any("--fairseq-beam-stop is deprecated" in r.getMessage() for r in caplog.records) == warned
+        model = make_model(task.target_dictionary, 0, 4)
+        assert type(task.build_generator([model], Namespace(beam=2))) is expected, kwargs

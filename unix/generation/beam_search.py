@@ -51,6 +51,23 @@ if TYPE_CHECKING:
     from unix.generation.answer_trie import AnswerTrie
 
 STOP_RULES = ("fairseq", "best")
+
+
+def resolve_beam_stop(beam_stop: Optional[str], default: str, best_beam_stop: bool = False,
+                      fairseq_beam_stop: bool = False) -> str:
+    """The stopping rule of a task's settings: ``beam_stop`` (``None``: the task's ``default``), unless
+    a deprecated flag of older versions names one (``best_beam_stop`` -> ``"best"``,
+    ``fairseq_beam_stop`` -> ``"fairseq"``).
+
+    Raises:
+        ValueError: for a rule not in :data:`STOP_RULES`, or both deprecated flags set.
+    """
+    if best_beam_stop and fairseq_beam_stop:
+        raise ValueError("--best-beam-stop and --fairseq-beam-stop contradict each other: use --beam-stop")
+    stop = "best" if best_beam_stop else "fairseq" if fairseq_beam_stop else (beam_stop or default)
+    if stop not in STOP_RULES:
+        raise ValueError(f"beam stop {stop!r}: choose from {', '.join(STOP_RULES)}")
+    return stop
 STATIC_CACHE_KEY = "cross"  # sub-dict of a decoder layer's cache holding the encoder keys/values
 
 

@@ -151,3 +151,31 @@ def mbr_order(candidates: Sequence[Sequence[str]], logprobs: Sequence[float], ut
     eu = utility_matrix(candidates, utility, evidence) @ weights  # (K,)
     order = sorted(range(len(candidates)), key=lambda i: (-round(float(eu[i]), 12), i))
     return order, eu
+
+
+def mbr_rerank(hypos: List[Dict], texts: Sequence[str], utility: str, alpha: float = 1.0,
+               weights: str = "logprob") -> List[Dict]:
+    """One sentence's beam hypotheses in MBR order (:func:`mbr_order`).
+
+    Args:
+        hypos: (K,) hypotheses as beam search returns them, dicts with ``score`` (the
+            length-normalised score) and ``positional_scores`` (T,) (per-token log-probabilities).
+        texts: (K,) their detokenized text; compared as :func:`words`.
+        utility: a key of :data:`UTILITIES`.
+        alpha: scale of the log-probabilities in the evidence weights.
+        weights: ``"logprob"``: the total log-probability (sum of the positional scores, nats);
+            ``"score"``: beam search's length-normalised score.
+
+    Returns:
+        the same dicts, best first (a list of fewer than two is returned as is).
+    """
+    if len(hypos) < 2:
+        return hypos
+    if len(texts) != len(hypos):
+        raise ValueError(f"{len(hypos)} hypotheses but {len(texts)} texts")
+    if weights == "score":
+        logprobs = [float(h["score"]) for h in hypos]
+    else:
+        logprobs = [float(h["positional_scores"].float().sum()) for h in hypos]
+    order, _ = mbr_order([words(t) for t in texts], logprobs, utility, alpha)
+    return [hypos[i] for i in order]

@@ -16,6 +16,8 @@ it as it is, against the ``tok/`` references (what fairseq-generate's ``BLEU4`` 
 from functools import lru_cache
 from typing import Dict, List, Sequence
 
+from unix.data import generate_output
+
 
 @lru_cache(maxsize=8)
 def _moses(lang: str):
@@ -68,13 +70,14 @@ def _check(hyps: Sequence[str], refs: Sequence[str]) -> None:
 
 
 def read_generate_output(path: str, prefix: str = "D") -> Dict[int, str]:
-    """Sentence id -> detokenised hypothesis from a ``fairseq-generate`` output (``D-<id>`` lines)."""
+    """Sentence id -> the best hypothesis of a ``fairseq-generate`` output: detokenised (``D``) or
+    tokenized (``H``); read by :func:`unix.data.generate_output.read_generate_output`."""
     out: Dict[int, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.startswith(prefix + "-"):
-                head, _score, text = (line.rstrip("\n").split("\t") + ["", ""])[:3]
-                out[int(head[len(prefix) + 1:])] = text
+    for sid, sample in generate_output.read_generate_output(path).items():
+        if sample.hyps:
+            text = sample.hyps[0].detok if prefix == "D" else sample.hyps[0].text
+            if text is not None:
+                out[sid] = text
     return out
 
 

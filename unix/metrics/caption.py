@@ -22,6 +22,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from unix.metrics.meteor import MeteorStatistics
+from unix.metrics.references import MissingReferenceError, check_references  # noqa: F401  (re-exported)
+
 logger = logging.getLogger(__name__)
 
 SPICE_SKIPPED = ("skipped: pycocoevalcap's SPICE downloads Stanford CoreNLP models on first use, "
@@ -29,10 +32,6 @@ SPICE_SKIPPED = ("skipped: pycocoevalcap's SPICE downloads Stanford CoreNLP mode
 METEOR_ENGLISH_ONLY = ("skipped: pycocoevalcap runs METEOR 1.5 with English resources only "
                        "(-l en: English paraphrases, stemmer and synonyms)")
 ROUGE_ENGLISH_ONLY = "skipped: reported for English only (issue #3: non-English gets BLEU and CIDEr)"
-
-
-class MissingReferenceError(ValueError):
-    """An image has no reference caption, so it cannot be scored."""
 
 
 def _one_line(s: str) -> str:
@@ -74,13 +73,6 @@ def ptb_tokenize_groups(groups: Sequence[Sequence[str]]) -> List[List[str]]:
     flat = [s for g in groups for s in g]
     tok = iter(ptb_tokenize(flat))
     return [[next(tok) for _ in g] for g in groups]
-
-
-def check_references(refs: Sequence[Sequence[str]], where: str = "references") -> None:
-    """Raise :class:`MissingReferenceError` naming the first image without a reference."""
-    for i, r in enumerate(refs):
-        if not r or not any(x.strip() for x in r):
-            raise MissingReferenceError(f"{where}: image {i + 1} (sample id {i}) has no reference caption")
 
 
 def _as_coco(hyps: Sequence[str], refs: Sequence[Sequence[str]]):
@@ -285,8 +277,6 @@ def coco_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], lang: str = 
         out[f"BLEU-{k}"] = float(b)
     use_meteor = english if meteor is None else meteor
     if use_meteor:
-        from unix.metrics.meteor import MeteorStatistics
-
         m = meteor_scorer or MeteorStatistics()
         try:  # the jar's own corpus aggregate, as pycocoevalcap's Meteor().compute_score
             out["METEOR"] = m.exact_corpus(m.statistics(hyps, refs))

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from unix.metrics.caption import check_references
+from unix.metrics.references import check_references
 
 
 def _start_meteor():

@@ -11,6 +11,17 @@ from typing import List, Sequence
 SEP = "<sep>"
 
 
+class MissingReferenceError(ValueError):
+    """An image has no reference caption, so it cannot be scored."""
+
+
+def check_references(refs: Sequence[Sequence[str]], where: str = "references") -> None:
+    """Raise :class:`MissingReferenceError` naming the first image without a reference."""
+    for i, r in enumerate(refs):
+        if not r or not any(x.strip() for x in r):
+            raise MissingReferenceError(f"{where}: image {i + 1} (sample id {i}) has no reference caption")
+
+
 def join_references(refs: Sequence[str]) -> str:
     """``["a dog", "a cat"]`` -> ``"a dog <sep> a cat"``.
 

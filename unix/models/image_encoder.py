@@ -141,7 +141,6 @@ class ImageEncoder(nn.Module):
             self.positions = nn.Parameter(torch.zeros(max_tokens, dim))
             nn.init.normal_(self.positions, std=0.02)
         self.max_tokens = max_tokens
-        self.calls = 0  # number of forward passes (tests check that beam search encodes once)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -160,7 +159,6 @@ class ImageEncoder(nn.Module):
 
     def _features(self, images: Optional[torch.Tensor], features: Optional[torch.Tensor]) -> torch.Tensor:
         """Backbone features (B, N, C) of pixels, or the given features, checked."""
-        self.calls += 1
         if features is None:
             if images is None:
                 raise ValueError("give images or features")

@@ -1,0 +1,44 @@
+"""The one reader of fairseq-generate output (unix.data.generate_output)."""
+
+import gzip
+
+import pytest
+
+from unix.data.generate_output import GenerateOutputError, read_generate_output
+
+OUTPUT = ("2026-12-06 | INFO | fairseq_cli.generate | loading\n"
+          "S-1\t__de__ ein hund\nT-1\ta dog\n"
+          "H-1\t-0.25\t▁a ▁dog\nD-1\t-0.25\ta dog\nP-1\t-0.5 -0.25 0.0\n"
+          "H-1\t-0.75\t▁a ▁cat\nD-1\t-0.75\ta cat\nP-1\t-1.0 -0.5 -0.75\n"
+          "S-0\t__de__ eine katze\nT-0\ta cat\nH-0\t-0.5\t\nD-0\t-0.5\t\nP-0\t-0.5\n"
+          "Generate test with beam=2: BLEU4 = 1.0\n")
+
+
+def test_reads_every_hypothesis_in_file_order(tmp_path):
+    for name, opener in (("gen.txt", open), ("gen.txt.gz", gzip.open)):
+        with opener(tmp_path / name, "wt", encoding="utf-8") as f:
+            f.write(OUTPUT)
+        out = read_generate_output(str(tmp_path / name))
+        assert list(out) == [1, 0]
+        assert (out[1].source, out[1].target) == ("__de__ ein hund", "a dog")
+        assert [(h.text, h.score, h.detok, h.positional, h.line) for h in out[1].hyps] == [
+            ("▁a ▁dog", "-0.25", "a dog", "-0.5 -0.25 0.0", 4), ("▁a ▁cat", "-0.75", "a cat", "-1.0 -0.5 -0.75", 7)]
+        assert (out[0].hyps[0].text, out[0].hyps[0].detok) == ("", "")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("H-0\t-0.5\n", r"bad.txt:1: expected 'H-<id>\\t<score>\\t<text>'"),
+    ("S-0\tx\nD-0\t-0.5\ta\n", r"bad.txt:2: D-0 line without its H-0 line"),
+    ("H-0\t-0.5\ta\nP-0\t-0.5\nP-0\t-0.5\n", r"bad.txt:3: P-0 line without its H-0 line"),
+    ("H-0\t-0.5\ta\nP-0\t-0.5 x\n", r"bad.txt:2: P-0 scores are not numbers"),
+    ("S-0\tx\nT-0\ty\n", r"bad.txt: no hypothesis \(H- line\) found"),
+])
+def test_malformed_output_names_file_and_line(tmp_path, text, message):
+    (tmp_path / "bad.txt").write_text(text, encoding="utf-8")
+    with pytest.raises(GenerateOutputError, match=message):
+        read_generate_output(str(tmp_path / "bad.txt"))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="fairseq-generate output not found"):
+        read_generate_output(str(tmp_path / "none.txt"))
