@@ -30,8 +30,14 @@ def git_commit() -> str:
         return "unknown"
 
 
-def command_line() -> str:
-    """The running script's command line, relative to the repository root, shell-quoted."""
+def command_line(argv=None, script=None) -> str:
+    """A script's command line, relative to the repository root, shell-quoted.
+
+    ``argv`` and ``script`` (its ``__file__``) when the script's ``main(argv)`` was called with
+    arguments (from another program or a test); otherwise the running process's ``sys.argv``.
+    """
+    if argv is not None and script is not None:
+        return " ".join(shlex.quote(x) for x in [os.path.relpath(script, ROOT)] + list(argv))
     return " ".join(shlex.quote(x) for x in [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:])
 
 

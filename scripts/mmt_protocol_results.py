@@ -165,7 +165,7 @@ def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
             "device": run_device(run.get("dir", ""), system.get("device", "unknown"))}
 
 
-def build_row(system, seeds: List[Dict], ref_tok: str, work: str) -> Dict:
+def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str = "") -> Dict:
     """One table row from the seeds' generate outputs (scored here)."""
     tgt = system["pair"].split("-")[1]
     bleu, meteor = [], []
@@ -182,7 +182,7 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str) -> Dict:
         "system": system["system"], "pair": system["pair"], "test": TEST, "bleu": mean(bleu), "meteor": mean(meteor),
         "updates": min(s["updates"] for s in seeds) if all(s["updates"] for s in seeds) else None,
         "seeds": [s["seed"] for s in seeds], "bleu_per_seed": bleu,
-        "command": command_line(), "commit": git_commit(),
+        "command": command, "commit": git_commit(),
         "device": "; ".join(dict.fromkeys(s["device"] for s in seeds)),
         "meteor_per_seed": meteor or None, "meteor_note": why_no_meteor or None,
         "fairseq_printed_bleu_per_seed": [s["printed_bleu"] for s in seeds],
@@ -258,7 +258,7 @@ def main(argv=None) -> int:
         if not a.generated:
             check_protocol(system["bin"], system["pair"])
         seeds = [evaluate_seed(system, run, work, a.generated) for run in system["runs"]]
-        rows.append(build_row(system, seeds, ref_tok, work))
+        rows.append(build_row(system, seeds, ref_tok, work, command_line(argv, __file__)))
     with open(a.out, "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=1, ensure_ascii=False)
         f.write("\n")
