@@ -59,6 +59,8 @@ def parse_args(argv=None):
     p.add_argument("--stop-time-hours", type=float, default=0, help="stop training after this long (0: no limit)")
     p.add_argument("--skip-train", action="store_true", help="export and score the checkpoints there are")
     p.add_argument("--skip-eval", action="store_true", help="export without scoring (no model card scores)")
+    p.add_argument("--scores", default=None, help="scores.json of an earlier scoring of the same checkpoints "
+                   "(written into <work>/scores.json): export with them instead of scoring again")
     return p.parse_args(argv)
 
 
@@ -228,17 +230,22 @@ def finish(a, save: str, data_dir: str) -> None:
              os.path.join(a.work, "never"))
     out = a.out or os.path.join(ROOT, "unix", "bundled", a.name)
     scores = None
-    if not a.skip_eval:
+    if a.scores:
+        with open(a.scores, encoding="utf-8") as f:
+            scores = json.load(f)
+    elif not a.skip_eval:
         tmp = os.path.join(a.work, "export_unscored")
         export(avg, tmp, fp16=True, generation=GENERATION, caption_langs=["en", "de"], translate_pairs=["en-de"])
         scores = evaluate(tmp, a.data)
         with open(os.path.join(a.work, "scores.json"), "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=1)
+    updates = [re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] for c in ckpts]
+    notes = [f"weights: the average of the update checkpoints {', '.join(updates)} (the update count above is the "
+             f"first one's); rebuilt by `python scripts/build_bundled_model.py` (see its --help)"]
     export(avg, out, fp16=True, generation=GENERATION, scores=scores, caption_langs=["en", "de"],
-           translate_pairs=["en-de"])
+           translate_pairs=["en-de"], notes=notes)
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-    logger.info("model directory %s: %.1f MB, from %s (updates %s)", out, size / 1e6, avg,
-                ", ".join(re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] for c in ckpts))
+    logger.info("model directory %s: %.1f MB, from %s (updates %s)", out, size / 1e6, avg, ", ".join(updates))
 
 
 if __name__ == "__main__":

@@ -218,8 +218,11 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
            feature_cache: Optional[str] = None, scores: Optional[Dict[str, Any]] = None,
            caption_langs: Optional[Sequence[str]] = None, translate_pairs: Optional[Sequence[str]] = None,
            generation: Optional[Dict[str, Dict[str, Any]]] = None,
-           preprocess: Optional[Dict[str, Any]] = None, bpe_codes: Optional[str] = None) -> Dict[str, Any]:
+           preprocess: Optional[Dict[str, Any]] = None, bpe_codes: Optional[str] = None,
+           notes: Sequence[str] = ()) -> Dict[str, Any]:
     """Write the model directory ``out`` from ``checkpoint``; returns its configuration.
+
+    ``notes``: lines for the model card's recipe section (e.g. which checkpoints were averaged).
 
     Args:
         checkpoint: a ``fairseq-train`` checkpoint of a unix task.
@@ -318,7 +321,7 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
         shutil.copyfile(spm, os.path.join(out, SPM))
     with open(os.path.join(out, CONFIG), "w", encoding="utf-8") as f:
         json.dump(conf, f, indent=1, ensure_ascii=False)
-    write_card(out, conf, model)
+    write_card(out, conf, model, notes)
     logger.info("exported %s -> %s (%d tensors, %s)", checkpoint, out, len(tensors), conf["dtype"])
     return conf
 
@@ -352,7 +355,7 @@ def recipe_command(state: Dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def write_card(out: str, conf: Dict[str, Any], model: UnixModel) -> None:
+def write_card(out: str, conf: Dict[str, Any], model: UnixModel, notes: Sequence[str] = ()) -> None:
     """The model card ``README.md``: what the model is, how it was made, its scores (from ``conf``)."""
     params = sum(p.numel() for p in model.parameters())
     src, m, img = conf["source"], conf["model"], conf.get("image")
@@ -372,8 +375,9 @@ def write_card(out: str, conf: Dict[str, Any], model: UnixModel) -> None:
             lines.append(f"- {use}: {shown}{' ...' if len(langs[use]) > 12 else ''}")
     lines += ["", "## Data and recipe", "", f"- data: `{src['data']}`",
               f"- checkpoint: `{src['checkpoint']}` (sha256 {src['sha256'][:16]}, {src['num_updates']} updates)",
-              f"- code commit: `{src['commit']}`; exported {src['exported']}", "",
-              "Training command (main options, from the checkpoint's configuration):", "", "```",
+              f"- code commit: `{src['commit']}`; exported {src['exported']}"]
+    lines += [f"- {n}" for n in notes]
+    lines += ["", "Training command (main options, from the checkpoint's configuration):", "", "```",
               src["recipe"], "```", "", "## Scores", ""]
     scores = conf.get("scores") or {}
     if not scores:
@@ -383,15 +387,18 @@ def write_card(out: str, conf: Dict[str, Any], model: UnixModel) -> None:
             lines.append(f"- {test_set}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
         else:
             lines.append(f"- {test_set}: {values}")
-    lines += ["", "## Use", "", "```python", "from unix.pipeline import load", f"m = load({json.dumps(out)})"]
+    shown = out  # how the card names the model: a bundled model by its name
+    if os.path.basename(os.path.dirname(os.path.abspath(out))) == "bundled":
+        shown = os.path.basename(os.path.abspath(out))
+    lines += ["", "## Use", "", "```python", "from unix.pipeline import load", f"m = load({json.dumps(shown)})"]
     examples = {"caption": (f"m.caption([\"photo.jpg\"], lang={json.dumps((langs.get('caption') or ['en'])[0])})",
-                            f"unix-caption photo.jpg --model {out} --lang {(langs.get('caption') or ['en'])[0]}"),
+                            f"unix-caption photo.jpg --model {shown} --lang {(langs.get('caption') or ['en'])[0]}"),
                 "translate": ("m.translate([\"A dog runs .\"], images=[\"photo.jpg\"], src=\"{}\", tgt=\"{}\")".format(
                                   *(langs.get("translate") or [["en", "de"]])[0]),
                               "unix-translate --model {} --src {} --tgt {} --input sentences.txt --images "
-                              "photos.txt".format(out, *(langs.get("translate") or [["en", "de"]])[0])),
+                              "photos.txt".format(shown, *(langs.get("translate") or [["en", "de"]])[0])),
                 "answer": ("m.answer([\"photo.jpg\"], [\"what color is it ?\"], answers=True)",
-                           f"unix-vqa --model {out} --images photos.txt --questions questions.txt --answers model")}
+                           f"unix-vqa --model {shown} --images photos.txt --questions questions.txt --answers model")}
     uses = [u for u in examples if u in conf["generation"]]
     lines += [examples[u][0] for u in uses] + ["```", "", "```sh"] + [examples[u][1] for u in uses] + ["```", ""]
     with open(os.path.join(out, CARD), "w", encoding="utf-8") as f:
