@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unix.cli.common import (BadInputs, CommandError, Writer, add_common_args, generation_options, image_paths,
-                             load_pipeline, open_output, read_lines, run_command, setup_logging, show_progress)
+from unix.cli.common import (BadInputs, CommandError, add_common_args, generation_options, image_paths,
+                             load_pipeline, read_lines, run_command, setup_logging, show_progress, write_results)
 
 
 def parse_args(argv=None):
@@ -45,16 +45,7 @@ def run(args) -> int:
     bad = BadInputs(names)
     results = m.caption(paths, lang=args.lang, batch_size=args.batch_size, nbest=args.nbest, return_scores=True,
                         names=names, on_error=bad, progress=show_progress(args, len(paths)), **generation_options(args))
-    out = open_output(args.output)
-    try:
-        writer = Writer(out, args.format, args.nbest)
-        for path, result in zip(paths, results):
-            if result is not None:
-                writer.write({"image": path}, result)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return bad.report(args.debug)
+    return write_results(args, (({"image": path}, result) for path, result in zip(paths, results)), bad)
 
 
 def main(argv=None) -> int:

@@ -167,6 +167,21 @@ def open_output(path: Optional[str]) -> IO[str]:
     return open(path, "w", encoding="utf-8")
 
 
+def write_results(args, rows, bad: "BadInputs") -> int:
+    """Write ``(fields, result)`` rows (a ``None`` result: a bad input, skipped) to ``--output`` in
+    ``--format``; then report the bad inputs. Returns the exit status."""
+    out = open_output(args.output)
+    try:
+        writer = Writer(out, args.format, args.nbest)
+        for fields, result in rows:
+            if result is not None:
+                writer.write(fields, result)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return bad.report(args.debug)
+
+
 def load_pipeline(args):
     from unix.pipeline import load
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unix.cli.common import (BadInputs, CommandError, Writer, add_common_args, check_aligned, generation_options,
-                             image_paths, load_pipeline, open_output, read_lines, run_command, setup_logging,
-                             show_progress)
+from unix.cli.common import (BadInputs, CommandError, add_common_args, check_aligned, generation_options,
+                             image_paths, load_pipeline, read_lines, run_command, setup_logging,
+                             show_progress, write_results)
 
 
 def parse_args(argv=None):
@@ -53,19 +53,13 @@ def run(args) -> int:
     results = m.translate(sentences, images=images, src=args.src, tgt=args.tgt, batch_size=args.batch_size,
                           nbest=args.nbest, return_scores=True, names=names, on_error=bad,
                           progress=show_progress(args, len(sentences)), **generation_options(args))
-    out = open_output(args.output)
-    try:
-        writer = Writer(out, args.format, args.nbest)
-        for n, result in enumerate(results, start=1):
-            if result is not None:
-                fields = {"line": n}
-                if args.format == "jsonl":
-                    fields.update(source=sentences[n - 1], image=images[n - 1] if images else None)
-                writer.write(fields, result)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return bad.report(args.debug)
+
+    def fields(n: int) -> dict:  # the line number; with --format jsonl the inputs too
+        if args.format != "jsonl":
+            return {"line": n}
+        return {"line": n, "source": sentences[n - 1], "image": images[n - 1] if images else None}
+
+    return write_results(args, ((fields(n), r) for n, r in enumerate(results, start=1)), bad)
 
 
 def main(argv=None) -> int:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unix.cli.common import (BadInputs, CommandError, Writer, add_common_args, check_aligned, generation_options,
-                             image_paths, load_pipeline, open_output, read_lines, run_command, setup_logging,
-                             show_progress)
+from unix.cli.common import (BadInputs, CommandError, add_common_args, check_aligned, generation_options,
+                             image_paths, load_pipeline, read_lines, run_command, setup_logging,
+                             show_progress, write_results)
 
 
 def parse_args(argv=None):
@@ -55,19 +55,13 @@ def run(args) -> int:
     results = m.answer(images, questions, answers=answers, lang=args.lang, batch_size=args.batch_size,
                        nbest=args.nbest, return_scores=True, names=names, on_error=bad,
                        progress=show_progress(args, len(questions)), **generation_options(args))
-    out = open_output(args.output)
-    try:
-        writer = Writer(out, args.format, args.nbest)
-        for n, result in enumerate(results, start=1):
-            if result is not None:
-                fields = {"line": n}
-                if args.format == "jsonl":
-                    fields.update(question=questions[n - 1], image=images[n - 1])
-                writer.write(fields, result)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return bad.report(args.debug)
+
+    def fields(n: int) -> dict:  # the line number; with --format jsonl the inputs too
+        if args.format != "jsonl":
+            return {"line": n}
+        return {"line": n, "question": questions[n - 1], "image": images[n - 1]}
+
+    return write_results(args, ((fields(n), r) for n, r in enumerate(results, start=1)), bad)
 
 
 def main(argv=None) -> int:
