@@ -33,7 +33,6 @@ import functools
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,8 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 from unix.data.caption_sources import EVAL_SOURCES, collect, hold_out, multi30k_eval_photos
 from unix.data.captions import FLICKR8K_SPLIT_LISTS, CaptionDataError, CaptionSet
 from unix.data.images import verify_images
-from unix.data.tokenizer import DEFAULT_LANGS, SpmTokenizer, check_lang_in_vocab, lang_tag, write_fairseq_dict
+from unix.data.tokenizer import (DEFAULT_LANGS, SpmTokenizer, check_lang_in_vocab, install_vocabulary, lang_tag,
+                                 spm_vocab_file)
 from unix.metrics.references import SEP, join_references
 
 logger = logging.getLogger("prepare_captions")
@@ -148,9 +148,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if not os.path.isdir(os.path.join(args.data, "flickr8k")):
         raise FileNotFoundError(f"Flickr8k not found under {args.data!r} (expected {args.data}/flickr8k/)")
-    vocab_file = args.spm_model[: -len(".model")] + ".vocab" if args.spm_model.endswith(".model") else ""
-    if not os.path.exists(args.spm_model) or not os.path.exists(vocab_file):
-        raise FileNotFoundError(f"need the sentencepiece model and its .vocab: {args.spm_model}, {vocab_file}")
+    spm_vocab_file(args.spm_model)  # both files exist, before any work
     tok = SpmTokenizer(args.spm_model)
     vocab = set(tok.vocab())
     for lang in args.langs:
@@ -167,12 +165,7 @@ def main(argv=None) -> int:
         for split, names in splits.items():
             verify_images([os.path.join(images_dir, n) for n in names],
                           os.path.join(args.data, "flickr8k", FLICKR8K_SPLIT_LISTS[split]))
-    os.makedirs(args.out, exist_ok=True)
-    spm_model = os.path.join(args.out, "spm.model")
-    if os.path.abspath(args.spm_model) != os.path.abspath(spm_model):
-        shutil.copy(args.spm_model, spm_model)
-        shutil.copy(vocab_file, os.path.join(args.out, "spm.vocab"))
-    n_dict = write_fairseq_dict(os.path.join(args.out, "spm.vocab"), os.path.join(args.out, "dict.txt"))
+    n_dict = install_vocabulary(args.spm_model, args.out)
     with tempfile.TemporaryDirectory() as tmp:
         counts = write_splits(tmp, args.out, splits, caps, args.langs, tok, args.eval_train)
         logger.info("binarizing %s", ", ".join(counts))

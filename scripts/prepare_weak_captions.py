@@ -30,7 +30,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from scripts.prepare_captions import binarize, write_rows
 from unix.data.captions import CaptionDataError, read_aligned, read_flickr8k_splits
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
 from unix.data.relevance import relevance_path, relevance_scores, write_relevance
-from unix.data.tokenizer import SpmTokenizer, check_lang_in_vocab, lang_tag, write_fairseq_dict
+from unix.data.tokenizer import SpmTokenizer, check_lang_in_vocab, lang_tag, install_vocabulary, spm_vocab_file
 
 logger = logging.getLogger("prepare_weak_captions")
 
@@ -118,18 +117,11 @@ def quantiles(values: Sequence[float]) -> Dict[str, float]:
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
-    vocab_file = args.spm_model[: -len(".model")] + ".vocab" if args.spm_model.endswith(".model") else ""
-    if not os.path.exists(args.spm_model) or not os.path.exists(vocab_file):
-        raise FileNotFoundError(f"need the sentencepiece model and its .vocab: {args.spm_model}, {vocab_file}")
+    spm_vocab_file(args.spm_model)  # both files exist, before any work
     tok = SpmTokenizer(args.spm_model)
     check_lang_in_vocab(args.lang, set(tok.vocab()), f"sentencepiece model {args.spm_model}")
     pairs = collect_weak_pairs(args.data, args.lang, args.max_images)
-    os.makedirs(args.out, exist_ok=True)
-    spm_model = os.path.join(args.out, "spm.model")
-    if os.path.abspath(args.spm_model) != os.path.abspath(spm_model):
-        shutil.copy(args.spm_model, spm_model)
-        shutil.copy(vocab_file, os.path.join(args.out, "spm.vocab"))
-    n_dict = write_fairseq_dict(os.path.join(args.out, "spm.vocab"), os.path.join(args.out, "dict.txt"))
+    n_dict = install_vocabulary(args.spm_model, args.out)
     manifest = {"lang": args.lang, "relevance": "chrF of the weak caption against the photo's Task 1 caption",
                 "relevance_floor": args.relevance_floor, "dict_symbols": n_dict, "splits": {}}
     tag = lang_tag(args.lang)

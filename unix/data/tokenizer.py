@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from typing import Iterable, List, Optional, Sequence
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,29 @@ def write_fairseq_dict(spm_vocab: str, dict_path: str) -> int:
             fout.write(f"{piece} 1\n")
             n += 1
     return n
+
+
+def spm_vocab_file(spm_model: str) -> str:
+    """The ``.vocab`` beside a sentencepiece ``.model``; both must exist.
+
+    Raises:
+        FileNotFoundError: naming both paths.
+    """
+    vocab_file = spm_model[: -len(".model")] + ".vocab" if spm_model.endswith(".model") else ""
+    if not os.path.exists(spm_model) or not os.path.exists(vocab_file):
+        raise FileNotFoundError(f"need the sentencepiece model and its .vocab: {spm_model}, {vocab_file}")
+    return vocab_file
+
+
+def install_vocabulary(spm_model: str, out_dir: str) -> int:
+    """Copy the sentencepiece model (and .vocab) into ``out_dir`` as ``spm.model`` / ``spm.vocab``
+    (unless it is there already) and write ``out_dir/dict.txt`` from it; returns its symbol count."""
+    vocab_file = spm_vocab_file(spm_model)
+    os.makedirs(out_dir, exist_ok=True)
+    if os.path.abspath(spm_model) != os.path.abspath(os.path.join(out_dir, "spm.model")):
+        shutil.copy(spm_model, os.path.join(out_dir, "spm.model"))
+        shutil.copy(vocab_file, os.path.join(out_dir, "spm.vocab"))
+    return write_fairseq_dict(os.path.join(out_dir, "spm.vocab"), os.path.join(out_dir, "dict.txt"))
 
 
 class SpmTokenizer:
