@@ -35,6 +35,7 @@ import re
 import subprocess
 import sys
 import time
+from typing import Optional
 
 logger = logging.getLogger("build_bundled_model")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,9 +89,9 @@ def check_work_dir(work: str, settings: dict) -> None:
         json.dump(settings, f, indent=1)
 
 
-def run_step(name: str, cmd, log_path: str, done_marker: str) -> None:
-    """Run one preparation step unless ``done_marker`` exists; its output goes to ``log_path``."""
-    if os.path.exists(done_marker):
+def run_step(name: str, cmd, log_path: str, done_marker: Optional[str] = None) -> None:
+    """Run one step unless ``done_marker`` is given and exists; its output goes to ``log_path``."""
+    if done_marker and os.path.exists(done_marker):
         logger.info("%s: done already (%s)", name, done_marker)
         return
     logger.info("%s: running (log %s)", name, log_path)
@@ -226,8 +227,7 @@ def finish(a, save: str, data_dir: str) -> None:
         raise SystemExit(f"{save}: no interval checkpoint (checkpoint_E_U.pt) to export: train first")
     avg = os.path.join(save, "average.pt")
     run_step(f"average {len(ckpts)} checkpoints", [sys.executable, "scripts/average_checkpoints.py", "--inputs",
-                                                   *ckpts, "--out", avg], os.path.join(a.work, "average.log"),
-             os.path.join(a.work, "never"))
+                                                   *ckpts, "--out", avg], os.path.join(a.work, "average.log"))
     out = a.out or os.path.join(ROOT, "unix", "bundled", a.name)
     scores = None
     if a.scores:
