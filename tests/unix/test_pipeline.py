@@ -1,13 +1,12 @@
 """unix.pipeline on tiny models: fairseq-generate's strings and scores, inputs of every kind, errors by name."""
 
 import math
-import os
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 
+from tests.fairseq_plugins.test_unix_caption_e2e import USER_DIR, run  # the tests' fairseq command runner
 from tests.unix.model_fixtures import make_checkpoint
 from unix.data.images import ImageError
 from unix.data.inputs import InputError
@@ -17,16 +16,7 @@ from unix.pipeline import Hyp, load
 
 pytest.importorskip("unix.generation.beam_search")
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-USER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "fairseq_plugins")
 PIXELS = {"image_encoder": "test_efficientnet"}
-
-
-def run(cmd):
-    proc = subprocess.run([str(c) for c in cmd], env=ENV, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
