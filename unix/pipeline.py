@@ -64,8 +64,16 @@ def bundled_models() -> List[str]:
     return sorted(n for n in os.listdir(BUNDLED_DIR) if os.path.exists(os.path.join(BUNDLED_DIR, n, "config.json")))
 
 
-def default_model() -> str:
-    """The name of the bundled model (the first one, if several are bundled).
+# The bundled model a use gets when no model is named: the multitask model captions, the
+# translation-only model translates (it translates far better; see the model cards).
+DEFAULT_MODELS = {"caption": "unix_small_ende_mmt_caption", "translate": "unix_small_ende_mmt"}
+
+
+def default_model(use: Optional[str] = None) -> str:
+    """The bundled model for ``use`` (``caption``, ``translate``, ``answer``; None: for captions).
+
+    ``DEFAULT_MODELS`` names it; when that one is not bundled, the first bundled model that serves
+    ``use`` (by its ``config.json``), else the first bundled model.
 
     Raises:
         ModelDirError: none is bundled in this installation.
@@ -73,6 +81,12 @@ def default_model() -> str:
     names = bundled_models()
     if not names:
         raise ModelDirError("no bundled model in this installation: give a model directory (unix-export)")
+    use = use or "caption"
+    if DEFAULT_MODELS.get(use) in names:
+        return DEFAULT_MODELS[use]
+    for name in names:
+        if languages_of(read_config(os.path.join(BUNDLED_DIR, name)), "src" if use == "translate" else use):
+            return name
     return names[0]
 
 
@@ -91,9 +105,14 @@ def resolve(name_or_dir: str) -> str:
                         f"(bundled models: {known}; make a directory with unix-export)")
 
 
-def load(name_or_dir: Optional[str] = None, device: str = "cpu", dtype: Optional[torch.dtype] = None) -> "Pipeline":
-    """Load a model directory or a bundled model by name (default: the bundled model); see :class:`Pipeline`."""
-    return Pipeline(resolve(name_or_dir or default_model()), device=device, dtype=dtype)
+def load(name_or_dir: Optional[str] = None, device: str = "cpu", dtype: Optional[torch.dtype] = None,
+         use: Optional[str] = None) -> "Pipeline":
+    """Load a model directory or a bundled model by name; see :class:`Pipeline`.
+
+    Without a name: the bundled model for ``use`` (:func:`default_model`; ``load(use="translate")``
+    is the translation model, ``load()`` the multitask one that captions and translates).
+    """
+    return Pipeline(resolve(name_or_dir or default_model(use)), device=device, dtype=dtype)
 
 
 class Pipeline:

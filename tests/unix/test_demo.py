@@ -81,3 +81,23 @@ def test_demo_without_data_is_one_line_error(tiny_model_dir, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere: no flickr8k/ and multi30k/ here" in err[0]
+
+
+@requires_shared_data("multi30k", "tok")
+@requires_shared_data("flickr8k", "images")
+def test_demo_without_model_uses_the_bundled_model_of_each_job(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import unix.pipeline as pipeline
+    from unix.cli import demo
+
+    for use in ("caption", "translate"):
+        shutil.copytree(tiny_model_dir, tmp_path / "bundled" / pipeline.DEFAULT_MODELS[use])
+    monkeypatch.setattr(pipeline, "BUNDLED_DIR", str(tmp_path / "bundled"))
+    rc = demo.main(["--data", str(SHARED_DATA), "--out", str(tmp_path / "demo"), "--photos", "2", "--sentences", "3",
+                    "--examples", "1"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert f"model: {pipeline.DEFAULT_MODELS['caption']} (" in text and " loaded for caption " in text
+    assert f"model: {pipeline.DEFAULT_MODELS['translate']} (" in text and " loaded for translate " in text
+    assert "translate en-de: BLEU (tok)" in text

@@ -274,3 +274,24 @@ def test_dictionary_reader_matches_fairseq(data_dir):
     assert ids == theirs.encode_line(line, add_if_not_exist=False).tolist()
     assert ours.string(ids, "sentencepiece") == theirs.string(torch.tensor(ids), "sentencepiece")
     assert ours.string([0, 5, 6, 2, 1]) == theirs.string(torch.tensor([0, 5, 6, 2, 1]))
+
+
+def test_default_model_per_use(pixel_export, tmp_path, monkeypatch):
+    """Without a name, each use gets DEFAULT_MODELS' model, else the first bundled one that serves it."""
+    import unix.pipeline as pipeline
+
+    _, out, _ = pixel_export
+    monkeypatch.setattr(pipeline, "BUNDLED_DIR", str(tmp_path))
+    with pytest.raises(ModelDirError, match="no bundled model in this installation"):
+        pipeline.default_model("translate")
+    shutil.copytree(out, tmp_path / "a_captioner")
+    conf = json.loads((tmp_path / "a_captioner" / "config.json").read_text())
+    conf["languages"]["caption"], conf["languages"]["translate"] = ["en"], []
+    (tmp_path / "a_captioner" / "config.json").write_text(json.dumps(conf))
+    shutil.copytree(out, tmp_path / "b_translator")
+    assert pipeline.default_model("caption") == pipeline.default_model() == "a_captioner"
+    assert pipeline.default_model("translate") == "b_translator"  # the first that translates
+    assert pipeline.default_model("answer") == "a_captioner"  # none answers: the first bundled one
+    shutil.copytree(out, tmp_path / pipeline.DEFAULT_MODELS["translate"])
+    assert pipeline.default_model("translate") == pipeline.DEFAULT_MODELS["translate"]
+    assert load(use="translate").model_dir == str(tmp_path / pipeline.DEFAULT_MODELS["translate"])

@@ -41,7 +41,7 @@ def run(args) -> int:
                 paths.append(path)
     if not paths:
         raise CommandError("no photos: give PHOTO arguments or --image-list FILE")
-    m = load_pipeline(args)
+    m = load_pipeline(args, "caption")
     bad = BadInputs(names)
     results = m.caption(paths, lang=args.lang, batch_size=args.batch_size, nbest=args.nbest, return_scores=True,
                         names=names, on_error=bad, progress=show_progress(args, len(paths)), **generation_options(args))

@@ -46,7 +46,8 @@ def fail(error: BaseException, debug: bool = False, name: Optional[str] = None) 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (unix-export) or bundled model name "
-                   "(default: the bundled model)")
+                   "(default: the bundled model for the job: unix_small_ende_mmt_caption captions, unix_small_ende_mmt "
+                   "translates)")
     p.add_argument("--format", choices=("tsv", "jsonl"), default="tsv", help="output format (default tsv)")
     p.add_argument("--output", "-o", default=None, help="output file (default: stdout)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
@@ -182,10 +183,11 @@ def write_results(args, rows, bad: "BadInputs") -> int:
     return bad.report(args.debug)
 
 
-def load_pipeline(args):
+def load_pipeline(args, use: str):
+    """``--model``, or the bundled model for ``use`` (``caption``, ``translate``, ``answer``)."""
     from unix.pipeline import load
 
-    return load(args.model, device=args.device)
+    return load(args.model, device=args.device, use=use)
 
 
 def show_progress(args, n: int) -> bool:

@@ -48,7 +48,7 @@ def run(args) -> int:
     if images is not None:
         names = [f"{where}:{n}" if p is None else f"{where}:{n} / {args.images}:{n}" for n, p in
                  enumerate(images, start=1)]
-    m = load_pipeline(args)
+    m = load_pipeline(args, "translate")
     bad = BadInputs(names)
     results = m.translate(sentences, images=images, src=args.src, tgt=args.tgt, batch_size=args.batch_size,
                           nbest=args.nbest, return_scores=True, names=names, on_error=bad,

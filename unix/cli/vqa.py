@@ -50,7 +50,7 @@ def run(args) -> int:
         if empty:
             raise CommandError(f"{args.answers}:{empty[0]}: empty answer (fix: remove the line)")
     names = [f"{args.questions}:{n} / {args.images}:{n}" for n in range(1, len(questions) + 1)]
-    m = load_pipeline(args)
+    m = load_pipeline(args, "answer")
     bad = BadInputs(names)
     results = m.answer(images, questions, answers=answers, lang=args.lang, batch_size=args.batch_size,
                        nbest=args.nbest, return_scores=True, names=names, on_error=bad,
