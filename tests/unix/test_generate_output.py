@@ -28,15 +28,26 @@ def test_reads_every_hypothesis_in_file_order(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("H-0\t-0.5\n", r"bad.txt:1: expected 'H-<id>\\t<score>\\t<text>'"),
-    ("S-0\tx\nD-0\t-0.5\ta\n", r"bad.txt:2: D-0 line without its H-0 line"),
+    ("H-0\t-0.5\ta\nD-0\t-0.5\ta\nD-0\t-0.5\ta\n", r"bad.txt:3: D-0 line without its H-0 line"),
+    ("D-0\t-0.5\ta\nH-1\t-0.5\tb\n", r"bad.txt:2: H-1 line in a file of D- lines only"),
     ("H-0\t-0.5\ta\nP-0\t-0.5\nP-0\t-0.5\n", r"bad.txt:3: P-0 line without its H-0 line"),
     ("H-0\t-0.5\ta\nP-0\t-0.5 x\n", r"bad.txt:2: P-0 scores are not numbers"),
-    ("S-0\tx\nT-0\ty\n", r"bad.txt: no hypothesis \(H- line\) found"),
+    ("S-0\tx\nT-0\ty\n", r"bad.txt: no hypothesis \(H- or D- line\) found"),
 ])
 def test_malformed_output_names_file_and_line(tmp_path, text, message):
     (tmp_path / "bad.txt").write_text(text, encoding="utf-8")
     with pytest.raises(GenerateOutputError, match=message):
         read_generate_output(str(tmp_path / "bad.txt"))
+
+
+def test_kept_output_of_d_lines_only(tmp_path):
+    """Outputs kept compressed with their D- lines only (docs/experiments/captioning/outputs) are read."""
+    with gzip.open(tmp_path / "kept.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("D-3\t-1.25\tZwei Kinder spielen.\nD-0\t-0.5\tEin Hund.\n")
+    out = read_generate_output(str(tmp_path / "kept.txt.gz"))
+    assert list(out) == [3, 0]
+    assert [(h.text, h.detok, h.score, h.line) for h in out[3].hyps] == [
+        ("Zwei Kinder spielen.", "Zwei Kinder spielen.", "-1.25", 1)]
 
 
 def test_missing_file(tmp_path):

@@ -7,6 +7,8 @@ A sample's lines share its id: ``S-<id>\\t<source>``, ``T-<id>\\t<target>``, the
 ``H-<id>\\t<score>\\t<text>`` (tokenized), ``D-<id>\\t<score>\\t<text>`` (detokenized) and
 ``P-<id>\\t<positional scores>`` (base 2). Other lines (logs, the scorer's summary) are skipped.
 A ``.gz`` file is read through gzip (outputs kept compressed, e.g. the ones behind a results table).
+Kept outputs trimmed to their ``D-`` lines (no ``H-`` line anywhere in the file) are read too: each
+``D-`` line is then a hypothesis whose tokenized and detokenized texts are both its text.
 """
 
 import gzip
@@ -76,6 +78,7 @@ def read_generate_output(path: str) -> Dict[int, GeneratedSample]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"fairseq-generate output not found: {path}")
     out: Dict[int, GeneratedSample] = {}
+    mode = None  # "H" (fairseq-generate's own output) or "D" (kept D- lines only), set by the first of them
     with open_text(path) as f:
         for n, line in enumerate(f, start=1):
             m = LINE.match(line.rstrip("\n"))
@@ -87,9 +90,12 @@ def read_generate_output(path: str) -> Dict[int, GeneratedSample]:
                 sample.source = rest if sample.source is None else sample.source
             elif kind == "T":
                 sample.target = rest if sample.target is None else sample.target
-            elif kind == "H":
+            elif kind == "H" or (kind == "D" and mode in (None, "D")):
+                if mode not in (None, kind):
+                    raise GenerateOutputError(f"{path}:{n}: H-{sid} line in a file of D- lines only")
+                mode = kind
                 score, text = _scored(path, n, kind, rest)
-                sample.hyps.append(Hypothesis(text, score, n))
+                sample.hyps.append(Hypothesis(text, score, n, detok=text if kind == "D" else None))
             else:
                 hyp = sample.hyps[-1] if sample.hyps else None
                 if hyp is None or (hyp.detok if kind == "D" else hyp.positional) is not None:
@@ -103,5 +109,5 @@ def read_generate_output(path: str) -> Dict[int, GeneratedSample]:
                         raise GenerateOutputError(f"{path}:{n}: P-{sid} scores are not numbers") from None
                     hyp.positional = rest
     if not any(s.hyps for s in out.values()):
-        raise GenerateOutputError(f"{path}: no hypothesis (H- line) found; is it a fairseq-generate output?")
+        raise GenerateOutputError(f"{path}: no hypothesis (H- or D- line) found; is it a fairseq-generate output?")
     return out
