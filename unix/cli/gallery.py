@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """A gallery of test photos with their generated captions in several languages beside a reference.
 
 Writes ``<out>/index.html`` (thumbnails in ``<out>/thumbs/``) and ``<out>/contact_sheet.png``.
@@ -8,7 +7,7 @@ sample id ``i`` is line ``i + 1`` of ``--images`` (caption other languages with
 
 Example::
 
-    python scripts/gallery.py --images data-bin/captions/test_en.images.txt \\
+    unix-gallery --images data-bin/captions/test_en.images.txt \\
         --image-root ../shared/data/flickr8k/images --references data-bin/captions/test_en.refs.txt \\
         --generated en=runs/cap/gen_test_en.txt de=runs/cap/gen_test_en.de.txt --out runs/cap/gallery
 """
@@ -23,6 +22,7 @@ from typing import Dict, List, Optional
 
 from unix.data.captions import CaptionDataError, join_pieces, parse_generate_output
 from unix.data.images import load_image, read_image_list
+from unix.metrics.caption_eval import read_references
 
 logger = logging.getLogger("gallery")
 # TrueType fonts with the accented letters of de/fr/cs (Pillow's built-in font lacks e.g. "ü").
@@ -67,8 +67,6 @@ def read_generated(specs: List[str], num_images: int) -> Dict[str, Dict[int, str
 def first_references(path: Optional[str]) -> List[str]:
     if not path:
         return []
-    from scripts.score_captions import read_references
-
     return [refs[0] for refs in read_references(path)]
 
 
