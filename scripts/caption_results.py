@@ -2,7 +2,7 @@
 """Evaluate a ``unix_caption`` checkpoint on the test split of each language; write the results table.
 
 For every language it runs ``fairseq-generate --scoring cider`` on ``test_<lang>``, scores the
-output with :mod:`scripts.score_captions` (BLEU-1..4, METEOR for English, ROUGE-L, CIDEr-D;
+output with :mod:`unix.cli.score_captions` (BLEU-1..4, METEOR for English, ROUGE-L, CIDEr-D;
 pycocoevalcap on PTB tokens), checks that the CIDEr-D printed by the fairseq scorer equals the one
 recomputed from the references file, and writes a markdown table with the command and commit.
 
@@ -36,9 +36,9 @@ import sys
 from typing import Dict, Optional
 
 from scripts import ROOT, checkpoint_labels, provenance, results_work_dir
-from scripts.score_captions import pair_up
 from unix.data.captions import open_text, parse_generate_output
 from unix.metrics.caption import coco_scores
+from unix.metrics.caption_eval import pair_up
 
 logger = logging.getLogger("caption_results")
 COLUMNS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")

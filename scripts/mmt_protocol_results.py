@@ -5,7 +5,7 @@ For each system of a JSON config (examples/multi30k_mmt/systems_published.json) 
 seeds (one training run each): average the last N epoch checkpoints, decode test2016 with
 ``fairseq-generate --beam 5 --post-process subword_nmt`` (BPE removed) and score fairseq's
 tokenized BLEU-4 on the output as it is against the ``tok/`` reference (no re-tokenization:
-:func:`scripts.score_mmt.score_tokenized`); fairseq's own printed ``BLEU4`` is kept beside it
+:func:`unix.metrics.bleu.score_tokenized`); fairseq's own printed ``BLEU4`` is kept beside it
 (it differs only where the binarized reference has ``<unk>``). METEOR is METEOR 1.5 (the jar
 pycocoevalcap ships, ``-l <target language> -norm``) when the jar has the target language's
 paraphrase table; pycocoevalcap ships only English's, so German and French rows say why not.
@@ -38,10 +38,11 @@ from typing import Dict, List, Optional
 
 import torch
 
-from scripts import ROOT, average_checkpoints, command_line, git_commit, load_config, provenance, score_mmt, slug
+from fairseq_plugins.checkpoint import average, last_checkpoints
+from scripts import ROOT, command_line, git_commit, load_config, provenance, slug
 from scripts.mmt_results import trained_updates, unfinished
 from unix.data.tokenizer import read_lines
-from unix.metrics.bleu import ordered, read_generate_output
+from unix.metrics.bleu import ordered, read_generate_output, score_tokenized
 
 logger = logging.getLogger("mmt_protocol_results")
 TEST = "test2016"
@@ -67,7 +68,7 @@ def check_protocol(bin_dir: str, pair: str) -> None:
     """The binarized data must be the tok-bpe preparation of ``pair`` (its manifest says so)."""
     path = os.path.join(bin_dir, "manifest.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no manifest; prepare with scripts/prepare_multi30k.py --protocol tok-bpe")
+        raise FileNotFoundError(f"{path}: no manifest; prepare with unix-prepare-multi30k --protocol tok-bpe")
     with open(path, encoding="utf-8") as f:
         manifest = json.load(f)
     if manifest.get("protocol") != "tok-bpe" or manifest.get("pair") != pair:
@@ -152,9 +153,9 @@ def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
         out = os.path.join(generated, f"{stem}.test.txt")
         cmd, updates, averaged = None, system.get("updates"), None
     else:
-        paths = average_checkpoints.last_checkpoints(run["dir"], system.get("average", 10))
+        paths = last_checkpoints(run["dir"], system.get("average", 10))
         avg = os.path.join(work, f"{stem}.avg{len(paths)}.pt")
-        torch.save(average_checkpoints.average(paths), avg)
+        torch.save(average(paths), avg)
         out = os.path.join(work, f"{stem}.test.txt")
         cmd = generate(system, avg, out)
         updates = trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
@@ -172,7 +173,7 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
     why_no_meteor = meteor_unavailable(tgt)
     refs = read_lines(ref_tok)
     for s in seeds:
-        scores = score_mmt.score_tokenized(s["output"], ref_tok)
+        scores = score_tokenized(s["output"], ref_tok)
         bleu.append(scores["tokenized_bleu"]["bleu"])
         if not why_no_meteor:
             hyps = ordered(read_generate_output(s["output"]), len(refs), s["output"])

@@ -23,8 +23,10 @@ import sys
 
 import torch
 
-from scripts import ROOT, average_checkpoints, load_config, provenance, score_mmt, slug
+from fairseq_plugins.checkpoint import average, last_checkpoints
+from scripts import ROOT, load_config, provenance, slug
 from unix.checkpoint import load_state
+from unix.metrics.bleu import score
 
 logger = logging.getLogger("mmt_results")
 # Published tokenized BLEU (a) on test_2016_flickr, shown under the measured rows of the same pair.
@@ -36,7 +38,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="JSON list of systems")
     p.add_argument("--data", default="../shared/data", help="root of multi30k/ and flickr8k/")
-    p.add_argument("--bin", required=True, help="binarized data (scripts/prepare_multi30k.py)")
+    p.add_argument("--bin", required=True, help="binarized data (unix-prepare-multi30k)")
     p.add_argument("--out", required=True, help="markdown file to write")
     p.add_argument("--work", default=None, help="where generate outputs go (default: next to --out)")
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
@@ -84,7 +86,7 @@ def unfinished(system) -> str:
         if why:
             return why
     try:
-        average_checkpoints.last_checkpoints(ckpt_dir, system.get("average", 10))
+        last_checkpoints(ckpt_dir, system.get("average", 10))
     except ValueError as e:
         return str(e)
     return ""
@@ -95,8 +97,8 @@ def evaluate(system, a, work):
     stem = slug(name)
     ckpt_dir = system["checkpoints"]
     avg = os.path.join(work, f"{stem}.avg{system.get('average', 10)}.pt")
-    paths = average_checkpoints.last_checkpoints(ckpt_dir, system.get("average", 10))
-    torch.save(average_checkpoints.average(paths), avg)
+    paths = last_checkpoints(ckpt_dir, system.get("average", 10))
+    torch.save(average(paths), avg)
     updates = trained_updates(paths[-1])
     m30k = os.path.join(a.data, "multi30k")
     ref = os.path.join(m30k, f"test_2016_flickr.{tgt}")
@@ -107,12 +109,12 @@ def evaluate(system, a, work):
     row = {"name": name, "src": system["src"], "tgt": tgt, "updates": updates,
            "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
            "generate": " ".join(shlex.quote(c) for c in cmd),
-           "all": score_mmt.score(out, ref, tgt, ref_tok),
-           "with_image": score_mmt.score(out, ref, tgt, ref_tok, subset)}
+           "all": score(out, ref, tgt, ref_tok),
+           "with_image": score(out, ref, tgt, ref_tok, subset)}
     if system.get("images"):
         out_shuf = os.path.join(work, f"{stem}.test.shuffled.txt")
         generate(a.bin, avg, system, out_shuf, ["--shuffle-images"])
-        row["shuffled"] = score_mmt.score(out_shuf, ref, tgt, ref_tok, subset)
+        row["shuffled"] = score(out_shuf, ref, tgt, ref_tok, subset)
     return row
 
 

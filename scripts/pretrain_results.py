@@ -4,7 +4,7 @@
 Reads a JSON config (see ``examples/pretraining/experiments.json``) naming:
 
 * ``retrieval``: a list of test sets, each with the pre-trained checkpoint and the arguments of
-  :mod:`scripts.eval_retrieval`; the checkpoint is evaluated as trained and, as the column
+  :mod:`unix.cli.eval_retrieval`; the checkpoint is evaluated as trained and, as the column
   without pre-training, with the same architecture and fresh weights (``--random-init``);
 * ``mmt``: Multi30K systems in the format of :mod:`scripts.mmt_results` (typically ``unix_mmt``
   fine-tuned from the pre-trained checkpoint and trained from scratch, same budget);
@@ -30,7 +30,8 @@ import sys
 from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
-from scripts import caption_results, eval_retrieval, load_config, mmt_results, provenance, slug
+from scripts import caption_results, load_config, mmt_results, provenance, slug
+from unix.cli import eval_retrieval
 
 logger = logging.getLogger("pretrain_results")
 RECALL_KEY = re.compile(r"^(?:(?P<lang>[a-z]{2})_(?P<dir>i2t|t2i)|(?P<pair>[a-z]{2}2[a-z]{2}))_r(?P<k>\d+)$")

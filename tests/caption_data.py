@@ -145,8 +145,8 @@ def direct_bleu4(hyps, refs) -> float:
 
 
 def prepare_tiny(root: Path, *extra_args: str) -> Dict[str, Path]:
-    """Raw data + vocabulary + ``scripts/prepare_captions.py`` under ``root``; returns the paths."""
-    from scripts import prepare_captions
+    """Raw data + vocabulary + ``unix-prepare-captions`` under ``root``; returns the paths."""
+    from unix.cli import prepare_captions
 
     raw = build_raw_data(root / "raw")
     spm = train_spm(root / "spm", raw)

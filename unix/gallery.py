@@ -4,21 +4,32 @@ Captioning results of several languages over the same photos become one table (p
 per language, the first reference of each); a translation result becomes a table of the
 sentences that have a photo (photo, source, translation, reference). Thumbnails are written
 beside the page (``thumbs/``), so the directory can be copied or served as it is.
+
+``unix-gallery`` pages captions read from ``fairseq-generate`` outputs instead
+(:func:`write_caption_page`, with a contact sheet: :func:`write_contact_sheet`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import os
-from typing import Dict, List, Sequence
+import textwrap
+from typing import Dict, List, Optional, Sequence
 
 from unix.data.images import load_image
+
+logger = logging.getLogger(__name__)
 
 THUMB = 160
 STYLE = ("body{font-family:sans-serif;margin:1em 2em} td{vertical-align:top;padding:4px 8px;max-width:320px} "
          "table{border-collapse:collapse;margin-bottom:2em} tr{border-bottom:1px solid #ddd} "
          ".ref{color:#666} .scores{background:#f4f4f4;padding:6px}")
+# TrueType fonts with the accented letters of de/fr/cs (Pillow's built-in font lacks e.g. "ü").
+FONTS = ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+         "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", "/Library/Fonts/Arial.ttf",
+         "C:/Windows/Fonts/arial.ttf")
 
 
 def _thumb(out: str, path: str, cache: Dict[str, str]) -> str:
@@ -81,4 +92,80 @@ def write_gallery(out: str, results: Sequence, title: str = "unix", num: int = 2
     path = os.path.join(out, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
+    return path
+
+
+def write_caption_page(out: str, rows: List[Dict], langs: List[str], ref_lang: str) -> str:
+    """Write ``<out>/index.html``: a photo, its caption per language and a reference per row; return its path.
+
+    Args:
+        out: output directory; the thumbnails are ``thumbs/<row["thumb"]>`` in it, written already.
+        rows: one dict per photo: ``name``, ``thumb``, ``captions`` (language -> caption), ``reference``.
+        langs: the caption columns, in order.
+        ref_lang: the language of the references (a label).
+    """
+    e = html.escape
+    head = "".join(f"<th>{e(lang)}</th>" for lang in langs) + f"<th>reference ({e(ref_lang)})</th>"
+    body = []
+    for r in rows:
+        cells = "".join(f"<td lang=\"{e(lang)}\">{e(r['captions'].get(lang, ''))}</td>" for lang in langs)
+        body.append(f"<tr><td><img src=\"thumbs/{e(r['thumb'])}\" alt=\"{e(r['name'])}\" width=\"160\"><br>"
+                    f"<small>{e(r['name'])}</small></td>{cells}<td>{e(r['reference'])}</td></tr>")
+    page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>unix captions</title>"
+            "<style>body{font-family:sans-serif} td{vertical-align:top;padding:4px;max-width:260px} "
+            "table{border-collapse:collapse} tr{border-bottom:1px solid #ccc}</style></head><body>\n"
+            f"<h1>Generated captions ({len(rows)} photos)</h1>\n<table><tr><th>photo</th>{head}</tr>\n"
+            + "\n".join(body) + "\n</table></body></html>\n")
+    path = os.path.join(out, "index.html")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path
+
+
+def load_font(path: Optional[str] = None, size: int = 12):
+    """The first TrueType font found (``path`` first); Pillow's built-in font as a last resort."""
+    from PIL import ImageFont
+
+    for candidate in ([path] if path else []) + list(FONTS):
+        try:
+            return ImageFont.truetype(candidate, size)
+        except OSError:
+            if candidate == path:
+                raise FileNotFoundError(f"--font: cannot load {path}")
+    logger.warning("no TrueType font found: accented letters may not render on the contact sheet (use --font)")
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def write_contact_sheet(out: str, rows: List[Dict], langs: List[str], ref_lang: str, columns: int,
+                        thumb: int, font_path: Optional[str] = None) -> str:
+    """Write ``<out>/contact_sheet.png``: ``rows`` (with their ``image``, ``thumb`` x ``thumb`` pixels) on a
+    grid of ``columns``, each photo above its captions; return its path."""
+    from PIL import Image, ImageDraw
+
+    font = load_font(font_path)
+    width = max(12, thumb // 7)
+    texts = []
+    for r in rows:
+        lines = []
+        for lang in langs + ["ref"]:
+            text = r["reference"] if lang == "ref" else r["captions"].get(lang, "")
+            label = f"ref ({ref_lang})" if lang == "ref" else lang
+            lines += textwrap.wrap(f"{label}: {text}", width) or [f"{label}:"]
+        texts.append(lines)
+    line_h = 15
+    cell_h = thumb + 8 + line_h * max(len(t) for t in texts)
+    cols = max(1, min(columns, len(rows)))
+    n_rows = (len(rows) + cols - 1) // cols
+    sheet = Image.new("RGB", (cols * (thumb + 10) + 10, n_rows * (cell_h + 10) + 10), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for k, (r, lines) in enumerate(zip(rows, texts)):
+        x, y = 10 + (k % cols) * (thumb + 10), 10 + (k // cols) * (cell_h + 10)
+        sheet.paste(r["image"], (x, y))
+        for j, line in enumerate(lines):
+            draw.text((x, y + thumb + 4 + j * line_h), line, fill=(0, 0, 0), font=font)
+    path = os.path.join(out, "contact_sheet.png")
+    sheet.save(path)
     return path

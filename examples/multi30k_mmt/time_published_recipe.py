@@ -50,7 +50,7 @@ def run(script, extra, a, save, updates):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="prepare_multi30k.py --protocol tok-bpe output")
+    p.add_argument("--data", required=True, help="unix-prepare-multi30k --protocol tok-bpe output")
     p.add_argument("--tgt", default="de")
     p.add_argument("--features", required=True)
     p.add_argument("--images", required=True)

@@ -2,7 +2,7 @@
 # Published protocol (tok-bpe data, see README section 4): fairseq's own `transformer` at the
 # Transformer-tiny size of Revisit-MMT (Wu et al., ACL 2021), text-only, with their recipe.
 # Usage: bash train_published_transformer.sh DATA SAVE_DIR [SRC TGT [MORE FAIRSEQ ARGS...]]
-#   DATA: scripts/prepare_multi30k.py --protocol tok-bpe output (one pair).
+#   DATA: unix-prepare-multi30k --protocol tok-bpe output (one pair).
 #   SEED (default 1), MAX_UPDATE (8000), UPDATE_FREQ (1; 2 = Revisit-MMT's effective batch: they
 #   trained on 2 GPUs x 4,096 tokens), PATIENCE (-1 = off; Revisit-MMT used 10) from the environment.
 # Every other value is written out: those of Revisit-MMT's fairseq fork when it gave none (e.g.

@@ -3,7 +3,7 @@
 # Multi30K en-de / en-fr parallel text, every objective on (captioning, translation with and
 # without image, denoising, image-text and cross-lingual contrastive, image-text matching).
 # Usage: bash pretrain_small.sh DATA FEATURES IMAGE_ROOT SAVE_DIR [MORE FAIRSEQ ARGS...]
-#   DATA: prepare_multi30k.py output (en-de, en-fr), with prepare_captions.py's output in DATA/../captions
+#   DATA: unix-prepare-multi30k output (en-de, en-fr), with unix-prepare-captions's output in DATA/../captions
 set -euo pipefail
 DATA=${1:?data dir}; FEATS=${2:?feature cache}; IMAGES=${3:?image root}; SAVE=${4:?save dir}; shift 4
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -155,7 +155,7 @@ class UnixScstCriterion(FairseqCriterion):
             i, lang = other
             raise ValueError(f"--scst-meteor-weight: {split} sample {i} (line {i + 1}) is a {lang!r} caption, "
                              f"but pycocoevalcap's METEOR has English resources only; fine-tune on English "
-                             f"captions (prepare_captions.py --langs en) or drop --scst-meteor-weight")
+                             f"captions (unix-prepare-captions --langs en) or drop --scst-meteor-weight")
 
     def forward(self, model, sample, reduce=True):
         if not model.training:

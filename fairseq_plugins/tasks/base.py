@@ -41,7 +41,7 @@ class UnixImageDataConfig:
 
     image_root: Optional[str] = field(default=None, metadata={"help": "directory the image lists are relative to"})
     image_features: Optional[str] = field(default=None, metadata={
-        "help": "feature cache directory (scripts/build_feature_cache.py); used instead of pixels"})
+        "help": "feature cache directory (unix-build-features); used instead of pixels"})
     image_list_suffix: str = field(default="images.txt", metadata={
         "help": "image list of split S is <data>/S.<suffix>"})
     no_images: bool = field(default=False, metadata={"help": "ignore images (text-only)"})

@@ -1,6 +1,6 @@
 """Task ``unix_caption``: image -> caption in the language named by a target-language tag.
 
-Data (``scripts/prepare_captions.py``): a ``tag-cap`` pair binarized with the one shared
+Data (``unix-prepare-captions``): a ``tag-cap`` pair binarized with the one shared
 ``dict.txt``. The source of a sample is only its language tag (``__de__``), so one model captions
 in every language of the vocabulary; the target is the caption. Training splits have one sample
 per (photo, caption); evaluation splits (``valid_en``, ``test_de``, ...) one sample per photo

@@ -3,7 +3,7 @@
 Data: what ``fairseq-preprocess`` writes for a language pair (one shared ``dict.txt``), plus per
 split an image list ``<split>.<image-list-suffix>`` aligned line by line with the sentences (an
 empty line = no image). Images come as pixels from ``--image-root`` or as cached backbone
-features from ``--image-features`` (see ``scripts/build_feature_cache.py``). The target-language
+features from ``--image-features`` (see ``unix-build-features``). The target-language
 tag (``__de__``) is put in front of every source sentence, so one model serves any pair.
 Loading, images, the model and ``--beam-stop`` are :class:`~fairseq_plugins.tasks.base.UnixImageTask`'s.
 """

@@ -22,7 +22,7 @@ its word lists come from ``--code-switch-lexicons`` or are induced from the para
 
 RC3 (``--rc3-weight > 0``, :mod:`unix.losses.rc3`): a caption stream whose directory holds
 ``<split>.relevance`` (one number in [0, 1] per sample, :mod:`unix.data.relevance`; written by
-``scripts/prepare_weak_captions.py``) is a stream of weakly-aligned pairs; its batches carry the
+``unix-prepare-weak-captions``) is a stream of weakly-aligned pairs; its batches carry the
 relevance and their image-text contrastive term becomes the relevance-regularized ``rc3`` loss.
 With ``--rc3-weight 0`` the same batches get plain ``itc``: the two runs differ only in the loss.
 """
@@ -195,7 +195,7 @@ class UnixPretrainTask(ImageTaskMixin, FairseqTask):
             raise FileNotFoundError(f"no stream has data for split {split!r}")
         if train and self.weights["rc3"] > 0 and not any(d.relevance is not None for d in streams.values()):
             raise StreamError(f"--rc3-weight > 0 but no caption stream has relevance ({split}.relevance beside "
-                              "its data; see scripts/prepare_weak_captions.py)")
+                              "its data; see unix-prepare-weak-captions)")
         if train:
             ratios = normalized_ratios([s for s in self.streams if s.name in streams])
         else:

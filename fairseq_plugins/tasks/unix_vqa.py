@@ -5,7 +5,7 @@ plus per split an image list ``<split>.<image-list-suffix>`` aligned with the qu
 question needs an image). Training targets hold one answer; evaluation targets may hold the
 answers of several annotators joined by ``<sep>`` (their validation *loss* then covers the
 whole joined string; use ``--eval-accuracy``). The answer-language tag (``__en__``) is put in
-front of every question. ``scripts/prepare_easy_vqa.py`` writes this layout; see
+front of every question. ``unix-prepare-easy-vqa`` writes this layout; see
 ``examples/vqa/README.md``.
 
 Options beyond ``unix_mmt``'s: ``--constraint-answers FILE`` (closed-set decoding: beam search
@@ -46,7 +46,7 @@ class UnixVQAConfig(UnixImageTaskConfig):
         "help": "language of the answers: its tag (__en__) is put in front of every question"})
     constraint_answers: Optional[str] = field(default=None, metadata={
         "help": "closed-set decoding: answer list, one answer a line in sentencepiece pieces "
-                "(answers.spm.txt of scripts/prepare_easy_vqa.py); beam search then only produces "
+                "(answers.spm.txt of unix-prepare-easy-vqa); beam search then only produces "
                 "these answers, and every training answer must be in it"})
     balance_answers: bool = field(default=False, metadata={
         "help": "re-draw the training questions each epoch (with replacement) so that within each "

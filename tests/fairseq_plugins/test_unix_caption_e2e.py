@@ -120,8 +120,8 @@ def test_scst_fine_tuning_with_sampled_candidates_and_greedy_baseline(trained, t
 
 def test_generate_with_mbr_reranking_matches_offline_reranking_of_the_nbest(trained, tmp_path):
     """fairseq-generate --mbr-utility bleu prints (and scores) the caption that
-    scripts/mbr_captions.py picks from the same beam's saved n-best list."""
-    from scripts import mbr_captions
+    unix-mbr-captions picks from the same beam's saved n-best list."""
+    from unix.cli import mbr_captions
     from unix.data.captions import parse_generate_output
     from unix.metrics.references import split_references
 

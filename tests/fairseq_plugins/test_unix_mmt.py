@@ -130,7 +130,8 @@ def test_mmt_results_writes_the_table_from_a_config(tiny_corpus, pixel_run, tmp_
     """scripts/mmt_results.py: averages epoch checkpoints, decodes right and shuffled images, scores."""
     import json
 
-    from scripts import mmt_results, score_mmt
+    from scripts import mmt_results
+    from unix.cli import score_mmt
 
     m30k = tmp_path / "data" / "multi30k"
     (m30k / "tok").mkdir(parents=True)

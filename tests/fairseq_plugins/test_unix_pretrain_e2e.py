@@ -81,7 +81,7 @@ def test_finetune_unix_mmt_reports_loaded_new_and_dropped_weights(pretrained, tm
 
 
 def test_eval_retrieval_on_the_pretrained_checkpoint(pretrained, tmp_path):
-    from scripts.eval_retrieval import main
+    from unix.cli.eval_retrieval import main
 
     s, raw = pretrained, pretrained["data"].parent / "raw"
     out = tmp_path / "r.json"
@@ -100,7 +100,7 @@ def test_eval_retrieval_on_the_pretrained_checkpoint(pretrained, tmp_path):
 def test_eval_retrieval_random_init_is_the_same_architecture_with_fresh_seeded_weights(pretrained):
     import torch
 
-    from scripts.eval_retrieval import retrieval_model
+    from unix.retrieval import retrieval_model
 
     trained = retrieval_model(str(pretrained["ckpt"]))
     fresh, again = (retrieval_model(str(pretrained["ckpt"]), random_init=3) for _ in range(2))
@@ -112,7 +112,7 @@ def test_eval_retrieval_random_init_is_the_same_architecture_with_fresh_seeded_w
 
 
 def test_eval_retrieval_sep_joined_references_equal_repeated_image_names(pretrained, tmp_path):
-    from scripts.eval_retrieval import main
+    from unix.cli.eval_retrieval import main
 
     s, raw = pretrained, pretrained["data"].parent / "raw"
     names = (s["data"] / "valid.images.txt").read_text().splitlines()

@@ -39,10 +39,10 @@ def make_questions(n: int, seed: int, several_refs: bool):
 
 
 def build_tiny_vqa(root: Path) -> dict:
-    """Images, JSONL splits, a sentencepiece model; binarized with scripts/prepare_easy_vqa.py."""
+    """Images, JSONL splits, a sentencepiece model; binarized with unix-prepare-easy-vqa."""
     from PIL import Image
 
-    from scripts.prepare_easy_vqa import main as prepare
+    from fairseq_plugins.cli.prepare_easy_vqa import main as prepare
     from unix.data.tokenizer import train_sentencepiece
 
     img, raw = root / "images", root / "raw"
@@ -184,7 +184,7 @@ def test_missing_image_and_question_without_image(tiny_vqa, data_copy):
 
 
 def test_empty_question_in_a_binarized_split(tiny_vqa, data_copy, tmp_path):
-    from scripts.prepare_easy_vqa import binarize
+    from fairseq_plugins.cli.prepare_easy_vqa import binarize
 
     (tmp_path / "train.question").write_text("▁is ▁it ▁red ?\n\n▁what ▁color ?\n")
     (tmp_path / "train.answer").write_text("▁yes\n▁no\n▁red\n")

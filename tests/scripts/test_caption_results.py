@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from scripts import caption_results
-from tests.scripts.test_score_captions_gallery import HYPS_EN, REFS_EN, write_generate_output, write_refs
+from tests.unix.cli.test_score_captions_gallery import HYPS_EN, REFS_EN, write_generate_output, write_refs
 from unix.metrics.caption import coco_scores
 
 java = pytest.mark.skipif(shutil.which("java") is None, reason="pycocoevalcap needs java")

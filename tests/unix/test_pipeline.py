@@ -225,7 +225,7 @@ def test_answer_closed_set_only_gives_listed_answers(tiny_corpus, tmp_path):
     from unix.data.tokenizer import SpmTokenizer
 
     spm = SpmTokenizer(str(tiny_corpus / "bin" / "spm.model"))
-    answers = tmp_path / "answers.spm.txt"  # as scripts/prepare_easy_vqa.py writes it: pieces
+    answers = tmp_path / "answers.spm.txt"  # as unix-prepare-easy-vqa writes it: pieces
     answers.write_text("".join(spm.encode_line(a) + "\n" for a in ("red", "blue", "green")))
     make_checkpoint(tmp_path / "ck.pt", tiny_corpus / "bin", {"_name": "unix_vqa", "answer_lang": "en",
                                                              "constraint_answers": str(answers)},

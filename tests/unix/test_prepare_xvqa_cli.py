@@ -1,4 +1,4 @@
-"""unix-prepare-xvqa (unix/cli/prepare_xvqa.py) on a slice of easy-VQA prepared by scripts/prepare_easy_vqa.py."""
+"""unix-prepare-xvqa (unix/cli/prepare_xvqa.py) on a slice of easy-VQA prepared by unix-prepare-easy-vqa."""
 
 import json
 import os
@@ -15,7 +15,7 @@ N = 40
 
 @pytest.fixture(scope="module")
 def data_bin(tmp_path_factory):
-    from scripts.prepare_easy_vqa import main as prepare_easy_vqa
+    from fairseq_plugins.cli.prepare_easy_vqa import main as prepare_easy_vqa
     from unix.data.tokenizer import train_sentencepiece
 
     root = tmp_path_factory.mktemp("xvqa")

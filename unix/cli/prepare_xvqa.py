@@ -1,6 +1,6 @@
 """``unix-prepare-xvqa``: easy-VQA's test questions in German, French and Czech (zero-shot VQA).
 
-Reads the English questions ``scripts/prepare_easy_vqa.py`` wrote (``<data-bin>/jsonl/<split>.jsonl``),
+Reads the English questions ``unix-prepare-easy-vqa`` wrote (``<data-bin>/jsonl/<split>.jsonl``),
 translates every one with the template table of :mod:`unix.data.xvqa_templates` (same image, same
 English answers, same order: line ``i`` of every language is the same question) and writes, for
 each language ``L``, in the same data directory:
@@ -16,7 +16,7 @@ A question that fits no template stops the command with an error naming it, its 
 ``--list-templates`` prints the whole table (107 questions: 9 colour templates x 8 colours,
 10 shape templates x 3 shapes, 5 without a slot) in English, German, French and Czech.
 
-Example (after ``python scripts/prepare_easy_vqa.py --spm-model ... --out data-bin/easy_vqa``)::
+Example (after ``unix-prepare-easy-vqa --spm-model ... --out data-bin/easy_vqa``)::
 
     unix-prepare-xvqa --data-bin data-bin/easy_vqa --langs de fr cs
     fairseq-generate data-bin/easy_vqa --user-dir fairseq_plugins --task unix_vqa --gen-subset test_de \\
@@ -50,7 +50,7 @@ SRC, TGT = "question", "answer"
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="unix-prepare-xvqa", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-bin", help="output directory of scripts/prepare_easy_vqa.py")
+    p.add_argument("--data-bin", help="output directory of unix-prepare-easy-vqa")
     p.add_argument("--list-templates", action="store_true",
                    help="print every template in English and each language (with example slots) and stop")
     p.add_argument("--split", default="test", help="the English split to translate (jsonl/<split>.jsonl)")
@@ -68,7 +68,7 @@ def binarize(records: Sequence[VQARecord], name: str, data_bin: str, workers: in
     tok = SpmTokenizer(os.path.join(data_bin, "spm.model"))
     dict_path = os.path.join(data_bin, "dict.txt")
     if not os.path.exists(dict_path):
-        raise FileNotFoundError(f"{dict_path} not found: --data-bin must be an output of prepare_easy_vqa.py")
+        raise FileNotFoundError(f"{dict_path} not found: --data-bin must be an output of unix-prepare-easy-vqa")
     with tempfile.TemporaryDirectory() as tmp:
         for side, texts in ((SRC, [r.question for r in records]), (TGT, [r.target for r in records])):
             raw = os.path.join(tmp, f"raw.{side}")

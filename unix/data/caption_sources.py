@@ -1,7 +1,9 @@
 """Where captions come from: Flickr8k's captions and Multi30K's Task 1 / Task 2 files, gathered per photo.
 
-Shared by the caption preparation command and by evaluation (``unix.evaluation``): both see the
-same references for a photo, in the same order.
+Shared by the caption preparation commands and by evaluation (``unix.evaluation``): both see the
+same references for a photo, in the same order. :func:`write_rows` and :func:`binarize` write a
+prepared ``tag-cap`` pair (``unix-prepare-captions``, ``unix-prepare-weak-captions``,
+``unix-distill-captions``); ``fairseq-preprocess`` runs as a subprocess.
 
 Example::
 
@@ -10,7 +12,8 @@ Example::
 """
 
 import os
-from typing import Dict, List, Sequence, Tuple
+import subprocess
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from unix.data.captions import (FLICKR8K_SPLIT_LISTS, CaptionSet, read_aligned, read_flickr8k_captions,
                                 read_flickr8k_splits, read_name_list)
@@ -23,6 +26,8 @@ TASK1 = {"splits": ("train", "val", "test_2016_flickr"), "langs": ("de", "fr", "
 # (Multi30K's extra English captions of the same photos are used for training only); the other
 # languages have every caption of the photo (Task 2 German + Task 1 translations).
 EVAL_SOURCES = {"en": ("flickr8k",)}
+# The two "languages" of a prepared caption pair: the language tag (source) and the caption (target).
+SRC, TGT = "tag", "cap"
 
 
 def multi30k_eval_photos(data: str) -> List[str]:
@@ -105,3 +110,42 @@ def eval_references(data: str, split: str, lang: str) -> Tuple[List[str], List[L
     sources = EVAL_SOURCES.get(lang)
     photos = [p for p in splits[split] if caps.refs(p, lang, sources)]
     return photos, [caps.refs(p, lang, sources) for p in photos]
+
+
+def write_rows(tmp: str, out: str, name: str, rows: Iterable[Tuple[str, str, str]]) -> None:
+    """Write (tag, target pieces, photo) rows: ``<name>.tag`` / ``<name>.cap`` to ``tmp`` (for
+    :func:`binarize`), ``<name>.images.txt`` to ``out``."""
+    with open(os.path.join(tmp, f"{name}.{SRC}"), "w", encoding="utf-8") as fs, \
+            open(os.path.join(tmp, f"{name}.{TGT}"), "w", encoding="utf-8") as ft, \
+            open(os.path.join(out, f"{name}.images.txt"), "w", encoding="utf-8") as fi:
+        for tag, target, photo in rows:
+            fs.write(tag + "\n")
+            ft.write(target + "\n")
+            fi.write(photo + "\n")
+
+
+def binarize(tmp: str, out: str, names: Sequence[str], workers: int) -> None:
+    """fairseq-preprocess all splits, then rename fairseq's valid1, test2, ... to our split names.
+
+    ``test_*`` go through fairseq's test prefixes, every other evaluation split (``valid_*``,
+    ``train_*``) through its valid prefixes.
+    """
+    test = [n for n in names if n.startswith("test_")]
+    valid = [n for n in names if n != "train" and n not in test]
+    dict_path = os.path.join(out, "dict.txt")
+    cmd = ["fairseq-preprocess", "-s", SRC, "-t", TGT, "--trainpref", os.path.join(tmp, "train"),
+           "--destdir", out, "--srcdict", dict_path, "--tgtdict", dict_path, "--workers", str(workers)]
+    if valid:
+        cmd += ["--validpref", ",".join(os.path.join(tmp, n) for n in valid)]
+    if test:
+        cmd += ["--testpref", ",".join(os.path.join(tmp, n) for n in test)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fairseq-preprocess failed:\n{proc.stderr[-3000:]}")
+    for kind, group in (("valid", valid), ("test", test)):
+        for k, name in enumerate(group):
+            fairseq_name = kind if k == 0 else f"{kind}{k}"
+            for lang in (SRC, TGT):
+                for ext in ("bin", "idx"):
+                    os.replace(os.path.join(out, f"{fairseq_name}.{SRC}-{TGT}.{lang}.{ext}"),
+                               os.path.join(out, f"{name}.{SRC}-{TGT}.{lang}.{ext}"))

@@ -10,7 +10,7 @@ could read): sentence-level chrF (sacrebleu's ``CHRF``: character 6-grams, beta 
 caption against the strict one, divided by 100, optionally lifted by a floor
 ``f``: ``r = f + (1 - f) * chrF / 100``. On Multi30K train (German, first 2,000 images, caption
 set 1) the image's own translation gives chrF 24.9 on average, a random other image's 14.9; over
-the 25,880 weak training pairs of ``scripts/prepare_weak_captions.py`` the relevance has mean
+the 25,880 weak training pairs of ``unix-prepare-weak-captions`` the relevance has mean
 0.302 and quartiles 0.205 / 0.283 / 0.375. The raw value is small even for a good caption, hence
 the floor option.
 

@@ -6,8 +6,8 @@ written ``NAME:KIND:DIR:RATIO[:LANGS]``, several joined by commas::
 
     cap:caption:captions:0.4,ende:translation:multi30k:0.3:en-de,mono:denoise:multi30k:0.1:en
 
-* ``caption``: image + language tag -> caption, the ``tag-cap`` pair of ``prepare_captions.py``;
-* ``translation``: a binarized language pair ``SRC-TGT`` (``prepare_multi30k.py``), with images
+* ``caption``: image + language tag -> caption, the ``tag-cap`` pair of ``unix-prepare-captions``;
+* ``translation``: a binarized language pair ``SRC-TGT`` (``unix-prepare-multi30k``), with images
   where the directory has an image list (multimodal translation) or text only;
 * ``denoise``: monolingual text of language ``LANG`` (``<split>.LANG-None.LANG`` of
   ``fairseq-preprocess --only-source``, or the ``LANG`` side of any binarized pair in ``DIR``).

@@ -8,15 +8,18 @@
 (b) *sacreBLEU* on raw true-case text, with its signature: the modern standard, not comparable
     with (a).
 
-A system trained in the published protocol itself (``scripts/prepare_multi30k.py --protocol
+A system trained in the published protocol itself (``unix-prepare-multi30k --protocol
 tok-bpe``) outputs tokenized lowercase text once BPE is removed: :func:`pretokenized_bleu` scores
 it as it is, against the ``tok/`` references (what fairseq-generate's ``BLEU4`` computes).
+
+:func:`score` scores a saved ``fairseq-generate`` output both ways (``unix-score-mmt``).
 """
 
 from functools import lru_cache
 from typing import Dict, List, Sequence
 
 from unix.data import generate_output
+from unix.data.tokenizer import read_lines
 
 
 @lru_cache(maxsize=8)
@@ -91,3 +94,38 @@ def ordered(hyps: Dict[int, str], n: int, source: str = "") -> List[str]:
     if missing:
         raise ValueError(f"{source}: {len(missing)} of {n} sentences have no hypothesis (first: id {missing[0]})")
     return [hyps[i] for i in range(n)]
+
+
+def score(generate_output, ref, lang, ref_tok=None, subset_image_list=None, tokenized=False):
+    """Scores of a fairseq-generate output (see the module doc); ``tokenized``: (a) only, hypotheses as they are."""
+    if tokenized:
+        return score_tokenized(generate_output, ref_tok, subset_image_list)
+    refs = read_lines(ref)
+    hyps = ordered(read_generate_output(generate_output), len(refs), generate_output)
+    refs_tok = read_lines(ref_tok) if ref_tok else None
+    keep = image_rows(subset_image_list, len(refs))
+    pick = lambda xs: [xs[i] for i in keep]  # noqa: E731
+    out = {"n": len(keep), "sacrebleu": sacre_bleu(pick(hyps), pick(refs))}
+    if refs_tok is not None:
+        if len(refs_tok) != len(refs):
+            raise ValueError(f"{ref_tok}: {len(refs_tok)} lines, {ref}: {len(refs)}")
+        out["tokenized_bleu"] = tokenized_bleu(pick(hyps), pick(refs_tok), lang)
+    return out
+
+
+def image_rows(subset_image_list, n):
+    """Rows 0..n-1, or those whose line in the image list is not empty."""
+    if not subset_image_list:
+        return list(range(n))
+    names = read_lines(subset_image_list)
+    if len(names) != n:
+        raise ValueError(f"{subset_image_list}: {len(names)} lines for {n} references")
+    return [i for i, name in enumerate(names) if name]
+
+
+def score_tokenized(generate_output, ref_tok, subset_image_list=None):
+    """(a) of already tokenized hypotheses against the tokenized references: ``{"n", "tokenized_bleu"}``."""
+    refs_tok = read_lines(ref_tok)
+    hyps = ordered(read_generate_output(generate_output), len(refs_tok), generate_output)
+    keep = image_rows(subset_image_list, len(refs_tok))
+    return {"n": len(keep), "tokenized_bleu": pretokenized_bleu([hyps[i] for i in keep], [refs_tok[i] for i in keep])}

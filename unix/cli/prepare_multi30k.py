@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Prepare Multi30K for ``unix_mmt`` and fairseq's ``translation`` task.
 
 Two protocols (``--protocol``):
@@ -20,9 +19,9 @@ Steps of ``spm``:
 
 Example::
 
-    python scripts/prepare_multi30k.py --data ../shared/data --out data-bin/multi30k \\
+    unix-prepare-multi30k --data ../shared/data --out data-bin/multi30k \\
         --pairs en-de en-fr
-    python scripts/prepare_multi30k.py --protocol tok-bpe --data ../shared/data \\
+    unix-prepare-multi30k --protocol tok-bpe --data ../shared/data \\
         --out data-bin/multi30k_tok_ende --pairs en-de
 """
 
@@ -215,7 +214,7 @@ def prepare_tok_bpe(args) -> dict:
         "preprocess_details": "the tok/ release: Moses punctuation normalization, lowercasing, Moses tokenization "
                               "with escaping (unix.metrics.bleu.multi30k_tokenize reproduces it), then BPE",
         "evaluation": f"fairseq-generate --beam 5 --post-process subword_nmt; tokenized BLEU-4 (no re-tokenization) "
-                      f"against tok/test_2016_flickr.lc.norm.tok.{tgt} (scripts/score_mmt.py --tokenized)",
+                      f"against tok/test_2016_flickr.lc.norm.tok.{tgt} (unix-score-mmt --tokenized)",
     }
 
 
@@ -283,7 +282,7 @@ def main(argv=None) -> int:
                               "sentencepiece": "spm.model", "vocab_size": args.vocab_size, "dictionary": "dict.txt",
                               "images": {"available": found, "held_out_flickr8k_eval_photos": bool(hold_out)},
                               "evaluation": "fairseq-generate --post-process sentencepiece; sacreBLEU on raw text "
-                                            "and tokenized BLEU after re-tokenizing (scripts/score_mmt.py)"})
+                                            "and tokenized BLEU after re-tokenizing (unix-score-mmt)"})
     logger.info("done: %s", args.out)
     return 0
 

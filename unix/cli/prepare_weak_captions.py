@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Prepare a weakly-aligned caption stream with textual relevance, for RC3 in ``unix_pretrain``.
 
 Weakly-aligned pairs: the Multi30K Task 2 captions of language ``--lang`` (German by default),
@@ -10,9 +9,9 @@ the translation of the photo's English description).
 Only Multi30K's *train* images are used (its val and test photos stay unseen), and only those that
 are Flickr8k photos (the project's image root); each goes to the Flickr8k split of its photo
 (train -> ``train``, dev -> ``valid``; Flickr8k test photos are left out), as in
-``scripts/prepare_captions.py``.
+``unix-prepare-captions``.
 
-Output (``--out``), a caption stream in the format of ``prepare_captions.py``:
+Output (``--out``), a caption stream in the format of ``unix-prepare-captions``:
   * ``<split>.tag-cap.{tag,cap}.{bin,idx}``: language tag -> caption, one sample per caption;
   * ``<split>.images.txt``: the Flickr8k file of each sample (relative to ``flickr8k/images``);
   * ``<split>.relevance``: the relevance of each sample (read by the ``unix_pretrain`` task);
@@ -22,7 +21,7 @@ Output (``--out``), a caption stream in the format of ``prepare_captions.py``:
 Use it as a caption stream of ``unix_pretrain`` (``weak:caption:<out>:RATIO``) with
 ``--rc3-weight 1`` (RC3) or ``--rc3-weight 0`` (the same pairs with plain ``itc``). Example::
 
-    python scripts/prepare_weak_captions.py --data ../shared/data --spm-model data-bin/multi30k/spm.model \\
+    unix-prepare-weak-captions --data ../shared/data --spm-model data-bin/multi30k/spm.model \\
         --out data-bin/weak_de
 """
 
@@ -35,7 +34,7 @@ import sys
 import tempfile
 from typing import Dict, List, NamedTuple, Sequence
 
-from scripts.prepare_captions import binarize, write_rows
+from unix.data.caption_sources import binarize, write_rows
 from unix.data.captions import CaptionDataError, read_aligned, read_flickr8k_splits
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
 from unix.data.relevance import relevance_path, relevance_scores, write_relevance

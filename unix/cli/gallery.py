@@ -1,34 +1,31 @@
-#!/usr/bin/env python
 """A gallery of test photos with their generated captions in several languages beside a reference.
 
-Writes ``<out>/index.html`` (thumbnails in ``<out>/thumbs/``) and ``<out>/contact_sheet.png``.
+Writes ``<out>/index.html`` (thumbnails in ``<out>/thumbs/``) and ``<out>/contact_sheet.png``
+(:func:`unix.gallery.write_caption_page`, :func:`unix.gallery.write_contact_sheet`).
 Every ``--generated LANG=FILE`` is a ``fairseq-generate`` output over the *same* split, so that
 sample id ``i`` is line ``i + 1`` of ``--images`` (caption other languages with
 ``--caption-lang``, e.g. ``--gen-subset test_en --caption-lang fr``).
 
 Example::
 
-    python scripts/gallery.py --images data-bin/captions/test_en.images.txt \\
+    unix-gallery --images data-bin/captions/test_en.images.txt \\
         --image-root ../shared/data/flickr8k/images --references data-bin/captions/test_en.refs.txt \\
         --generated en=runs/cap/gen_test_en.txt de=runs/cap/gen_test_en.de.txt --out runs/cap/gallery
 """
 
 import argparse
-import html
 import logging
 import os
 import sys
-import textwrap
 from typing import Dict, List, Optional
 
 from unix.data.captions import CaptionDataError, join_pieces, parse_generate_output
 from unix.data.images import load_image, read_image_list
+from unix.gallery import write_caption_page, write_contact_sheet
+from unix.metrics.caption_eval import read_references
 
 logger = logging.getLogger("gallery")
-# TrueType fonts with the accented letters of de/fr/cs (Pillow's built-in font lacks e.g. "ü").
-FONTS = ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-         "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", "/Library/Fonts/Arial.ttf",
-         "C:/Windows/Fonts/arial.ttf")
+
 
 
 def parse_args(argv=None):
@@ -67,75 +64,7 @@ def read_generated(specs: List[str], num_images: int) -> Dict[str, Dict[int, str
 def first_references(path: Optional[str]) -> List[str]:
     if not path:
         return []
-    from scripts.score_captions import read_references
-
     return [refs[0] for refs in read_references(path)]
-
-
-def write_html(out: str, rows: List[Dict], langs: List[str], ref_lang: str) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(lang)}</th>" for lang in langs) + f"<th>reference ({e(ref_lang)})</th>"
-    body = []
-    for r in rows:
-        cells = "".join(f"<td lang=\"{e(lang)}\">{e(r['captions'].get(lang, ''))}</td>" for lang in langs)
-        body.append(f"<tr><td><img src=\"thumbs/{e(r['thumb'])}\" alt=\"{e(r['name'])}\" width=\"160\"><br>"
-                    f"<small>{e(r['name'])}</small></td>{cells}<td>{e(r['reference'])}</td></tr>")
-    page = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>unix captions</title>"
-            "<style>body{font-family:sans-serif} td{vertical-align:top;padding:4px;max-width:260px} "
-            "table{border-collapse:collapse} tr{border-bottom:1px solid #ccc}</style></head><body>\n"
-            f"<h1>Generated captions ({len(rows)} photos)</h1>\n<table><tr><th>photo</th>{head}</tr>\n"
-            + "\n".join(body) + "\n</table></body></html>\n")
-    path = os.path.join(out, "index.html")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(page)
-    return path
-
-
-def load_font(path: Optional[str] = None, size: int = 12):
-    """The first TrueType font found (``path`` first); Pillow's built-in font as a last resort."""
-    from PIL import ImageFont
-
-    for candidate in ([path] if path else []) + list(FONTS):
-        try:
-            return ImageFont.truetype(candidate, size)
-        except OSError:
-            if candidate == path:
-                raise FileNotFoundError(f"--font: cannot load {path}")
-    logger.warning("no TrueType font found: accented letters may not render on the contact sheet (use --font)")
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def write_contact_sheet(out: str, rows: List[Dict], langs: List[str], ref_lang: str, columns: int,
-                        thumb: int, font_path: Optional[str] = None) -> str:
-    from PIL import Image, ImageDraw
-
-    font = load_font(font_path)
-    width = max(12, thumb // 7)
-    texts = []
-    for r in rows:
-        lines = []
-        for lang in langs + ["ref"]:
-            text = r["reference"] if lang == "ref" else r["captions"].get(lang, "")
-            label = f"ref ({ref_lang})" if lang == "ref" else lang
-            lines += textwrap.wrap(f"{label}: {text}", width) or [f"{label}:"]
-        texts.append(lines)
-    line_h = 15
-    cell_h = thumb + 8 + line_h * max(len(t) for t in texts)
-    cols = max(1, min(columns, len(rows)))
-    n_rows = (len(rows) + cols - 1) // cols
-    sheet = Image.new("RGB", (cols * (thumb + 10) + 10, n_rows * (cell_h + 10) + 10), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for k, (r, lines) in enumerate(zip(rows, texts)):
-        x, y = 10 + (k % cols) * (thumb + 10), 10 + (k // cols) * (cell_h + 10)
-        sheet.paste(r["image"], (x, y))
-        for j, line in enumerate(lines):
-            draw.text((x, y + thumb + 4 + j * line_h), line, fill=(0, 0, 0), font=font)
-    path = os.path.join(out, "contact_sheet.png")
-    sheet.save(path)
-    return path
 
 
 def main(argv=None) -> int:
@@ -161,7 +90,7 @@ def main(argv=None) -> int:
         rows.append({"id": i, "name": os.path.basename(paths[i]), "thumb": name, "image": im,
                      "captions": {lang: generated[lang][i] for lang in langs},
                      "reference": refs[i] if refs else ""})
-    page = write_html(args.out, rows, langs, args.ref_lang)
+    page = write_caption_page(args.out, rows, langs, args.ref_lang)
     sheet = write_contact_sheet(args.out, rows, langs, args.ref_lang, args.columns, args.thumb, args.font)
     logger.info("%d photos, languages %s: %s, %s", len(rows), ", ".join(langs), page, sheet)
     return 0

@@ -1,21 +1,20 @@
-#!/usr/bin/env python
 """Score a fairseq-generate output of Multi30K two ways: (a) tokenized BLEU comparable with the
 published tables (lowercased, Moses-tokenised like ``tok/``), (b) sacreBLEU on raw text.
 
-A system of the published protocol (``prepare_multi30k.py --protocol tok-bpe``) already writes
+A system of the published protocol (``unix-prepare-multi30k --protocol tok-bpe``) already writes
 tokenized lowercase text: with ``--tokenized`` its output is scored as it is against ``--ref-tok``,
 (a) only, no re-tokenization, no ``--ref`` needed.
 
 Example::
 
     fairseq-generate ... --post-process subword_nmt > gen.txt     # tok-bpe protocol
-    python scripts/score_mmt.py gen.txt --tokenized --lang de \\
+    unix-score-mmt gen.txt --tokenized --lang de \\
         --ref-tok ../shared/data/multi30k/tok/test_2016_flickr.lc.norm.tok.de
     fairseq-generate ... --post-process sentencepiece > gen.txt   # raw-text protocol
-    python scripts/score_mmt.py gen.txt --ref ../shared/data/multi30k/test_2016_flickr.de \\
+    unix-score-mmt gen.txt --ref ../shared/data/multi30k/test_2016_flickr.de \\
         --ref-tok ../shared/data/multi30k/tok/test_2016_flickr.lc.norm.tok.de --lang de
     # only the sentences that have an image:
-    python scripts/score_mmt.py gen.txt ... --subset-image-list data-bin/multi30k/test.images.txt
+    unix-score-mmt gen.txt ... --subset-image-list data-bin/multi30k/test.images.txt
 """
 
 import argparse
@@ -23,8 +22,7 @@ import json
 import logging
 import sys
 
-from unix.data.tokenizer import read_lines
-from unix.metrics.bleu import ordered, pretokenized_bleu, read_generate_output, sacre_bleu, tokenized_bleu
+from unix.metrics.bleu import score
 
 logger = logging.getLogger("score_mmt")
 
@@ -47,41 +45,6 @@ def parse_args(argv=None):
     if not a.tokenized and not (a.ref and a.lang):
         p.error("give --ref (raw references) and --lang, or --tokenized with --ref-tok")
     return a
-
-
-def score(generate_output, ref, lang, ref_tok=None, subset_image_list=None, tokenized=False):
-    """Scores of a fairseq-generate output (see the module doc); ``tokenized``: (a) only, hypotheses as they are."""
-    if tokenized:
-        return score_tokenized(generate_output, ref_tok, subset_image_list)
-    refs = read_lines(ref)
-    hyps = ordered(read_generate_output(generate_output), len(refs), generate_output)
-    refs_tok = read_lines(ref_tok) if ref_tok else None
-    keep = image_rows(subset_image_list, len(refs))
-    pick = lambda xs: [xs[i] for i in keep]  # noqa: E731
-    out = {"n": len(keep), "sacrebleu": sacre_bleu(pick(hyps), pick(refs))}
-    if refs_tok is not None:
-        if len(refs_tok) != len(refs):
-            raise ValueError(f"{ref_tok}: {len(refs_tok)} lines, {ref}: {len(refs)}")
-        out["tokenized_bleu"] = tokenized_bleu(pick(hyps), pick(refs_tok), lang)
-    return out
-
-
-def image_rows(subset_image_list, n):
-    """Rows 0..n-1, or those whose line in the image list is not empty."""
-    if not subset_image_list:
-        return list(range(n))
-    names = read_lines(subset_image_list)
-    if len(names) != n:
-        raise ValueError(f"{subset_image_list}: {len(names)} lines for {n} references")
-    return [i for i, name in enumerate(names) if name]
-
-
-def score_tokenized(generate_output, ref_tok, subset_image_list=None):
-    """(a) of already tokenized hypotheses against the tokenized references: ``{"n", "tokenized_bleu"}``."""
-    refs_tok = read_lines(ref_tok)
-    hyps = ordered(read_generate_output(generate_output), len(refs_tok), generate_output)
-    keep = image_rows(subset_image_list, len(refs_tok))
-    return {"n": len(keep), "tokenized_bleu": pretokenized_bleu([hyps[i] for i in keep], [refs_tok[i] for i in keep])}
 
 
 def main(argv=None) -> int:

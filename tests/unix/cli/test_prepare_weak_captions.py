@@ -1,11 +1,11 @@
-"""scripts/prepare_weak_captions.py on the generated stand-in of ../shared/data (tests/caption_data.py)."""
+"""unix-prepare-weak-captions on the generated stand-in of ../shared/data (tests/caption_data.py)."""
 
 import json
 import shutil
 
 import pytest
 
-from scripts import prepare_weak_captions
+from unix.cli import prepare_weak_captions
 from tests.caption_data import build_raw_data, captions, photos, train_spm
 from unix.data.captions import CaptionDataError
 from unix.data.relevance import chrf_relevance, read_relevance

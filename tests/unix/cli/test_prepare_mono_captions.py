@@ -1,11 +1,11 @@
-"""scripts/prepare_mono_captions.py: Multi30K captions of photos outside Flickr8k, as a denoise stream."""
+"""unix-prepare-mono-captions: Multi30K captions of photos outside Flickr8k, as a denoise stream."""
 
 import json
 import shutil
 
 import pytest
 
-from scripts import prepare_mono_captions
+from unix.cli import prepare_mono_captions
 from tests.caption_data import build_raw_data, train_spm
 from tests.conftest import SHARED_DATA, requires_shared_data
 from unix.data.captions import CaptionDataError

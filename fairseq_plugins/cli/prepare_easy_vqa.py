@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Prepare easy-VQA (or your own VQA data in the JSONL format) for the ``unix_vqa`` task.
 
 Steps:
@@ -14,7 +13,7 @@ Steps:
 
 Example::
 
-    python scripts/prepare_easy_vqa.py --spm-model data-bin/multi30k/spm.model --out data-bin/easy_vqa
+    unix-prepare-easy-vqa --spm-model data-bin/multi30k/spm.model --out data-bin/easy_vqa
 """
 
 import argparse

@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Prepare multilingual captioning data for the ``unix_caption`` task.
 
 Sources (plain files, see ../shared/data/README.md):
@@ -15,16 +14,16 @@ vocabulary (``--spm-model``; ``dict.txt`` written from it):
   * ``train``: one sample per (photo, language, caption); source = the language tag (``__de__``);
   * ``valid_<lang>``, ``test_<lang>``: one sample per photo that has references in that language,
     target = all its references joined by ``<sep>``; plus ``<split>.refs.txt`` (raw references,
-    the same order) for ``scripts/score_captions.py``;
+    the same order) for ``unix-score-captions``;
   * with ``--eval-train``, ``train_<lang>`` too: the training photos in the evaluation format (one
-    sample per photo), to caption them with a trained model (``scripts/distill_captions.py``) or to
+    sample per photo), to caption them with a trained model (``unix-distill-captions``) or to
     score the training set;
   * ``<split>.images.txt``: the Flickr8k file of each sample (relative to ``flickr8k/images``);
   * ``manifest.json``: counts per split and language.
 
 Example::
 
-    python scripts/prepare_captions.py --data ../shared/data --spm-model data-bin/multi30k/spm.model \\
+    unix-prepare-captions --data ../shared/data --spm-model data-bin/multi30k/spm.model \\
         --out data-bin/captions
 """
 
@@ -33,12 +32,11 @@ import functools
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
-from unix.data.caption_sources import EVAL_SOURCES, collect, hold_out, multi30k_eval_photos
+from unix.data.caption_sources import EVAL_SOURCES, binarize, collect, hold_out, multi30k_eval_photos, write_rows
 from unix.data.captions import FLICKR8K_SPLIT_LISTS, CaptionDataError, CaptionSet
 from unix.data.images import verify_images
 from unix.data.tokenizer import (DEFAULT_LANGS, SpmTokenizer, check_lang_in_vocab, install_vocabulary, lang_tag,
@@ -46,9 +44,6 @@ from unix.data.tokenizer import (DEFAULT_LANGS, SpmTokenizer, check_lang_in_voca
 from unix.metrics.references import SEP, join_references
 
 logger = logging.getLogger("prepare_captions")
-
-SRC, TGT = "tag", "cap"
-
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,20 +61,8 @@ def parse_args(argv=None):
                         "not seen the photos of the Multi30K evaluations")
     p.add_argument("--eval-train", action="store_true",
                    help="also write train_<lang>: the training photos in the evaluation format (one sample per "
-                        "photo, all its references), e.g. for a teacher's captions (scripts/distill_captions.py)")
+                        "photo, all its references), e.g. for a teacher's captions (unix-distill-captions)")
     return p.parse_args(argv)
-
-
-def write_rows(tmp: str, out: str, name: str, rows: Iterable[Tuple[str, str, str]]) -> None:
-    """Write (tag, target pieces, photo) rows: ``<name>.tag`` / ``<name>.cap`` to ``tmp`` (for
-    :func:`binarize`), ``<name>.images.txt`` to ``out``."""
-    with open(os.path.join(tmp, f"{name}.{SRC}"), "w", encoding="utf-8") as fs, \
-            open(os.path.join(tmp, f"{name}.{TGT}"), "w", encoding="utf-8") as ft, \
-            open(os.path.join(out, f"{name}.images.txt"), "w", encoding="utf-8") as fi:
-        for tag, target, photo in rows:
-            fs.write(tag + "\n")
-            ft.write(target + "\n")
-            fi.write(photo + "\n")
 
 
 def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: CaptionSet, langs: Sequence[str],
@@ -114,33 +97,6 @@ def write_splits(tmp: str, out: str, splits: Dict[str, List[str]], caps: Caption
             counts[name] = {"photos": len(photos), "refs_per_photo": round(sum(map(len, refs)) / len(photos), 3),
                             "photos_without_reference": missing}
     return counts
-
-
-def binarize(tmp: str, out: str, names: Sequence[str], workers: int) -> None:
-    """fairseq-preprocess all splits, then rename fairseq's valid1, test2, ... to our split names.
-
-    ``test_*`` go through fairseq's test prefixes, every other evaluation split (``valid_*``,
-    ``train_*``) through its valid prefixes.
-    """
-    test = [n for n in names if n.startswith("test_")]
-    valid = [n for n in names if n != "train" and n not in test]
-    dict_path = os.path.join(out, "dict.txt")
-    cmd = ["fairseq-preprocess", "-s", SRC, "-t", TGT, "--trainpref", os.path.join(tmp, "train"),
-           "--destdir", out, "--srcdict", dict_path, "--tgtdict", dict_path, "--workers", str(workers)]
-    if valid:
-        cmd += ["--validpref", ",".join(os.path.join(tmp, n) for n in valid)]
-    if test:
-        cmd += ["--testpref", ",".join(os.path.join(tmp, n) for n in test)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"fairseq-preprocess failed:\n{proc.stderr[-3000:]}")
-    for kind, group in (("valid", valid), ("test", test)):
-        for k, name in enumerate(group):
-            fairseq_name = kind if k == 0 else f"{kind}{k}"
-            for lang in (SRC, TGT):
-                for ext in ("bin", "idx"):
-                    os.replace(os.path.join(out, f"{fairseq_name}.{SRC}-{TGT}.{lang}.{ext}"),
-                               os.path.join(out, f"{name}.{SRC}-{TGT}.{lang}.{ext}"))
 
 
 def main(argv=None) -> int:

@@ -1,9 +1,9 @@
-"""scripts/average_checkpoints.py: the mean of the last N epoch or update checkpoints, or of named ones."""
+"""unix-average-checkpoints: the mean of the last N epoch or update checkpoints, or of named ones."""
 
 import pytest
 import torch
 
-from scripts import average_checkpoints
+from fairseq_plugins.cli import average_checkpoints
 
 
 def save(path, w, step):

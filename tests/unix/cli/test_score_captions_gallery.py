@@ -1,11 +1,11 @@
-"""scripts/score_captions.py and scripts/gallery.py on fairseq-generate outputs written here."""
+"""unix-score-captions and unix-gallery on fairseq-generate outputs written here."""
 
 import json
 import shutil
 
 import pytest
 
-from scripts import gallery, score_captions
+from unix.cli import gallery, score_captions
 from unix.data.captions import CaptionDataError
 from unix.data.images import ImageError
 from unix.metrics.caption import MissingReferenceError

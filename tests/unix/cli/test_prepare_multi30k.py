@@ -1,8 +1,8 @@
-"""scripts/prepare_multi30k.py on a slice of the real data (skipped without ../shared/data)."""
+"""unix-prepare-multi30k on a slice of the real data (skipped without ../shared/data)."""
 
 import pytest
 
-from scripts import prepare_multi30k
+from unix.cli import prepare_multi30k
 from tests.conftest import SHARED_DATA, requires_shared_data
 
 

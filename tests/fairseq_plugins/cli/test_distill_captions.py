@@ -1,4 +1,4 @@
-"""scripts/distill_captions.py (and prepare_captions.py --eval-train) on the generated stand-in data."""
+"""unix-distill-captions (and unix-prepare-captions --eval-train) on the generated stand-in data."""
 
 import filecmp
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import distill_captions
+from fairseq_plugins.cli import distill_captions
 from tests.caption_data import prepare_tiny
 from unix.data.captions import CaptionDataError
 from unix.data.tokenizer import SpmTokenizer

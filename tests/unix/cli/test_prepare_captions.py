@@ -1,4 +1,4 @@
-"""scripts/prepare_captions.py on a generated stand-in of ../shared/data, its errors, and on the real data."""
+"""unix-prepare-captions on a generated stand-in of ../shared/data, its errors, and on the real data."""
 
 import json
 import shutil
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import prepare_captions
+from unix.cli import prepare_captions
 from tests.caption_data import build_raw_data, captions, photos, train_spm
 from tests.conftest import SHARED_DATA, requires_shared_data
 from unix.data.captions import CaptionDataError, read_flickr8k_captions
@@ -130,7 +130,7 @@ def test_real_flickr8k_and_multi30k_slice(tmp_path):
 
 
 def test_hold_out_multi30k_eval_photos_leaves_train_only(tmp_path):
-    from scripts import prepare_captions
+    from unix.cli import prepare_captions
 
     (tmp_path / "multi30k" / "image_splits").mkdir(parents=True)
     (tmp_path / "flickr8k" / "images").mkdir(parents=True)

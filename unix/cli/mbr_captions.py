@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Rerank the n-best captions of a ``fairseq-generate`` output by minimum Bayes risk (MBR).
 
 ``fairseq-generate --task unix_caption --mbr-utility bleu`` reranks while decoding; this script
@@ -8,14 +7,14 @@ sample it keeps the hypothesis of highest expected utility against the sample's 
 (:func:`unix.generation.mbr.mbr_order`; evidence weights ``softmax(alpha x log p)``, ``log p``
 the sum of the hypothesis' ``P-`` scores, which fairseq-generate prints in base 2 and this script
 turns back into natural logarithms, as the task's ``--mbr-utility`` sees them) and writes a
-generate output with that hypothesis only, which ``scripts/score_captions.py`` reads.
+generate output with that hypothesis only, which ``unix-score-captions`` reads.
 
 Example::
 
     fairseq-generate data-bin/captions --user-dir fairseq_plugins --task unix_caption --path M.pt \\
         --gen-subset valid_en --beam 10 --nbest 10 --post-process sentencepiece ... > nbest.txt
-    python scripts/mbr_captions.py --generate-output nbest.txt --utility bleu --alpha 1 --out mbr.txt
-    python scripts/score_captions.py --generate-output mbr.txt --references data-bin/captions/valid_en.refs.txt
+    unix-mbr-captions --generate-output nbest.txt --utility bleu --alpha 1 --out mbr.txt
+    unix-score-captions --generate-output mbr.txt --references data-bin/captions/valid_en.refs.txt
 """
 
 import argparse
@@ -24,10 +23,10 @@ import math
 import sys
 from typing import Dict, List, Optional
 
-from scripts.score_captions import hypothesis
 from unix.data.captions import CaptionDataError
 from unix.data.generate_output import GenerateOutputError, read_generate_output
 from unix.generation.mbr import UTILITIES, mbr_order, words
+from unix.metrics.caption_eval import hypothesis
 
 logger = logging.getLogger("mbr_captions")
 LN2 = math.log(2.0)

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Score generated captions: BLEU-1..4, METEOR, ROUGE-L and CIDEr-D (pycocoevalcap).
 
 Reads a ``fairseq-generate`` output (``D-<id>`` lines) and the references of the same split:
-``<split>.refs.txt`` written by ``scripts/prepare_captions.py`` (line ``id + 1`` holds the
+``<split>.refs.txt`` written by ``unix-prepare-captions`` (line ``id + 1`` holds the
 ``<sep>``-joined references of sample ``id``), or else the ``T-`` lines of the output itself.
 Captions are lowercased and PTB-tokenized as in the COCO caption evaluation; scores are printed
 x100. English gets every metric; other languages BLEU and CIDEr only, because pycocoevalcap's
@@ -10,30 +9,28 @@ METEOR has English resources only. SPICE is skipped (it downloads Stanford CoreN
 
 Example::
 
-    python scripts/score_captions.py --generate-output runs/cap/gen_test_en.txt \\
+    unix-score-captions --generate-output runs/cap/gen_test_en.txt \\
         --references data-bin/captions/test_en.refs.txt --json runs/cap/scores_test_en.json
 
     # 95% intervals over the images, and how often a resample scores at or below a published figure
-    python scripts/score_captions.py --generate-output runs/cap/gen_test_en.txt \\
+    unix-score-captions --generate-output runs/cap/gen_test_en.txt \\
         --references data-bin/captions/test_en.refs.txt --bootstrap 2000 --bootstrap-threshold BLEU-4=21.3
 
     # paired: is this output better than another one of the same images?
-    python scripts/score_captions.py --generate-output runs/cap/gen_test_en.txt \\
+    unix-score-captions --generate-output runs/cap/gen_test_en.txt \\
         --references data-bin/captions/test_en.refs.txt --bootstrap 2000 --bootstrap-baseline runs/cap/other.txt
 """
 
 import argparse
 import json
 import logging
-import os
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence
 
-from unix.data.captions import CaptionDataError, join_pieces, lang_of_source, parse_generate_output
-from unix.metrics.caption import (MissingReferenceError, bleu_statistics, cider_d, coco_scores, ptb_tokenize,
-                                  ptb_tokenize_groups)
+from unix.data.captions import CaptionDataError, lang_of_source, parse_generate_output
+from unix.metrics.caption import bleu_statistics, cider_d, coco_scores, ptb_tokenize, ptb_tokenize_groups
+from unix.metrics.caption_eval import hypothesis, pair_up
 from unix.metrics.meteor import MeteorStatistics
-from unix.metrics.references import split_references
 
 logger = logging.getLogger("score_captions")
 ORDER = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "SPICE")
@@ -44,7 +41,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--generate-output", required=True, help="stdout of fairseq-generate (with D- lines)")
     p.add_argument("--references", default=None,
-                   help="<split>.refs.txt of prepare_captions.py (default: the T- lines of the output)")
+                   help="<split>.refs.txt of unix-prepare-captions (default: the T- lines of the output)")
     p.add_argument("--lang", default=None, help="language of the captions (default: from the S- tags)")
     p.add_argument("--allow-partial", action="store_true",
                    help="score only the samples generated, even if the references have more")
@@ -60,53 +57,6 @@ def parse_args(argv=None):
                    help="with --bootstrap: also print the share of resamples at or below VALUE (x100 scale), "
                         "e.g. BLEU-4=21.3 METEOR=20.30 (a published score)")
     return p.parse_args(argv)
-
-
-def read_references(path: str) -> List[List[str]]:
-    """One ``<sep>``-joined reference set a line; an empty line is an error naming file and line."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"references not found: {path}")
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, start=1):
-            refs = split_references(line.rstrip("\n"))
-            if not refs:
-                raise MissingReferenceError(f"{path}:{i}: no reference for sample {i - 1}")
-            out.append(refs)
-    return out
-
-
-def hypothesis(entry: Dict[str, str]) -> Optional[str]:
-    """The caption of one sample of a generate output (its ``D-`` line, else ``H-``), or None."""
-    text = entry.get("D", entry.get("H"))
-    return None if text is None else join_pieces(text)
-
-
-def pair_up(gen: Dict[int, Dict[str, str]], gen_path: str, refs_path: Optional[str],
-            allow_partial: bool = False) -> Tuple[List[int], List[str], List[List[str]]]:
-    """Match hypotheses with their references by sample id; returns (ids, hyps, refs)."""
-    ids = sorted(i for i, v in gen.items() if hypothesis(v) is not None)
-    hyps = [hypothesis(gen[i]) for i in ids]
-    if refs_path:
-        all_refs = read_references(refs_path)
-        beyond = [i for i in ids if i >= len(all_refs)]
-        if beyond:
-            raise CaptionDataError(f"{gen_path}: sample id {beyond[0]} has no line in {refs_path} "
-                                   f"({len(all_refs)} lines): references of another split?")
-        missing = sorted(set(range(len(all_refs))) - set(ids))
-        if missing and not allow_partial:
-            raise CaptionDataError(f"{refs_path}:{missing[0] + 1}: no hypothesis for sample {missing[0]} in "
-                                   f"{gen_path} ({len(missing)} missing); pass --allow-partial to score the rest")
-        refs = [all_refs[i] for i in ids]
-    else:
-        refs = []
-        for i in ids:
-            r = split_references(join_pieces(gen[i].get("T", "")))
-            if not r:
-                raise MissingReferenceError(f"{gen_path}: sample {i} has no T- line (no reference); "
-                                            "pass --references")
-            refs.append(r)
-    return ids, hyps, refs
 
 
 def infer_lang(gen: Dict[int, Dict[str, str]], gen_path: str) -> str:

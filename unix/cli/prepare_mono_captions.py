@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """In-domain monolingual text for pre-training: Multi30K captions of photos we do not have.
 
 Multi30K describes 31,014 Flickr30k photos; only the ~7,500 that are Flickr8k photos have pixels
@@ -9,8 +8,8 @@ a ``denoise`` stream of ``unix_pretrain`` (``<split>.LANG-None.LANG``, the proje
 
 Every line whose photo **is** a Flickr8k photo is dropped, whatever its Multi30K split, so no
 Flickr8k (or Multi30K) evaluation photo's caption reaches the model through this text, and the
-training photos' captions stay with their pixels in ``prepare_captions.py``'s data. Near-duplicates
-(lowercased words, as ``prepare_captions.py``) are dropped within a language. Only Multi30K's
+training photos' captions stay with their pixels in ``unix-prepare-captions``'s data. Near-duplicates
+(lowercased words, as ``unix-prepare-captions``) are dropped within a language. Only Multi30K's
 ``train`` split is read by default (``--splits``).
 
 Output (``--out``): ``train.LANG-None.LANG.{bin,idx}`` per language, ``dict.txt`` (from
@@ -19,7 +18,7 @@ Output (``--out``): ``train.LANG-None.LANG.{bin,idx}`` per language, ``dict.txt`
 
 Example::
 
-    python scripts/prepare_mono_captions.py --data ../shared/data --spm-model data-bin/multi30k/spm.model \\
+    unix-prepare-mono-captions --data ../shared/data --spm-model data-bin/multi30k/spm.model \\
         --out data-bin/mono_captions --langs en de
     # then a stream of unix_pretrain: mono_en:denoise:../mono_captions:0.3:en
 """

@@ -1,10 +1,10 @@
-"""scripts/mbr_captions.py: MBR reranking of a saved fairseq-generate --nbest output."""
+"""unix-mbr-captions: MBR reranking of a saved fairseq-generate --nbest output."""
 
 import math
 
 import pytest
 
-from scripts import mbr_captions
+from unix.cli import mbr_captions
 from unix.data.captions import CaptionDataError, parse_generate_output
 from unix.generation.mbr import mbr_order, words
 

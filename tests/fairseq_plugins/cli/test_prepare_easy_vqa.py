@@ -1,11 +1,11 @@
-"""scripts/prepare_easy_vqa.py on a slice of the installed easy-VQA data, and on bad input."""
+"""unix-prepare-easy-vqa on a slice of the installed easy-VQA data, and on bad input."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from scripts.prepare_easy_vqa import default_easy_vqa_dir, main
+from fairseq_plugins.cli.prepare_easy_vqa import default_easy_vqa_dir, main
 from unix.data.tokenizer import SpmTokenizer, read_lines, train_sentencepiece
 from unix.data.vqa import VQADataError
 

@@ -1,10 +1,10 @@
-"""scripts/score_mmt.py and unix.metrics.bleu."""
+"""unix-score-mmt and unix.metrics.bleu."""
 
 import json
 
 import pytest
 
-from scripts import score_mmt
+from unix.cli import score_mmt
 from tests.conftest import SHARED_DATA, requires_shared_data
 from unix.metrics.bleu import multi30k_tokenize, ordered, read_generate_output, sacre_bleu, tokenized_bleu
 

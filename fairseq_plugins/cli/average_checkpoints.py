@@ -1,0 +1,60 @@
+"""Average the model weights of several checkpoints (as the MMT papers report for the last N epochs).
+
+fairseq's own averaging script (``average_checkpoints.py`` of its repository) is not in the
+fairseq wheel; this is the same averaging, reading checkpoints safely (``weights_only=True`` with
+fairseq's allow-list; :func:`fairseq_plugins.checkpoint.average`).
+
+Examples::
+
+    # the last 10 epoch checkpoints (checkpointN.pt)
+    unix-average-checkpoints --dir checkpoints/unix_ende --last 10 --out avg10.pt
+    # the update checkpoints (checkpoint_E_U.pt, --save-interval-updates) of updates 201-300
+    unix-average-checkpoints --dir checkpoints/scst --last-updates 3 --upper-bound 300 --out avg.pt
+    # named checkpoints
+    unix-average-checkpoints --inputs a/checkpoint_best.pt b/checkpoint_best.pt --out avg.pt
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+import torch
+
+from fairseq_plugins.checkpoint import average, last_checkpoints
+
+logger = logging.getLogger("average_checkpoints")
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dir", help="checkpoint directory (with --last or --last-updates)")
+    src.add_argument("--inputs", nargs="+", metavar="PT", help="the checkpoints to average")
+    n = p.add_mutually_exclusive_group()
+    n.add_argument("--last", type=int, help="average the last N epoch checkpoints (default 10)")
+    n.add_argument("--last-updates", type=int, metavar="N",
+                   help="average the last N update checkpoints (checkpoint_E_U.pt)")
+    p.add_argument("--upper-bound", type=int, metavar="K",
+                   help="with --dir: ignore checkpoints after epoch (or, with --last-updates, update) K")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    if a.inputs:
+        if a.last or a.last_updates or a.upper_bound is not None:
+            p.error("--inputs names the checkpoints; --last, --last-updates and --upper-bound go with --dir")
+        missing = [x for x in a.inputs if not os.path.isfile(x)]
+        if missing:
+            p.error(f"no such checkpoint: {', '.join(missing)}")
+        paths = a.inputs
+    elif a.last_updates:
+        paths = last_checkpoints(a.dir, a.last_updates, updates=True, upper_bound=a.upper_bound)
+    else:
+        paths = last_checkpoints(a.dir, a.last or 10, upper_bound=a.upper_bound)
+    torch.save(average(paths), a.out)
+    logger.info("averaged %s -> %s", ", ".join(os.path.basename(x) for x in paths), a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
