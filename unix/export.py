@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -34,6 +33,7 @@ from unix.generation.beam_search import resolve_beam_stop
 from unix.model_dir import (BACKBONE_PREFIX, BPE_CODES, CARD, CONFIG, DICT, FORMAT, FORMAT_VERSION, SPM, WEIGHTS,
                             ModelDirError, check_config, model_tensors, save_weights)
 from unix.models.unix_model import UnixModel
+from unix.provenance import git_commit
 
 logger = logging.getLogger(__name__)
 
@@ -191,19 +191,6 @@ def find_data_dir(data: str, checkpoint: str) -> str:
     return data
 
 
-def git_commit() -> str:
-    """Short commit of the checkout holding this package (``+dirty`` with changed code), or ``unknown``."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"], cwd=root,
-                                 capture_output=True, text=True, check=True).stdout.strip()
-        return (commit + "+dirty" if changed else commit) or "unknown"
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -297,7 +284,7 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
         conf["vqa"] = {"answers": read_pieces(answers)} if os.path.exists(answers) else None
     optim = state.get("optimizer_history") or [{}]
     conf["source"] = {"checkpoint": os.path.abspath(checkpoint), "sha256": sha256(checkpoint),
-                      "num_updates": optim[-1].get("num_updates"), "commit": git_commit(),
+                      "num_updates": optim[-1].get("num_updates"), "commit": git_commit(("*.py",)),
                       "exported": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                       "data": os.path.abspath(data_dir), "recipe": recipe_command(state)}
     conf["scores"] = scores or {}

@@ -127,10 +127,10 @@ def test_fairseq_model_is_the_core_model(tiny_corpus, pixel_run):
 
 
 def test_mmt_results_writes_the_table_from_a_config(tiny_corpus, pixel_run, tmp_path):
-    """scripts/mmt_results.py: averages epoch checkpoints, decodes right and shuffled images, scores."""
+    """unix-results mmt: averages epoch checkpoints, decodes right and shuffled images, scores."""
     import json
 
-    from scripts import mmt_results
+    from fairseq_plugins.cli import results as cli
     from unix.cli import score_mmt
 
     m30k = tmp_path / "data" / "multi30k"
@@ -146,7 +146,7 @@ def test_mmt_results_writes_the_table_from_a_config(tiny_corpus, pixel_run, tmp_
         {"name": "still training", "task": "unix_mmt", "src": "en", "tgt": "de", "checkpoints": "{RUNS}",
          "updates": 10 ** 6}]))
     out = tmp_path / "RESULTS.md"
-    mmt_results.main(["--config", str(config), "--data", str(tmp_path / "data"), "--bin", str(tiny_corpus / "bin"),
+    cli.main(["mmt", "--config", str(config), "--data", str(tmp_path / "data"), "--bin", str(tiny_corpus / "bin"),
                       "--out", str(out), "--var", f"RUNS={pixel_run}", "--var", f"IMAGES={tiny_corpus / 'images'}"])
     rows = json.loads((tmp_path / "RESULTS.json").read_text())
     # skipped: the system without checkpoints, and the one whose run has not reached its "updates"

@@ -1,8 +1,7 @@
-#!/usr/bin/env python
-"""Evaluate a ``unix_caption`` checkpoint on the test split of each language; write the results table.
+"""``unix-results caption``: a ``unix_caption`` checkpoint on the test split of each language.
 
 For every language it runs ``fairseq-generate --scoring cider`` on ``test_<lang>``, scores the
-output with :mod:`unix.cli.score_captions` (BLEU-1..4, METEOR for English, ROUGE-L, CIDEr-D;
+output like ``unix-score-captions`` (BLEU-1..4, METEOR for English, ROUGE-L, CIDEr-D;
 pycocoevalcap on PTB tokens), checks that the CIDEr-D printed by the fairseq scorer equals the one
 recomputed from the references file, and writes a markdown table with the command and commit.
 
@@ -20,27 +19,22 @@ so say in ``--note`` how they were generated.
 
 Example::
 
-    python scripts/caption_results.py --data data-bin/captions --path runs/caption_lite0/checkpoint_best.pt \\
+    unix-results caption --data data-bin/captions --path runs/caption_lite0/checkpoint_best.pt \\
         --langs en de --out examples/captioning/RESULTS.md \\
         -- --image-root ../shared/data/flickr8k/images --image-features data-bin/feats_lite0
 """
 
-import argparse
-import json
-import logging
 import os
-import re
 import shlex
-import subprocess
-import sys
 from typing import Dict, Optional
 
-from scripts import ROOT, checkpoint_labels, provenance, results_work_dir
-from unix.data.captions import open_text, parse_generate_output
+from unix.data.captions import parse_generate_output
 from unix.metrics.caption import coco_scores
 from unix.metrics.caption_eval import pair_up
+from unix.provenance import checkpoint_labels, provenance, results_work_dir
+from fairseq_plugins.results.common import (beside, generate_command, last_printed, printed_float, quote, run_generate,
+                                 write_json, write_markdown)
 
-logger = logging.getLogger("caption_results")
 COLUMNS = ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 # Published anchor on the Flickr8k test split (English), for the table's last rows.
 ANCHORS = (
@@ -49,9 +43,8 @@ ANCHORS = (
 )
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="output directory of prepare_captions.py")
+def add_arguments(p) -> None:
+    p.add_argument("--data", required=True, help="output directory of unix-prepare-captions")
     rows = p.add_mutually_exclusive_group(required=True)
     rows.add_argument("--path", nargs="+",
                       help="checkpoint(s): one table row per checkpoint (or A.pt:B.pt ensemble) and language")
@@ -67,38 +60,22 @@ def parse_args(argv=None):
                    help="one label per --path (default: the checkpoint path)")
     p.add_argument("--row-args", nargs="+", default=None, metavar="ARGS",
                    help="one string of extra fairseq-generate arguments per --path ('' for none), "
-                        "e.g. '' '--no-repeat-ngram-size 2' (an option starting with - needs a space: ' --beam-stop best')")
+                        "e.g. '' '--no-repeat-ngram-size 2' (an option starting with - needs a space: "
+                        "' --beam-stop best')")
     p.add_argument("--note", default="", help="one paragraph about the run, written under the table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
-    return p.parse_args(argv)
 
 
 def generate(a, path: str, subset: str, out_path: str, row_args=()):
-    cmd = ["fairseq-generate", a.data, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
-           "--task", "unix_caption", "--path", path, "--gen-subset", subset, "--beam", str(a.beam),
-           "--max-len-b", str(a.max_len_b), "--batch-size", "64", "--scoring", "cider",
-           "--post-process", "sentencepiece", *a.extra, *row_args]
-    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
-    with open(out_path, "w") as f:
-        subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
-    return cmd
-
-
-def last_printed(out_path: str, pattern: str) -> Optional[str]:
-    """Group 1 of the last line of a fairseq-generate output that matches ``pattern`` (searched), or None."""
-    value = None
-    with open_text(out_path) as f:
-        for line in f:
-            m = re.search(pattern, line)
-            if m:
-                value = m.group(1)
-    return value
+    cmd = generate_command(a.data, "unix_caption", "--path", path, "--gen-subset", subset, "--beam", str(a.beam),
+                           "--max-len-b", str(a.max_len_b), "--batch-size", "64", "--scoring", "cider",
+                           "--post-process", "sentencepiece", *a.extra, *row_args)
+    return run_generate(cmd, out_path)
 
 
 def printed_cider(out_path: str) -> Optional[float]:
     """The ``CIDEr-D = x`` figure of fairseq-generate's last line (x100), or None."""
-    value = last_printed(out_path, r"CIDEr-D = ([\d.]+)")
-    return None if value is None else float(value)
+    return printed_float(out_path, r"CIDEr-D = ([\d.]+)")
 
 
 def printed_beam(out_path: str) -> Optional[int]:
@@ -133,7 +110,7 @@ def evaluate(a, path: str, work: str, row_args=()):
         subset = f"{a.split}_{lang}"
         if a.generated is None:
             out = os.path.join(work, f"gen_{subset}.txt")
-            command = " ".join(shlex.quote(c) for c in generate(a, path, subset, out, row_args))
+            command = quote(generate(a, path, subset, out, row_args))
         else:
             out = path.replace("{subset}", subset)
             if not os.path.isfile(out):
@@ -153,9 +130,9 @@ def evaluate(a, path: str, work: str, row_args=()):
     return results, commands
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    a = parse_args(argv)
+def check_rows(a):
+    """(paths or templates, labels, extra generate arguments per row) of the options; bad combinations
+    end the command with a message."""
     if a.generated is not None:
         if a.row_args is not None:
             raise SystemExit("--row-args applies to --path (generation here), not to --generated outputs")
@@ -169,6 +146,12 @@ def main(argv=None) -> int:
     if a.row_args is not None and len(a.row_args) != len(paths):
         raise SystemExit(f"--row-args: {len(a.row_args)} strings for {len(paths)} checkpoints")
     row_args = [shlex.split(r) for r in a.row_args] if a.row_args else [[] for _ in paths]
+    return paths, labels, row_args
+
+
+def run(a) -> str:
+    """Write the table and its JSON; returns the table's rows (for the terminal)."""
+    paths, labels, row_args = check_rows(a)
     base = results_work_dir(a.out)
     runs = []
     for k, (path, label) in enumerate(zip(paths, labels)):
@@ -186,8 +169,8 @@ def main(argv=None) -> int:
              "(it downloads Stanford CoreNLP models).", "",
              "| model | lang | photos | refs/photo | " + " | ".join(COLUMNS) + " |",
              "|---|---|---|---|" + "---|" * len(COLUMNS)]
-    for run in runs:
-        lines += format_rows(run["label"], run["results"])
+    for r in runs:
+        lines += format_rows(r["label"], r["results"])
     if "en" in a.langs:
         for name, vals in ANCHORS:
             lines.append(f"| {name} | en | 1000 | 5 | " + " | ".join(
@@ -195,19 +178,10 @@ def main(argv=None) -> int:
     if a.note:
         lines += ["", a.note]
     lines += ["", "Generate commands:" if a.generated is None else "Outputs:", ""]
-    for run in runs:
-        lines += [f"- {run['label']}, {lang}: `{c}`" for lang, c in run["commands"].items()]
-    with open(a.out, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.splitext(a.out)[0] + ".json", "w", encoding="utf-8") as f:
-        if len(runs) == 1:
-            json.dump({k: runs[0][k] for k in ("results", "commands", "checkpoint", "generated") if k in runs[0]},
-                      f, indent=1)
-        else:
-            json.dump({"models": runs}, f, indent=1)
-    sys.stdout.write("\n".join(lines[6:]) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    for r in runs:
+        lines += [f"- {r['label']}, {lang}: `{c}`" for lang, c in r["commands"].items()]
+    write_markdown(a.out, lines)
+    keys = ("results", "commands", "checkpoint", "generated")
+    write_json(beside(a.out, ".json"),
+               {k: runs[0][k] for k in keys if k in runs[0]} if len(runs) == 1 else {"models": runs})
+    return "\n".join(lines[6:])

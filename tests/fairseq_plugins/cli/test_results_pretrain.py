@@ -1,10 +1,11 @@
-"""scripts/pretrain_results.py: config, readiness checks and the tables, with stand-in evaluators."""
+"""unix-results pretrain: config, readiness checks and the tables, with stand-in evaluators."""
 
 import json
 
 import pytest
 
-from scripts import pretrain_results
+from fairseq_plugins.cli import results as cli
+from fairseq_plugins.results import pretrain as pretrain_results
 
 
 @pytest.fixture
@@ -35,11 +36,11 @@ def stand_ins(tmp_path, monkeypatch):
         return {"name": system["name"], "updates": system["updates"], "all": score, "with_image": score,
                 "shuffled": score}
 
-    monkeypatch.setattr(pretrain_results.eval_retrieval, "main", fake_retrieval)
-    monkeypatch.setattr(pretrain_results.caption_results, "main", fake_caption)
-    monkeypatch.setattr(pretrain_results.mmt_results, "evaluate", fake_mmt)
-    monkeypatch.setattr(pretrain_results.mmt_results, "trained_updates", lambda path: updates[str(path)])
-    monkeypatch.setattr(pretrain_results.mmt_results, "unfinished",
+    monkeypatch.setattr(pretrain_results, "run_retrieval", fake_retrieval)
+    monkeypatch.setattr(pretrain_results, "run_caption", fake_caption)
+    monkeypatch.setattr(pretrain_results.mmt, "evaluate", fake_mmt)
+    monkeypatch.setattr(pretrain_results.mmt, "trained_updates", lambda path: updates[str(path)])
+    monkeypatch.setattr(pretrain_results.mmt, "unfinished",
                         lambda s: "" if updates.get(s["checkpoints"], 0) >= s["updates"] else "training not finished")
     return calls, updates
 
@@ -73,7 +74,7 @@ def test_tables_and_unfinished_runs_listed_not_scored(tmp_path, stand_ins):
     updates.update({f"{runs}/pre.pt": 1500, f"{runs}/mmt_pre": 800, f"{runs}/mmt_scratch": 400,
                     f"{runs}/cap_pre.pt": 600, f"{runs}/cap_scratch.pt": 599})
     out = tmp_path / "RESULTS.md"
-    assert pretrain_results.main(["--config", str(config), "--var", f"RUNS={runs}", "--out", str(out),
+    assert cli.main(["pretrain", "--config", str(config), "--var", f"RUNS={runs}", "--out", str(out),
                                   "--data", "shared"]) == 0
     text = out.read_text()
 
@@ -109,5 +110,5 @@ def test_missing_variable_and_missing_checkpoint(tmp_path, stand_ins):
     runs.mkdir()
     config = write_config(tmp_path, runs)
     with pytest.raises(SystemExit, match="no --var for RUNS"):
-        pretrain_results.main(["--config", str(config), "--out", str(tmp_path / "R.md")])
+        cli.main(["pretrain", "--config", str(config), "--out", str(tmp_path / "R.md")])
     assert pretrain_results.not_ready(str(runs / "absent.pt"), 10) == f"no checkpoint {runs}/absent.pt"

@@ -1,10 +1,11 @@
-"""scripts/mmt_protocol_results.py on fake fairseq-generate outputs (--generated) and its checks."""
+"""unix-results mmt-protocol on fake fairseq-generate outputs (--generated) and its checks."""
 
 import json
 
 import pytest
 
-from scripts import mmt_protocol_results as results
+from fairseq_plugins.cli import results as cli
+from fairseq_plugins.results import mmt_protocol as results
 
 REFS = ["ein hund läuft .", "a b c d f", "zwei &quot; männer &quot; ."]
 
@@ -47,7 +48,7 @@ def tree(tmp_path):
 def test_rows_from_generated_outputs(tree):
     root, config, readme = tree
     out = root / "RESULTS_published_protocol.json"
-    results.main(["--config", str(config), "--data", str(root / "data"), "--generated", str(root / "gen"),
+    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--generated", str(root / "gen"),
                   "--out", str(out), "--readme", str(readme), "--var", f"RUNS={root / 'runs'}", "--var", "BIN=unused"])
     rows = json.loads(out.read_text())
     assert [r["system"] for r in rows] == ["A text-only", "B gated"]
@@ -56,7 +57,7 @@ def test_rows_from_generated_outputs(tree):
         assert {"system", "pair", "test", "bleu", "meteor", "updates", "seeds", "bleu_per_seed", "command", "commit",
                 "device"} <= set(r)
         assert r["pair"] == "en-de" and r["test"] == "test2016" and r["updates"] == 8000
-        assert "mmt_protocol_results.py" in r["command"] and r["commit"]
+        assert "unix-results mmt-protocol" in r["command"] and r["commit"]
         # no German paraphrase table in pycocoevalcap: no METEOR, and the row says why
         assert r["meteor"] is None and "paraphrase-de.gz" in r["meteor_note"]
     assert a["bleu"] == 100.0 and a["bleu_per_seed"] == [100.0] and a["seeds"] == [1]
@@ -80,7 +81,7 @@ def test_rows_from_generated_outputs(tree):
 def test_unfinished_runs_are_listed_not_scored(tree, tmp_path):
     root, config, _ = tree
     out = root / "R.json"
-    results.main(["--config", str(config), "--data", str(root / "data"), "--out", str(out),
+    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(out),
                   "--var", f"RUNS={root / 'runs'}", "--var", "BIN=unused"])
     assert json.loads(out.read_text()) == []
     md = (root / "R.md").read_text()

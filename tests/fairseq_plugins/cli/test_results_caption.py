@@ -1,4 +1,4 @@
-"""scripts/caption_results.py: the table, the anchors and the cross-check of fairseq's cider scorer."""
+"""unix-results caption: the table, the anchors and the cross-check of fairseq's cider scorer."""
 
 import gzip
 import json
@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from scripts import caption_results
+from fairseq_plugins.cli import results as cli
+from fairseq_plugins.results import caption as caption_results
 from tests.unix.cli.test_score_captions_gallery import HYPS_EN, REFS_EN, write_generate_output, write_refs
 from unix.metrics.caption import coco_scores
 
@@ -37,7 +38,7 @@ def english_data(tmp_path, monkeypatch):
 @java
 def test_writes_the_table_and_checks_the_printed_cider(tmp_path, monkeypatch):
     data, expected, out = english_data(tmp_path, monkeypatch)
-    caption_results.main(["--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
+    cli.main(["caption", "--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
     text = out.read_text()
     assert "Do not edit by hand" in text and "Show, Attend and Tell" in text
     row = next(line for line in text.splitlines() if line.startswith("| ckpt.pt |"))
@@ -47,7 +48,7 @@ def test_writes_the_table_and_checks_the_printed_cider(tmp_path, monkeypatch):
 
     monkeypatch.setattr(caption_results, "generate", fake_generate(lambda s: "12.34"))
     with pytest.raises(ValueError, match="printed 12.34"):
-        caption_results.main(["--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
+        cli.main(["caption", "--data", str(data), "--path", "ckpt.pt", "--langs", "en", "--out", str(out)])
 
 
 def test_printed_cider_reads_the_last_line(tmp_path):
@@ -61,28 +62,28 @@ def test_printed_cider_reads_the_last_line(tmp_path):
 @java
 def test_several_checkpoints_give_one_row_each(tmp_path, monkeypatch):
     data, _, out = english_data(tmp_path, monkeypatch)
-    caption_results.main(["--data", str(data), "--path", "xe.pt", "scst.pt", "--label", "XE", "XE + SCST",
+    cli.main(["caption", "--data", str(data), "--path", "xe.pt", "scst.pt", "--label", "XE", "XE + SCST",
                           "--langs", "en", "--out", str(out)])
     rows = [line for line in out.read_text().splitlines() if line.startswith("| XE")]
     assert [r.split(" | ")[0] for r in rows] == ["| XE", "| XE + SCST"]
     saved = json.loads((tmp_path / "RESULTS.json").read_text())
     assert [m["checkpoint"] for m in saved["models"]] == ["xe.pt", "scst.pt"]
     with pytest.raises(SystemExit, match="2 checkpoints"):
-        caption_results.main(["--data", str(data), "--path", "xe.pt", "scst.pt", "--label", "XE", "--langs", "en",
+        cli.main(["caption", "--data", str(data), "--path", "xe.pt", "scst.pt", "--label", "XE", "--langs", "en",
                               "--out", str(out)])
 
 
 @java
 def test_row_args_give_each_row_its_own_generate_arguments(tmp_path, monkeypatch):
     data, _, out = english_data(tmp_path, monkeypatch)
-    caption_results.main(["--data", str(data), "--path", "a.pt", "a.pt", "--label", "plain", "blocked",
+    cli.main(["caption", "--data", str(data), "--path", "a.pt", "a.pt", "--label", "plain", "blocked",
                           "--row-args", "", "--no-repeat-ngram-size 2", "--langs", "en", "--out", str(out)])
     saved = json.loads((tmp_path / "RESULTS.json").read_text())
     assert [m["generate_args"] for m in saved["models"]] == [[], ["--no-repeat-ngram-size", "2"]]
     commands = [line for line in out.read_text().splitlines() if line.startswith("- ")]
     assert commands[0].endswith("--gen-subset test_en`") and commands[1].endswith("--no-repeat-ngram-size 2`")
     with pytest.raises(SystemExit, match="1 strings for 2 checkpoints"):
-        caption_results.main(["--data", str(data), "--path", "a.pt", "b.pt", "--row-args", "--beam 5 ",
+        cli.main(["caption", "--data", str(data), "--path", "a.pt", "b.pt", "--row-args", "--beam 5 ",
                               "--langs", "en", "--out", str(out)])
 
 
@@ -103,7 +104,7 @@ def test_generated_outputs_are_scored_without_running_fairseq(tmp_path, monkeypa
     monkeypatch.setattr(caption_results, "generate", lambda *a, **k: pytest.fail("must not generate"))
     template = generated_output(tmp_path, "Generate test_en with beam=3: BLEU = 12.00 50/20/10/5")
     out = tmp_path / "RESULTS.md"
-    caption_results.main(["--data", str(data), "--generated", template, "--label", "GPU run", "--langs", "en",
+    cli.main(["caption", "--data", str(data), "--generated", template, "--label", "GPU run", "--langs", "en",
                           "--out", str(out)])
     row = next(line for line in out.read_text().splitlines() if line.startswith("| GPU run |"))
     assert f"| {100 * expected['BLEU-4']:.2f} |" in row and f"| {100 * expected['METEOR']:.2f} |" in row
@@ -114,16 +115,16 @@ def test_generated_outputs_are_scored_without_running_fairseq(tmp_path, monkeypa
     # kept compressed: the same scores through gzip
     gz = tmp_path / "gen.test_en.txt.gz"
     gz.write_bytes(gzip.compress((tmp_path / "gen.test_en.txt").read_bytes()))
-    caption_results.main(["--data", str(data), "--generated", template + ".gz", "--label", "GPU run",
+    cli.main(["caption", "--data", str(data), "--generated", template + ".gz", "--label", "GPU run",
                           "--langs", "en", "--out", str(out)])
     assert json.loads((tmp_path / "RESULTS.json").read_text())["results"] == saved["results"]
 
     with pytest.raises(ValueError, match="beam 5, the table says beam 3"):
-        caption_results.main(["--data", str(data), "--generated",
+        cli.main(["caption", "--data", str(data), "--generated",
                               generated_output(tmp_path, "Generate test_en with beam=5: BLEU = 1"),
                               "--label", "x", "--langs", "en", "--out", str(out)])
     with pytest.raises(ValueError, match="printed 12.34"):
-        caption_results.main(["--data", str(data), "--generated",
+        cli.main(["caption", "--data", str(data), "--generated",
                               generated_output(tmp_path, "Generate test_en with beam=3: CIDEr-D = 12.34"),
                               "--label", "x", "--langs", "en", "--out", str(out)])
 
@@ -131,10 +132,10 @@ def test_generated_outputs_are_scored_without_running_fairseq(tmp_path, monkeypa
 def test_generated_needs_labels_and_a_subset_placeholder(tmp_path):
     args = ["--data", str(tmp_path), "--langs", "en", "--out", str(tmp_path / "R.md")]
     with pytest.raises(SystemExit, match="one --label per template"):
-        caption_results.main(args + ["--generated", "g.{subset}.txt"])
+        cli.main(["caption", *args, "--generated", "g.{subset}.txt"])
     with pytest.raises(SystemExit, match="needs '{subset}'"):
-        caption_results.main(args + ["--generated", "g.txt", "--label", "x"])
+        cli.main(["caption", *args, "--generated", "g.txt", "--label", "x"])
     with pytest.raises(SystemExit, match="not to --generated"):
-        caption_results.main(args + ["--generated", "g.{subset}.txt", "--label", "x", "--row-args", ""])
+        cli.main(["caption", *args, "--generated", "g.{subset}.txt", "--label", "x", "--row-args", ""])
     with pytest.raises(FileNotFoundError, match="no output .*g.test_en.txt"):
-        caption_results.main(args + ["--generated", str(tmp_path / "g.{subset}.txt"), "--label", "x"])
+        cli.main(["caption", *args, "--generated", str(tmp_path / "g.{subset}.txt"), "--label", "x"])

@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Evaluate ``unix_vqa`` checkpoints with free and closed-set decoding; write the results table.
+"""``unix-results vqa``: ``unix_vqa`` checkpoints with free and closed-set decoding.
 
 Runs ``fairseq-generate --scoring vqa_accuracy`` twice per checkpoint on the test split (free
 generation, then ``--constraint-answers``), recomputes the accuracy from the printed answers and
@@ -9,31 +8,23 @@ checkpoint and decoding) with the commands and the commit. Several checkpoints: 
 
 Example::
 
-    python scripts/vqa_results.py --data data-bin/easy_vqa --path checkpoints/easy_vqa/checkpoint_best.pt \\
+    unix-results vqa --data data-bin/easy_vqa --path checkpoints/easy_vqa/checkpoint_best.pt \\
         --answers data-bin/easy_vqa/answers.spm.txt --out examples/vqa/RESULTS.md \\
         -- --image-root data-bin/easy_vqa/images --image-features data-bin/easy_vqa/feats_lite0
 """
 
-import argparse
-import json
-import logging
 import os
 import re
-import shlex
-import subprocess
-import sys
 
-from scripts import ROOT, checkpoint_labels, provenance, results_work_dir
 from unix.data.answer_balance import PLACEHOLDER, AnswerTemplater
-from unix.data.generate_output import open_text, read_generate_output
+from unix.data.generate_output import read_generate_output
 from unix.metrics.references import split_references
 from unix.metrics.vqa import ANSWER_TYPES, VQAAccuracy, vqa_accuracy
+from unix.provenance import checkpoint_labels, provenance, results_work_dir
+from fairseq_plugins.results.common import beside, generate_command, printed_float, quote, run_generate, write_json, write_markdown
 
-logger = logging.getLogger("vqa_results")
 
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--path", required=True, nargs="+", help="checkpoint(s), one table row each per decoding")
     p.add_argument("--answers", required=True, help="answer list in pieces (closed-set decoding)")
@@ -46,21 +37,15 @@ def parse_args(argv=None):
                    help="also tabulate accuracy per question template (the question with every reference "
                         "answer's words replaced by _) for the N most frequent templates; 0: no such table")
     p.add_argument("extra", nargs="*", help="more fairseq-generate arguments (after --)")
-    a = p.parse_args(argv)
-    a.label = checkpoint_labels(a.path, a.label)
-    return a
 
 
 def generate(a, path, out_path, closed):
-    cmd = ["fairseq-generate", a.data, "--user-dir", os.path.join(ROOT, "fairseq_plugins"), "--task", "unix_vqa",
-           "--path", path, "--gen-subset", a.subset, "--beam", str(a.beam), "--batch-size", "128",
-           "--scoring", "vqa_accuracy", "--post-process", "sentencepiece", *a.extra]
+    cmd = generate_command(a.data, "unix_vqa", "--path", path, "--gen-subset", a.subset, "--beam", str(a.beam),
+                           "--batch-size", "128", "--scoring", "vqa_accuracy", "--post-process", "sentencepiece",
+                           *a.extra)
     if closed:
         cmd += ["--constraint-answers", a.answers]
-    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
-    with open(out_path, "w") as f:
-        subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
-    return cmd
+    return run_generate(cmd, out_path)
 
 
 def parse(out_path):
@@ -76,13 +61,7 @@ def parse(out_path):
             row["T"] = sample.target
         if sample.hyps and sample.hyps[0].detok is not None:
             row["D"] = sample.hyps[0].detok
-    printed = None
-    with open_text(out_path) as f:
-        for line in f:
-            m = re.search(r"VQA accuracy = ([\d.]+)", line)
-            if m:
-                printed = float(m.group(1))
-    return rows, printed
+    return rows, printed_float(out_path, r"VQA accuracy = ([\d.]+)")
 
 
 def read(out_path):
@@ -131,13 +110,27 @@ def template_accuracy(questions):
     return {t: (100.0 * total / n, n) for t, (total, n) in sums.items()}
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    a = parse_args(argv)
+def template_table(rows, n_templates: int, several: bool):
+    """The per-template lines: the ``n_templates`` most frequent templates, one column per row."""
+    counts = {t: n for r in rows for t, (_, n) in r["by_template"].items()}
+    top = sorted(counts, key=lambda t: (-counts[t], t))[:n_templates]
+    lines = ["", f"By question template ({len(top)} most frequent of {len(counts)}; reference answers' "
+             "words replaced by `_`), accuracy (%):", "",
+             "| template | questions | " + " | ".join(
+                 f"{r['label']}, {r['mode']}" if several else r["mode"] for r in rows) + " |",
+             "|---|---|" + "---|" * len(rows)]
+    return lines + [f"| {t} | {counts[t]} | " + " | ".join(
+        "{:.2f}".format(r["by_template"][t][0]) if t in r["by_template"] else "-" for r in rows) + " |"
+        for t in top]
+
+
+def run(a) -> str:
+    """Write the table and its JSON; returns the accuracy rows (for the terminal)."""
+    labels = checkpoint_labels(a.path, a.label)
     work = results_work_dir(a.out)
     several = len(a.path) > 1
     rows = []
-    for k, (path, label) in enumerate(zip(a.path, a.label)):
+    for k, (path, label) in enumerate(zip(a.path, labels)):
         for mode, closed in (("free", False), ("closed set", True)):
             tag = f"{k}_" if several else ""
             out = os.path.join(work, f"gen_{a.subset}_{tag}{mode.replace(' ', '_')}.txt")
@@ -146,7 +139,7 @@ def main(argv=None) -> int:
             if printed is None or abs(printed - summary["accuracy"]) > 0.01:
                 raise ValueError(f"{out}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
             rows.append({"label": label, "path": path, "mode": mode, "accuracy": summary["accuracy"],
-                         "by_type": summary["by_type"], "n": n, "command": " ".join(shlex.quote(c) for c in cmd),
+                         "by_type": summary["by_type"], "n": n, "command": quote(cmd),
                          "by_template": template_accuracy(read_questions(out)) if a.templates else {}})
     types = [t for t in ANSWER_TYPES if any(t in r["by_type"] for r in rows)]
     lines = ["# easy-VQA results", "",
@@ -156,25 +149,9 @@ def main(argv=None) -> int:
     lines += [f"| {r['label']} | {r['mode']} | {r['accuracy']:.2f} | {r['n']} | " + " | ".join(
         "{:.2f} (n={})".format(*r["by_type"][t]) if t in r["by_type"] else "-" for t in types) + " |" for r in rows]
     if a.templates:
-        counts = {t: n for r in rows for t, (_, n) in r["by_template"].items()}
-        top = sorted(counts, key=lambda t: (-counts[t], t))[:a.templates]
-        lines += ["", f"By question template ({len(top)} most frequent of {len(counts)}; reference answers' "
-                  "words replaced by `_`), accuracy (%):", "",
-                  "| template | questions | " + " | ".join(
-                      f"{r['label']}, {r['mode']}" if several else r["mode"] for r in rows) + " |",
-                  "|---|---|" + "---|" * len(rows)]
-        lines += [f"| {t} | {counts[t]} | " + " | ".join(
-            "{:.2f}".format(r["by_template"][t][0]) if t in r["by_template"] else "-" for r in rows) + " |"
-            for t in top]
+        lines += template_table(rows, a.templates, several)
     lines += ["", "Generate commands:", ""] + [
         f"- {r['label'] + ', ' if several else ''}{r['mode']}: `{r['command']}`" for r in rows]
-    with open(a.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
-    sys.stdout.write("\n".join(lines[4:4 + 2 + len(rows)]) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    write_markdown(a.out, lines)
+    write_json(beside(a.out, ".json"), rows)
+    return "\n".join(lines[4:4 + 2 + len(rows)])

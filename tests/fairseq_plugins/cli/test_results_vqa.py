@@ -1,8 +1,9 @@
-"""scripts/vqa_results.py: reading a fairseq-generate output and cross-checking the scorer."""
+"""unix-results vqa: reading a fairseq-generate output and cross-checking the scorer."""
 
 import pytest
 
-from scripts import vqa_results
+from fairseq_plugins.cli import results as cli
+from fairseq_plugins.results import vqa as vqa_results
 
 
 def write(path, rows, printed):
@@ -41,7 +42,7 @@ def test_main_writes_both_decodings_with_answer_types(tmp_path, monkeypatch):
 
     monkeypatch.setattr(vqa_results, "generate", fake_generate)
     out = tmp_path / "RESULTS.md"
-    vqa_results.main(["--data", "d", "--path", "c.pt", "--answers", "a.txt", "--out", str(out)])
+    cli.main(["vqa", "--data", "d", "--path", "c.pt", "--answers", "a.txt", "--out", str(out)])
     text = out.read_text()
     assert "| yes/no | other |" in text and "| free | 66.67 | 3 | 50.00 (n=2) | 100.00 (n=1) |" in text
     assert "| closed set | 66.67 |" in text and "Do not edit by hand" in text
@@ -63,7 +64,7 @@ def test_template_table_masks_reference_answers(tmp_path, monkeypatch):
 
     monkeypatch.setattr(vqa_results, "generate", fake_generate)
     out = tmp_path / "RESULTS.md"
-    vqa_results.main(["--data", "d", "--path", "c.pt", "--answers", "a.txt", "--out", str(out), "--templates", "1"])
+    cli.main(["vqa", "--data", "d", "--path", "c.pt", "--answers", "a.txt", "--out", str(out), "--templates", "1"])
     text = out.read_text()
     assert "By question template (1 most frequent of 2;" in text
     assert "| is there a _ shape ? | 3 | 66.67 | 66.67 |" in text and "what color is" not in text
@@ -82,7 +83,7 @@ def test_several_checkpoints_one_row_each(tmp_path, monkeypatch):
 
     monkeypatch.setattr(vqa_results, "generate", fake_generate)
     out = tmp_path / "RESULTS.md"
-    vqa_results.main(["--data", "d", "--path", "a.pt", "b.pt", "--label", "one", "two", "--answers", "x.txt",
+    cli.main(["vqa", "--data", "d", "--path", "a.pt", "b.pt", "--label", "one", "two", "--answers", "x.txt",
                       "--out", str(out), "--templates", "1"])
     assert calls == [("a.pt", False), ("a.pt", True), ("b.pt", False), ("b.pt", True)]
     text = out.read_text()
@@ -92,5 +93,5 @@ def test_several_checkpoints_one_row_each(tmp_path, monkeypatch):
     assert "| is there ? | 2 | 50.00 | 50.00 | 50.00 | 50.00 |" in text
     assert "- two, closed set: `fairseq-generate --path b.pt`" in text
     with pytest.raises(SystemExit):
-        vqa_results.main(["--data", "d", "--path", "a.pt", "b.pt", "--label", "one", "--answers", "x.txt",
+        cli.main(["vqa", "--data", "d", "--path", "a.pt", "b.pt", "--label", "one", "--answers", "x.txt",
                           "--out", str(out)])

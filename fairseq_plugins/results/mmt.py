@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Evaluate trained Multi30K systems and write the results table (with command and commit).
+"""``unix-results mmt``: trained Multi30K systems on test_2016_flickr (with command and commit).
 
 For each system of a JSON config (see examples/multi30k_mmt/systems.json): average the last N
 epoch checkpoints, run ``fairseq-generate --beam 5`` on test_2016_flickr, and score
@@ -9,51 +8,43 @@ decoded with the images shuffled among those sentences (does the model use the i
 
 Example::
 
-    python scripts/mmt_results.py --config examples/multi30k_mmt/systems.json \\
+    unix-results mmt --config examples/multi30k_mmt/systems.json \\
         --data ../shared/data --bin data-bin/multi30k --out examples/multi30k_mmt/RESULTS.md
 """
 
-import argparse
-import json
 import logging
 import os
-import shlex
-import subprocess
-import sys
 
 import torch
 
 from fairseq_plugins.checkpoint import average, last_checkpoints
-from scripts import ROOT, load_config, provenance, slug
 from unix.checkpoint import load_state
 from unix.metrics.bleu import score
+from unix.provenance import load_config, provenance, slug
+from fairseq_plugins.results.common import (beside, bleu_cell, generate_command, missing_lines, quote, run_generate, write_json,
+                                 write_markdown)
 
-logger = logging.getLogger("mmt_results")
+logger = logging.getLogger(__name__)
 # Published tokenized BLEU (a) on test_2016_flickr, shown under the measured rows of the same pair.
 PUBLISHED = {("en", "de"): [("Transformer-tiny, text-only (Revisit-MMT, Wu et al. ACL 2021)", 41.02),
                             ("gated fusion MMT (Revisit-MMT, Wu et al. ACL 2021)", 41.96)]}
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("--config", required=True, help="JSON list of systems")
     p.add_argument("--data", default="../shared/data", help="root of multi30k/ and flickr8k/")
     p.add_argument("--bin", required=True, help="binarized data (unix-prepare-multi30k)")
     p.add_argument("--out", required=True, help="markdown file to write")
     p.add_argument("--work", default=None, help="where generate outputs go (default: next to --out)")
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
-    return p.parse_args(argv)
 
 
 def generate(bin_dir, ckpt, system, out_path, extra=()):
-    cmd = ["fairseq-generate", bin_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
-           "--task", system["task"], "-s", system["src"], "-t", system["tgt"], "--path", ckpt,
-           "--gen-subset", "test", "--beam", "5", "--max-tokens", "4096", "--post-process", "sentencepiece",
-           "--required-batch-size-multiple", "1", *system.get("generate_args", []), *extra]
-    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
-    with open(out_path, "w") as f:
-        subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL, check=True)
-    return cmd
+    cmd = generate_command(bin_dir, system["task"], "-s", system["src"], "-t", system["tgt"], "--path", ckpt,
+                           "--gen-subset", "test", "--beam", "5", "--max-tokens", "4096",
+                           "--post-process", "sentencepiece", "--required-batch-size-multiple", "1",
+                           *system.get("generate_args", []), *extra)
+    return run_generate(cmd, out_path, keep_stderr=False)
 
 
 def trained_updates(path: str) -> int:
@@ -108,7 +99,7 @@ def evaluate(system, a, work):
     cmd = generate(a.bin, avg, system, out)
     row = {"name": name, "src": system["src"], "tgt": tgt, "updates": updates,
            "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
-           "generate": " ".join(shlex.quote(c) for c in cmd),
+           "generate": quote(cmd),
            "all": score(out, ref, tgt, ref_tok),
            "with_image": score(out, ref, tgt, ref_tok, subset)}
     if system.get("images"):
@@ -118,11 +109,8 @@ def evaluate(system, a, work):
     return row
 
 
-def fmt(s):
-    return f"{s['tokenized_bleu']['bleu']:.2f} / {s['sacrebleu']['bleu']:.2f}" if s else "-"
-
-
-def write_markdown(rows, a, path, missing=()):
+def write_tables(rows, path, missing=()):
+    """The markdown table of ``rows`` into ``path``, the rows as JSON beside it."""
     lines = [
         "# Multi30K test_2016_flickr results",
         "",
@@ -135,25 +123,20 @@ def write_markdown(rows, a, path, missing=()):
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['updates']} | {r['epochs'][0]}..{r['epochs'][1]} | {fmt(r['all'])} | "
-                     f"{fmt(r['with_image'])} (n={r['with_image']['n']}) | {fmt(r.get('shuffled'))} |")
+        lines.append(f"| {r['name']} | {r['updates']} | {r['epochs'][0]}..{r['epochs'][1]} | {bleu_cell(r['all'])} | "
+                     f"{bleu_cell(r['with_image'])} (n={r['with_image']['n']}) | {bleu_cell(r.get('shuffled'))} |")
     for pair in dict.fromkeys((r["src"], r["tgt"]) for r in rows):
         for name, bleu in PUBLISHED.get(pair, []):
             lines.append(f"| published: {name} | - | - | {bleu:.2f} / - | - | - |")
-    if missing:
-        lines += ["", "Not in the table yet:", ""] + [f"- {name}: {why}" for name, why in missing]
+    lines += missing_lines(missing)
     sig = rows[0]["all"]["sacrebleu"]["signature"] if rows else ""
     lines += ["", f"sacreBLEU signature: `{sig}`", "", "Generate commands:", ""]
     lines += [f"- {r['name']}: `{r['generate']}`" for r in rows]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.splitext(path)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
+    write_markdown(path, lines)
+    write_json(beside(path, ".json"), rows)
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    a = parse_args(argv)
+def run(a) -> str:
     systems = load_config(a.config, a.var)
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval")
     os.makedirs(work, exist_ok=True)
@@ -165,10 +148,6 @@ def main(argv=None) -> int:
             missing.append((system["name"], why))
             continue
         rows.append(evaluate(system, a, work))
-    write_markdown(rows, a, a.out, missing)
+    write_tables(rows, a.out, missing)
     logger.info("wrote %s", a.out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return ""

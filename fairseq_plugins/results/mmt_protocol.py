@@ -1,11 +1,10 @@
-#!/usr/bin/env python
-"""Results of Multi30K systems trained in the published protocol (tok-bpe data), as JSON and markdown.
+"""``unix-results mmt-protocol``: Multi30K systems trained in the published protocol (tok-bpe data).
 
 For each system of a JSON config (examples/multi30k_mmt/systems_published.json) and each of its
 seeds (one training run each): average the last N epoch checkpoints, decode test2016 with
 ``fairseq-generate --beam 5 --post-process subword_nmt`` (BPE removed) and score fairseq's
-tokenized BLEU-4 on the output as it is against the ``tok/`` reference (no re-tokenization:
-:func:`unix.metrics.bleu.score_tokenized`); fairseq's own printed ``BLEU4`` is kept beside it
+tokenized BLEU-4 on the output as it is against the ``tok/`` reference (no re-tokenization,
+as ``unix-score-mmt --tokenized``); fairseq's own printed ``BLEU4`` is kept beside it
 (it differs only where the binarized reference has ``<unk>``). METEOR is METEOR 1.5 (the jar
 pycocoevalcap ships, ``-l <target language> -norm``) when the jar has the target language's
 paraphrase table; pycocoevalcap ships only English's, so German and French rows say why not.
@@ -15,36 +14,36 @@ device}`` (``bleu`` = mean over seeds; ``command`` and ``commit``: this command 
 ran; ``device``: what ``<run>/device.txt`` says, written by the training scripts), plus the
 training and generate commands. A system whose runs have not all reached ``updates`` is listed
 as not done. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
-GPU machine): ``DIR/<system slug>.s<seed>.test.txt``.
+GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. Written as JSON, with the markdown table
+beside it (``.md``).
 
 Example::
 
-    python scripts/mmt_protocol_results.py --config examples/multi30k_mmt/systems_published.json \\
+    unix-results mmt-protocol --config examples/multi30k_mmt/systems_published.json \\
         --var RUNS=checkpoints --var BIN_ENDE=data-bin/multi30k_tok_ende --var BIN_ENFR=data-bin/multi30k_tok_enfr \\
         --var FEATS=data-bin/feats_lite0 --var IMAGES=../shared/data/flickr8k/images \\
         --out examples/multi30k_mmt/RESULTS_published_protocol.json --readme examples/multi30k_mmt/README.md
 """
 
-import argparse
 import json
 import logging
 import os
 import re
-import shlex
 import shutil
 import subprocess
-import sys
 from typing import Dict, List, Optional
 
 import torch
 
 from fairseq_plugins.checkpoint import average, last_checkpoints
-from scripts import ROOT, command_line, git_commit, load_config, provenance, slug
-from scripts.mmt_results import trained_updates, unfinished
 from unix.data.tokenizer import read_lines
 from unix.metrics.bleu import ordered, read_generate_output, score_tokenized
+from unix.provenance import git_commit, load_config, provenance, slug
+from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, run_generate, write_json,
+                                 write_markdown)
+from fairseq_plugins.results.mmt import trained_updates, unfinished
 
-logger = logging.getLogger("mmt_protocol_results")
+logger = logging.getLogger(__name__)
 TEST = "test2016"
 # Published tokenized BLEU-4 on test2016 in this protocol (Revisit-MMT, Wu et al. ACL 2021)
 PUBLISHED = {"en-de": [("Transformer-tiny, text-only (Revisit-MMT)", 41.02), ("gated fusion (Revisit-MMT)", 41.96)],
@@ -52,8 +51,7 @@ PUBLISHED = {"en-de": [("Transformer-tiny, text-only (Revisit-MMT)", 41.02), ("g
 BEGIN, END = "<!-- published-protocol-results: begin -->", "<!-- published-protocol-results: end -->"
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p) -> None:
     p.add_argument("--config", required=True, help="JSON list of systems")
     p.add_argument("--data", default="../shared/data", help="root of multi30k/ (the tok/ references)")
     p.add_argument("--out", required=True, help="JSON file to write; the markdown table goes next to it (.md)")
@@ -61,7 +59,6 @@ def parse_args(argv=None):
     p.add_argument("--generated", default=None, metavar="DIR",
                    help="score DIR/<slug>.s<seed>.test.txt written elsewhere instead of averaging and decoding")
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
-    return p.parse_args(argv)
 
 
 def check_protocol(bin_dir: str, pair: str) -> None:
@@ -79,25 +76,15 @@ def check_protocol(bin_dir: str, pair: str) -> None:
 def generate(system, ckpt: str, out_path: str) -> List[str]:
     """fairseq-generate test2016 with beam 5, BPE removed, into ``out_path``; returns the command."""
     src, tgt = system["pair"].split("-")
-    cmd = ["fairseq-generate", system["bin"], "--user-dir", os.path.join(ROOT, "fairseq_plugins"),
-           "--task", system["task"], "-s", src, "-t", tgt, "--path", ckpt, "--gen-subset", "test",
-           "--beam", "5", "--lenpen", "1.0", "--max-tokens", "4096", "--post-process", "subword_nmt",
-           "--required-batch-size-multiple", "1", *system.get("generate_args", [])]
-    logger.info("$ %s > %s", " ".join(shlex.quote(c) for c in cmd), out_path)
-    with open(out_path, "w", encoding="utf-8") as f:
-        subprocess.run(cmd, stdout=f, stderr=subprocess.DEVNULL, check=True)
-    return cmd
+    cmd = generate_command(system["bin"], system["task"], "-s", src, "-t", tgt, "--path", ckpt, "--gen-subset", "test",
+                           "--beam", "5", "--lenpen", "1.0", "--max-tokens", "4096", "--post-process", "subword_nmt",
+                           "--required-batch-size-multiple", "1", *system.get("generate_args", []))
+    return run_generate(cmd, out_path, keep_stderr=False)
 
 
 def printed_bleu(path: str) -> Optional[float]:
     """The ``BLEU4 = x`` fairseq-generate printed at the end of its output (None if absent)."""
-    found = None
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            m = re.search(r"BLEU4? = ([0-9.]+)", line)
-            if m and not line.startswith(("S-", "T-", "H-", "D-", "P-")):
-                found = float(m.group(1))
-    return found
+    return printed_float(path, r"BLEU4? = ([0-9.]+)", skip_samples=True)
 
 
 def meteor_unavailable(lang: str) -> str:
@@ -162,7 +149,7 @@ def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
         averaged = f"{os.path.basename(paths[0])}..{os.path.basename(paths[-1])}"
     return {"seed": run["seed"], "output": out, "updates": updates, "printed_bleu": printed_bleu(out),
             "averaged": averaged,
-            "generate": " ".join(shlex.quote(c) for c in cmd) if cmd else f"(written elsewhere: {out})",
+            "generate": quote(cmd) if cmd else f"(written elsewhere: {out})",
             "device": run_device(run.get("dir", ""), system.get("device", "unknown"))}
 
 
@@ -222,8 +209,7 @@ def markdown(rows: List[Dict], missing) -> str:
     notes = sorted({r["meteor_note"] for r in rows if r["meteor_note"]})
     if notes:
         lines += ["", "METEOR: " + "; ".join(notes) + "."]
-    if missing:
-        lines += ["", "Not in the table yet:", ""] + [f"- {name}: {why}" for name, why in missing]
+    lines += missing_lines(missing)
     lines += ["", "Training commands:", ""]
     lines += [f"- {r['system']} ({r['pair']}): " + "; ".join(f"`{c}`" for c in r["train_commands"] if c) for r in rows]
     return "\n".join(lines) + "\n"
@@ -241,9 +227,8 @@ def replace_block(path: str, table: str) -> None:
         f.write(head + BEGIN + "\n" + table + END + tail)
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    a = parse_args(argv)
+def run(a) -> str:
+    """Score the systems of ``a.config``; ``a.command``: the command line recorded in every row."""
     systems = load_config(a.config, a.var)
     work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval", "published_protocol")
     os.makedirs(work, exist_ok=True)
@@ -259,18 +244,11 @@ def main(argv=None) -> int:
         if not a.generated:
             check_protocol(system["bin"], system["pair"])
         seeds = [evaluate_seed(system, run, work, a.generated) for run in system["runs"]]
-        rows.append(build_row(system, seeds, ref_tok, work, command_line(argv, __file__)))
-    with open(a.out, "w", encoding="utf-8") as f:
-        json.dump(rows, f, indent=1, ensure_ascii=False)
-        f.write("\n")
+        rows.append(build_row(system, seeds, ref_tok, work, a.command))
+    write_json(a.out, rows, ensure_ascii=False, newline=True)
     table = markdown(rows, missing)
-    with open(os.path.splitext(a.out)[0] + ".md", "w", encoding="utf-8") as f:
-        f.write("# Multi30K test2016, published protocol\n\n" + table)
+    write_markdown(os.path.splitext(a.out)[0] + ".md", ["# Multi30K test2016, published protocol", "", table], end="")
     if a.readme:
         replace_block(a.readme, table)
     logger.info("wrote %s (%d rows, %d not done)", a.out, len(rows), len(missing))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return ""
