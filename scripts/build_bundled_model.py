@@ -19,9 +19,9 @@ val/test photos are dropped from the caption data). Images are EfficientNet-Lite
 Steps (each is skipped when its output exists and was made with the same settings; a work
 directory made with other settings is refused, never reused):
 
-1. ``prepare_multi30k.py`` (en-de, vocabulary over en/de text and captions) and
-   ``prepare_captions.py`` (en/de captions);
-2. ``build_feature_cache.py`` (Lite0 features of the 8,091 photos);
+1. ``unix-prepare-multi30k`` (en-de, vocabulary over en/de text and captions) and
+   ``unix-prepare-captions`` (en/de captions; multitask only);
+2. ``unix-build-features`` (Lite0 features of the 8,091 photos);
 3. ``fairseq-train`` (resumes from ``checkpoint_last.pt``); a progress line shows updates,
    loss, speed and ETA, the full log is ``<work>/train.log``;
 4. average the last ``--average`` interval (multitask) or epoch (mmt) checkpoints, export fp16 safetensors
