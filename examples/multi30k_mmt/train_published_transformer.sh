@@ -12,7 +12,7 @@ set -euo pipefail
 DATA=${1:?data dir}; SAVE=${2:?save dir}; SRC=${3:-en}; TGT=${4:-de}; shift $(( $# < 4 ? $# : 4 ))
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$SAVE"
-python "$HERE/../../scripts/device_info.py" >> "$SAVE/device.txt"
+unix-benchmark device >> "$SAVE/device.txt"
 fairseq-train "$DATA" --user-dir "$HERE/../../fairseq_plugins" \
   --task translation -s "$SRC" -t "$TGT" \
   --arch transformer --share-all-embeddings \

@@ -13,7 +13,7 @@ set -euo pipefail
 DATA=${1:?data dir}; SAVE=${2:?save dir}; SRC=${3:?source language}; TGT=${4:?target language}; shift 4
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$SAVE"
-python "$HERE/../../scripts/device_info.py" >> "$SAVE/device.txt"
+unix-benchmark device >> "$SAVE/device.txt"
 fairseq-train "$DATA" --user-dir "$HERE/../../fairseq_plugins" \
   --task unix_mmt -s "$SRC" -t "$TGT" \
   --arch unix_small \

@@ -1,9 +1,8 @@
-#!/usr/bin/env python
-"""Beam-search speed on CPU: unix's beam search vs fairseq's generator vs Hugging Face's generate.
+"""``unix-benchmark generate``: beam-search speed on CPU: unix's beam search vs fairseq's generator vs Hugging Face's generate.
 
 Issue #34 asks that the pipeline's beam search (:func:`unix.generation.beam_search`) run at
 least 1.5x Hugging Face's ``VisionEncoderDecoderModel.generate`` at equal size, batch, beam and
-length on CPU. In one process, with ``--threads`` torch threads, this script builds
+length on CPU. In one process, with ``--threads`` torch threads, this command builds
 
 * a random ``UnixModel`` of ``unix_small``'s shape (``--dim`` wide, 2 text + 2 fusion encoder
   layers, ``--layers`` decoder layers, ``--vocab`` tokens, tied embeddings) reading
@@ -26,27 +25,25 @@ hypotheses.
 
 Example::
 
-    python scripts/benchmark_generate.py --rounds 10 --json bench.json
+    unix-benchmark generate --rounds 10 --json bench.json
 """
 
 import argparse
 import cProfile
 import io
 import json
-import logging
+import os
 import pstats
 import statistics
-import sys
 import time
 
 import torch
 
-logger = logging.getLogger("benchmark_generate")
+from fairseq_plugins.benchmark.timing import peer_ratios, time_interleaved
 BOS, PAD, EOS, UNK, TAG = 0, 1, 2, 3, 4  # fairseq's Dictionary layout; TAG stands for a language tag
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=16, help="sentences (images) per call")
     p.add_argument("--beam", type=int, default=5)
     p.add_argument("--tokens", type=int, default=20, help="decoder steps = output tokens per hypothesis")
@@ -70,7 +67,6 @@ def parse_args(argv=None):
     p.add_argument("--caption-count", type=int, default=64, help="photos captioned per timed call")
     p.add_argument("--caption-threads", type=int, default=2, help="torch threads for the end-to-end captioning")
     p.add_argument("--caption-beam", type=int, default=3)
-    return p.parse_args(argv)
 
 
 # -- the systems --------------------------------------------------------------------------------------------
@@ -157,27 +153,7 @@ def parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# -- timing ---------------------------------------------------------------------------------------------------
-def time_interleaved(runners, rounds):
-    """Seconds per call of each runner, calls interleaved round by round (one untimed call first).
-
-    Returns:
-        ``(wall, cpu, outputs)``: per runner the wall-clock and the process CPU times of its calls
-        (CPU time leaves out the time the process waited for a core: on a shared machine it is the
-        steadier measure of one thread's work) and the output of its warm-up call.
-    """
-    outputs = {name: run() for name, run in runners.items()}  # warm-up, kept for checks
-    wall = {name: [] for name in runners}
-    cpu = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            run()
-            cpu[name].append(time.process_time() - c0)
-            wall[name].append(time.perf_counter() - t0)
-    return wall, cpu, outputs
-
-
+# -- checks and end-to-end ---------------------------------------------------------------------------------------
 def same_hypotheses(ours, theirs) -> bool:
     return all(o[0].tokens.tolist() == t[0]["tokens"].tolist() and abs(o[0].score - float(t[0]["score"])) < 1e-4
                for o, t in zip(ours, theirs))
@@ -185,8 +161,6 @@ def same_hypotheses(ours, theirs) -> bool:
 
 def time_captioning(args) -> dict:
     """photos/s of ``Pipeline.caption`` on raw photos (decode + backbone + beam search), median of 3 calls."""
-    import os
-
     from unix.pipeline import load
 
     names = sorted(n for n in os.listdir(args.caption_photos) if n.lower().endswith((".jpg", ".jpeg", ".png")))
@@ -210,9 +184,7 @@ def time_captioning(args) -> dict:
             "threads": args.caption_threads, "photos_per_s": rate, "times_s": times}
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     model = build_unix(args)
@@ -247,20 +219,8 @@ def main(argv=None):
           f"(output tokens: {report['output_lengths']}), width {args.dim}, {args.layers} decoder layers, vocab "
           f"{args.vocab}, {args.rounds} interleaved rounds")
     for clock, times in (("cpu", cpu), ("wall", wall)):
-        median = {name: statistics.median(t) for name, t in times.items()}
-        rate = {name: args.batch / t for name, t in median.items()}
-        print(f"-- {clock} time (median per call, range)")
-        for name in runners:
-            print(f"{name:8s} {sizes[name] / 1e6:5.2f}M params  {median[name]:.3f} s/call ({min(times[name]):.3f}-"
-                  f"{max(times[name]):.3f})  {rate[name]:6.1f} sentences/s")
-        ratios = {}
-        for name in runners:
-            if name != "unix":
-                per_round = statistics.median(t / u for t, u in zip(times[name], times["unix"]))
-                ratios[f"unix/{name}"] = {"medians": rate["unix"] / rate[name], "per_round_median": per_round}
-                print(f"unix/{name} speed: {rate['unix'] / rate[name]:.2f}x (ratio of medians), {per_round:.2f}x "
-                      f"(median of per-round ratios)")
-        report[clock] = {"median_s": median, "times_s": times, "sentences_per_s": rate, "ratios": ratios}
+        lines, report[clock] = peer_ratios(times, args.batch, sizes, clock)
+        print("\n".join(lines))
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -275,7 +235,3 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), **report, "params": sizes, "skipped": skipped}, f, indent=1)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Training-step time of the core model in fp32 and under fp16 / bf16 autocast, one fixed batch shape.
+"""``unix-benchmark precision``: training-step time of the core model in fp32 and under fp16 / bf16 autocast, one fixed batch shape.
 
 No fairseq and no data: one random batch of the shapes of a captioning / MMT batch (``--batch``
 samples, ``--src-len`` text tokens, ``--visual-tokens`` x ``--feature-dim`` image features,
@@ -8,30 +7,25 @@ steps, every precision in the same process; ratios against fp32. A plain stack o
 layers of the model's width is timed beside it (``--no-linear-peer`` skips it) so a slowdown can
 be told apart from the model's own code. ``--profile`` prints torch.profiler's top operators of
 the bf16 step. Because the shape never changes, this measures steady-state arithmetic only,
-not per-shape setup costs (scripts/benchmark.py and benchmark_caption.py use real batches).
+not per-shape setup costs (``unix-benchmark train`` and ``unix-benchmark caption`` use real batches).
 
 Example (GPU)::
 
-    python scripts/benchmark_precision.py --device cuda --arch unix_small --batch 256 --profile
+    unix-benchmark precision --device cuda --arch unix_small --batch 256 --profile
 """
 
 import argparse
-import json
-import logging
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-from scripts.benchmark import autocast, sync
+from fairseq_plugins.benchmark.timing import autocast, default_device, report, sync, time_steps
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=default_device())
     p.add_argument("--arch", default="unix_small")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--src-len", type=int, default=16)
@@ -45,7 +39,6 @@ def parse_args(argv=None):
     p.add_argument("--no-linear-peer", action="store_true")
     p.add_argument("--profile", action="store_true", help="print the top operators of 3 bf16 steps")
     p.add_argument("--json", default=None)
-    return p.parse_args(argv)
 
 
 def build_step(args, linear_peer: bool):
@@ -84,20 +77,23 @@ def build_step(args, linear_peer: bool):
     return step
 
 
-def time_steps(step, dtype, args) -> float:
-    for _ in range(args.warmup):
-        step(dtype)
-    sync(args.device)
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        step(dtype)
-    sync(args.device)
-    return (time.perf_counter() - t0) / args.steps
+def profile_bf16(args) -> str:
+    """torch.profiler's table of the top operators of 3 bf16 steps of the model."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = build_step(args, False)
+    time_steps(step, torch.bfloat16, args.device, 1, args.warmup)
+    cuda = str(args.device).startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(3):
+            step(torch.bfloat16)
+        sync(args.device)
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=60)
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     names = [n for n in args.precisions.split(",") if n]
     unknown = [n for n in names if n not in PRECISIONS]
     if unknown or "fp32" not in names:
@@ -108,29 +104,11 @@ def main(argv=None) -> int:
     for peer in ([False] if args.no_linear_peer else [False, True]):
         label = "linear_stack" if peer else args.arch
         step = build_step(args, peer)
-        times = {n: time_steps(step, PRECISIONS[n], args) for n in names}
+        times = {n: time_steps(step, PRECISIONS[n], args.device, args.steps, args.warmup) for n in names}
         res["ms_per_step"][label] = {n: 1000 * t for n, t in times.items()}
         for n, t in times.items():
             lines.append(f"{label:14s} {n}: {1000 * t:8.2f} ms/step  ({t / times['fp32']:.2f}x fp32)")
-    sys.stdout.write("\n".join(lines) + "\n")
+    report(lines, res, args.json)
     if args.profile:
-        from torch.profiler import ProfilerActivity, profile
-
-        step = build_step(args, False)
-        time_steps(step, torch.bfloat16, argparse.Namespace(**{**vars(args), "steps": 1}))
-        cuda = str(args.device).startswith("cuda")
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-        with profile(activities=activities) as prof:
-            for _ in range(3):
-                step(torch.bfloat16)
-            sync(args.device)
-        sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
-        sys.stdout.write(prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=60) + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+        print(profile_bf16(args))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

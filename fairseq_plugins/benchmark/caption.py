@@ -1,10 +1,9 @@
-#!/usr/bin/env python
-"""Cross-entropy training speed of unix_caption with and without ``--group-by-photo``, in one run.
+"""``unix-benchmark caption``: cross-entropy training speed of unix_caption with and without ``--group-by-photo``, in one run.
 
 fairseq's batches are sorted by caption length, so the captions of one photo land in different
 batches and the encoder (photo tokens + language tag) runs once per caption. With
 ``--group-by-photo`` the captions of a photo in a language sit in one batch and the encoder runs
-once per (photo, language). This script builds both batchings of the same training split at the
+once per (photo, language). This command builds both batchings of the same training split at the
 same ``--max-tokens``, reports what an epoch is made of (batches, captions per batch, distinct
 encoder inputs, padding), how long reading and collating a batch takes in one process (photo
 decoding, for pixels; fairseq-train hides it behind ``--num-workers``) and times training steps
@@ -14,30 +13,24 @@ figure that matters is the projected epoch time: batches per epoch x seconds per
 
 Example::
 
-    python scripts/benchmark_caption.py --data data-bin/captions --image-features data-bin/feats_lite0 \\
+    unix-benchmark caption --data data-bin/captions --image-features data-bin/feats_lite0 \\
         --image-root ../shared/data/flickr8k/images --image-encoder tf_efficientnet_lite0 --updates 20 --json bench.json
 """
 
 import argparse
 import copy
-import json
-import logging
 import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-from scripts import provenance
-from scripts.benchmark import TrainTimer, amp_dtype, to_device
+from fairseq_plugins.benchmark.timing import TrainTimer, add_run_options, amp_dtype, report, to_device
 
-logger = logging.getLogger("benchmark_caption")
-USER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fairseq_plugins")
+USER_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # fairseq_plugins
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="binarized captions (unix-prepare-captions)")
     p.add_argument("--image-features", default=None,
                    help="feature cache (unix-build-features); without it, pixels from --image-root "
@@ -51,13 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--updates", type=int, default=20, help="timed training updates per batching")
     p.add_argument("--warmup", type=int, default=3, help="untimed updates first")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--bf16", action="store_true",
-                   help="mixed precision: forward and loss under torch.autocast(bfloat16), weights fp32")
-    p.add_argument("--json", default=None, help="also write the figures here")
-    p.add_argument("--markdown", default=None, help="also write a markdown report (with command and commit)")
-    return p.parse_args(argv)
+    add_run_options(p, bf16_help="mixed precision: forward and loss under torch.autocast(bfloat16), weights fp32")
 
 
 def setup(args, *extra):
@@ -84,14 +71,14 @@ def setup(args, *extra):
     return task, cfg
 
 
-def epoch_batches(task, args):
+def epoch_batches(task, args) -> list:
     """The index lists of one training epoch, as fairseq-train cuts them."""
     itr = task.get_batch_iterator(task.dataset("train"), max_tokens=args.max_tokens, seed=args.seed, epoch=1,
                                   required_batch_size_multiple=8)
     return [np.asarray(b) for b in itr.frozen_batches]
 
 
-def epoch_stats(task, batches):
+def epoch_stats(task, batches) -> dict:
     """Batches, captions and distinct encoder inputs per batch, and the padded share of target slots."""
     from unix.data.captions import photo_language_groups
 
@@ -106,9 +93,7 @@ def epoch_stats(task, batches):
             "encoder_inputs_per_batch": inputs / len(batches), "target_padding": 1.0 - real / slots}
 
 
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = {}
@@ -124,26 +109,26 @@ def main(argv=None) -> int:
     runs["group_by_photo"]["task"].prepare_model_cfg(runs["group_by_photo"]["cfg"].model)  # pixel transform
     rng = np.random.RandomState(args.seed)
     n = args.updates + args.warmup
-    for name, run in runs.items():
-        pick = rng.choice(len(run["batches"]), size=min(n, len(run["batches"])), replace=False)
-        ds = run["task"].dataset("train")
+    for name, r in runs.items():
+        pick = rng.choice(len(r["batches"]), size=min(n, len(r["batches"])), replace=False)
+        ds = r["task"].dataset("train")
         t0 = time.perf_counter()
-        run["sample"] = [to_device(ds.collater([ds[int(i)] for i in run["batches"][j]]), args.device) for j in pick]
-        run["load_s"] = (time.perf_counter() - t0) / len(pick)  # reading (decoding) + collating a batch
-        run["timer"] = TrainTimer(copy.deepcopy(model), criterion, args.device, amp_dtype(args))
+        r["sample"] = [to_device(ds.collater([ds[int(i)] for i in r["batches"][j]]), args.device) for j in pick]
+        r["load_s"] = (time.perf_counter() - t0) / len(pick)  # reading (decoding) + collating a batch
+        r["timer"] = TrainTimer(copy.deepcopy(model), criterion, args.device, amp_dtype(args))
     for i in range(n):  # round-robin so a change of load hits both batchings alike
-        for run in runs.values():
-            if i < len(run["sample"]):
-                run["timer"].step(run["sample"][i], timed=i >= args.warmup)
+        for r in runs.values():
+            if i < len(r["sample"]):
+                r["timer"].step(r["sample"][i], timed=i >= args.warmup)
     res = {"device": args.device, "threads": torch.get_num_threads(), "max_tokens": args.max_tokens, "arch": args.arch,
            "bf16": args.bf16}
-    for name, run in runs.items():
-        t = run["timer"].result()
+    for name, r in runs.items():
+        t = r["timer"].result()
         s_per_update = 1.0 / t["updates_per_s"]
-        res[name] = {**run["stats"], "seconds_per_update": s_per_update,
+        res[name] = {**r["stats"], "seconds_per_update": s_per_update,
                      "target_tokens_per_s": t["target_tokens_per_s"],
-                     "timed_updates": t["updates"], "epoch_minutes": run["stats"]["batches"] * s_per_update / 60,
-                     "load_seconds_per_batch": run["load_s"]}
+                     "timed_updates": t["updates"], "epoch_minutes": r["stats"]["batches"] * s_per_update / 60,
+                     "load_seconds_per_batch": r["load_s"]}
     a, b = res["per_caption"], res["group_by_photo"]
     res["epoch_time_ratio_grouped_vs_per_caption"] = b["epoch_minutes"] / a["epoch_minutes"]
     images = "cached features" if args.image_features else \
@@ -164,15 +149,5 @@ def main(argv=None) -> int:
                      "(one process, not timed in the epoch)")
     ratio = res["epoch_time_ratio_grouped_vs_per_caption"]
     lines.append(f"epoch time with --group-by-photo: {ratio:.2f}x per-caption batching")
-    sys.stdout.write("\n".join(lines) + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(f"# Speed: unix_caption batching\n\n{provenance()}\n\n```\n" + "\n".join(lines) + "\n```\n")
+    report(lines, res, args.json, args.markdown, "Speed: unix_caption batching")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,21 +1,21 @@
-"""scripts/benchmark_generate.py on a tiny model: every system decodes the forced length; unix equals fairseq."""
+"""unix-benchmark generate on a tiny model: every system decodes the forced length; unix equals fairseq."""
 
 import importlib.util
 import json
 
 import pytest
 
-from scripts import benchmark_generate
+from fairseq_plugins.cli import benchmark as cli
 
 
 def test_tiny_benchmark_reports_rates_and_equal_outputs(tmp_path, capsys):
     pytest.importorskip("fairseq")
     systems = "unix,fairseq" + (",hf" if importlib.util.find_spec("transformers") else "")
     out = tmp_path / "bench.json"
-    assert benchmark_generate.main(["--batch", "3", "--beam", "2", "--tokens", "6", "--dim", "16", "--ffn", "32",
-                                    "--heads", "2", "--layers", "1", "--vocab", "50", "--visual-tokens", "4",
-                                    "--feature-dim", "8", "--rounds", "2", "--systems", systems,
-                                    "--json", str(out)]) == 0
+    assert cli.main(["generate", "--batch", "3", "--beam", "2", "--tokens", "6", "--dim", "16", "--ffn", "32",
+                     "--heads", "2", "--layers", "1", "--vocab", "50", "--visual-tokens", "4",
+                     "--feature-dim", "8", "--rounds", "2", "--systems", systems,
+                     "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["unix_equals_fairseq"] is True
     names = systems.split(",")

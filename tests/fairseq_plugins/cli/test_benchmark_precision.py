@@ -1,10 +1,10 @@
-"""scripts/benchmark_precision.py: every precision timed on one batch, ratios against fp32 (tiny, CPU)."""
+"""unix-benchmark precision: every precision timed on one batch, ratios against fp32 (tiny, CPU)."""
 
 import json
 
 import pytest
 
-from scripts import benchmark_precision
+from fairseq_plugins.cli import benchmark as cli
 
 TINY = ["--device", "cpu", "--arch", "unix_tiny", "--batch", "2", "--src-len", "3", "--tgt-len", "4",
         "--visual-tokens", "3", "--feature-dim", "8", "--vocab", "50", "--steps", "1", "--warmup", "1"]
@@ -12,7 +12,7 @@ TINY = ["--device", "cpu", "--arch", "unix_tiny", "--batch", "2", "--src-len", "
 
 def test_times_every_precision_of_the_model_and_the_linear_peer(tmp_path, capsys):
     out = tmp_path / "p.json"
-    assert benchmark_precision.main([*TINY, "--precisions", "fp32,bf16", "--json", str(out)]) == 0
+    assert cli.main(["precision", *TINY, "--precisions", "fp32,bf16", "--json", str(out)]) == 0
     res = json.loads(out.read_text())["ms_per_step"]
     assert set(res) == {"unix_tiny", "linear_stack"}
     assert all(set(v) == {"fp32", "bf16"} and min(v.values()) > 0 for v in res.values())
@@ -22,6 +22,6 @@ def test_times_every_precision_of_the_model_and_the_linear_peer(tmp_path, capsys
 
 def test_precisions_must_be_known_and_include_fp32():
     with pytest.raises(SystemExit, match="must include fp32"):
-        benchmark_precision.main([*TINY, "--precisions", "bf16"])
+        cli.main(["precision", *TINY, "--precisions", "bf16"])
     with pytest.raises(SystemExit, match="fp8"):
-        benchmark_precision.main([*TINY, "--precisions", "fp32,fp8"])
+        cli.main(["precision", *TINY, "--precisions", "fp32,fp8"])

@@ -1,11 +1,11 @@
-"""scripts/benchmark_caption.py: both batchings of one training split, timed in one run (tiny data)."""
+"""unix-benchmark caption: both batchings of one training split, timed in one run (tiny data)."""
 
 import json
 
 import pytest
 import torch
 
-from scripts import benchmark_caption
+from fairseq_plugins.cli import benchmark as cli
 from tests.caption_data import prepare_tiny
 
 
@@ -28,7 +28,7 @@ def test_reports_both_batchings_of_the_same_captions(tmp_path, images):
         args += ["--image-features", str(tmp_path / "cache"), "--bf16"]  # bf16 autocast works on the CPU too
     else:
         args.append("--finetune-image-encoder")
-    assert benchmark_caption.main(args) == 0
+    assert cli.main(["caption", *args]) == 0
     res = json.loads((tmp_path / "b.json").read_text())
     assert res["bf16"] == (images == "features")
     plain, grouped = res["per_caption"], res["group_by_photo"]

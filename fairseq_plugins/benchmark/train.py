@@ -1,5 +1,4 @@
-#!/usr/bin/env python
-"""Speed of unix_small beside fairseq's own ``transformer`` of the same text size, in one run.
+"""``unix-benchmark train``: speed of unix_small beside fairseq's own ``transformer`` of the same text size, in one run.
 
 On the same batches (sentences of the prepared data that have an image):
   * training updates/s and target tokens/s (forward, label-smoothed loss, backward, Adam step)
@@ -10,26 +9,20 @@ On the same batches (sentences of the prepared data that have an image):
 
 Example::
 
-    python scripts/benchmark.py --data data-bin/multi30k --image-features data-bin/feats_lite0 \\
+    unix-benchmark train --data data-bin/multi30k --image-features data-bin/feats_lite0 \\
         --image-root ../shared/data/flickr8k/images --updates 20
 """
 
 import argparse
-import json
-import logging
-import sys
 import time
 from argparse import Namespace
 
 import torch
 
-from scripts import provenance
-
-logger = logging.getLogger("benchmark")
+from fairseq_plugins.benchmark.timing import TrainTimer, add_run_options, amp_dtype, autocast, report, sync, to_device
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="binarized data (unix-prepare-multi30k)")
     p.add_argument("--image-features", required=True, help="feature cache")
     p.add_argument("--image-root", required=True)
@@ -41,16 +34,13 @@ def parse_args(argv=None):
     p.add_argument("--gen-sentences", type=int, default=200)
     p.add_argument("--gen-steps", type=int, default=20, help="decoding steps per sentence")
     p.add_argument("--beam", type=int, default=5)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--bf16", action="store_true",
-                   help="mixed precision: forward, loss and search under torch.autocast(bfloat16), weights fp32")
-    p.add_argument("--json", default=None, help="also write the figures here")
-    p.add_argument("--markdown", default=None, help="also write a markdown report (with command and commit)")
-    return p.parse_args(argv)
+    add_run_options(p, bf16_help="mixed precision: forward, loss and search under torch.autocast(bfloat16), "
+                                 "weights fp32")
 
 
 def build(args):
+    """``(task, unix, transformer)``: the ``unix_mmt`` task on ``--data`` (train split loaded), an
+    untrained unix_small and fairseq's transformer of the same text size on its dictionaries."""
     import fairseq_plugins  # noqa: F401
     from fairseq.models.transformer import TransformerModel, base_architecture
 
@@ -74,7 +64,7 @@ def build(args):
     return task, unix, transformer
 
 
-def image_batches(task, max_tokens, n):
+def image_batches(task, max_tokens: int, n: int) -> list:
     """``n`` batches of sentences that all have an image (the same batches for every model)."""
     ds = task.dataset("train")
     rows = [i for i, p in enumerate(ds.images.paths) if p is not None]
@@ -90,42 +80,16 @@ def image_batches(task, max_tokens, n):
     return batches
 
 
-def strip_images(batch):
+def strip_images(batch: dict) -> dict:
+    """``batch`` without its image inputs (text only)."""
     b = dict(batch)
     image_keys = ("image_features", "images", "image_mask")
     b["net_input"] = {k: v for k, v in batch["net_input"].items() if k not in image_keys}
     return b
 
 
-class TrainTimer:
-    """Times training steps of one model; steps of several timers can be interleaved (rounds) so a
-    change of machine load hits every model alike."""
-
-    def __init__(self, model, criterion, device, dtype=None):
-        self.model, self.criterion, self.device, self.dtype = model.to(device).train(), criterion, device, dtype
-        self.opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.98))
-        self.seconds, self.updates, self.tokens = 0.0, 0, 0
-
-    def step(self, batch, timed=True):
-        sync(self.device)
-        t0 = time.perf_counter()
-        with autocast(self.device, self.dtype):
-            loss, _, _ = self.criterion(self.model, batch)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        sync(self.device)
-        if timed:
-            self.seconds += time.perf_counter() - t0
-            self.updates += 1
-            self.tokens += batch["ntokens"]
-
-    def result(self):
-        return {"updates_per_s": self.updates / self.seconds, "target_tokens_per_s": self.tokens / self.seconds,
-                "updates": self.updates}
-
-
-def time_generation(task, model, batches, args):
+def time_generation(task, model, batches: list, args) -> dict:
+    """Sentences/s of beam search with exactly ``--gen-steps`` steps over ``batches``."""
     from fairseq.dataclass.configs import GenerationConfig
 
     model.to(args.device).eval()
@@ -144,37 +108,7 @@ def time_generation(task, model, batches, args):
     return {"sentences_per_s": n / (time.perf_counter() - t0), "sentences": n}
 
 
-def autocast(device, dtype=None):
-    """``torch.autocast`` to ``dtype`` (e.g. ``torch.bfloat16``) on ``device``; a no-op context when None."""
-    return torch.autocast(str(device).split(":")[0], dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
-def amp_dtype(args):
-    """The autocast dtype of ``--bf16`` (None without it)."""
-    return torch.bfloat16 if args.bf16 else None
-
-
-def sync(device):
-    """Wait for the GPU's queued work (timers read the clock only after it); nothing on a CPU."""
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def to_device(batch, device):
-    from fairseq import utils
-
-    return utils.move_to_cuda(batch) if str(device).startswith("cuda") else batch
-
-
-def write_markdown(path, lines):
-    with open(path, "w") as f:
-        f.write(f"# Speed: unix_small vs fairseq transformer\n\n{provenance()}\n\n```\n")
-        f.write("\n".join(lines) + "\n```\n")
-
-
-def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(message)s")
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
@@ -217,14 +151,5 @@ def main(argv=None) -> int:
                      f"{args.gen_steps} steps)")
     for k, v in res["ratios_vs_fairseq_transformer"].items():
         lines.append(f"time ratio {k:28s} {v:5.2f}x the fairseq transformer")
-    sys.stdout.write("\n".join(lines) + "\n")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
-    if args.markdown:
-        write_markdown(args.markdown, lines)
+    report(lines, res, args.json, args.markdown, "Speed: unix_small vs fairseq transformer")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
