@@ -202,7 +202,7 @@ class UnixScstCriterion(FairseqCriterion):
         return out.loss, B * K, log
 
     def reference_loss(self, model, sample):
-        """Validation: cross-entropy of the reference (decoding for the reward is --eval-cider's job)."""
+        """Validation: cross-entropy of the reference (decoding for the reward is --eval-metric cider's job)."""
         logits, _ = model(**sample["net_input"])
         out = sequence_loss(logits, sample["target"], self.padding_idx)
         n = out.ntokens
