@@ -27,7 +27,7 @@ import numpy as np
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
-from fairseq_plugins.data.tagged_dataset import SPLIT_KEY, SplitTaggedDataset, TagOverrideDataset
+from fairseq_plugins.data.tagged_dataset import SplitTaggedDataset, TagOverrideDataset
 from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig
 from unix.data.captions import check_tag_sources, first_reference, lang_of_source, photo_language_groups
 from unix.data.tokenizer import is_lang_tag

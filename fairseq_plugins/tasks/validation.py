@@ -183,7 +183,8 @@ class ValidationMixin:
                 h, r = [h[k] for k in keep], [r[k] for k in keep]
             out.update(self.fit_evaluator(split, ev).stats(h, r))
         if self.eval_print_samples and hyps:
-            logger.info("%s example: %r | references: %r", split or "valid", hyps[0], next(iter(prepared.values()))[1][0])
+            refs = next(iter(prepared.values()))[1]
+            logger.info("%s example: %r | references: %r", split or "valid", hyps[0], refs[0])
         return out
 
     def reduce_eval_metrics(self, logging_outputs) -> None:

@@ -53,21 +53,21 @@ def test_deprecated_flags_map_onto_eval_metric(tiny_corpus, caplog):
         resolve_eval_options(Caption, default)
 
 
-def test_eval_metric_bleu_equals_fairseqs_eval_bleu_over_batches(tiny_corpus):
+def test_eval_metric_bleu_equals_fairseqs_eval_bleu_over_batches(tiny_corpus, caplog):
     """``--eval-metric bleu --eval-post-process none`` logs what fairseq's own ``--eval-bleu`` computes:
     sacreBLEU of the generated pieces against the targets, counts summed over batches."""
     import sacrebleu
     from fairseq import metrics, utils
 
     task, cfg = setup(tiny_corpus / "bin", *MMT, "--eval-metric", "bleu", "--eval-post-process", "none",
-                      "--eval-args", '{"beam": 2, "max_len_b": 8}')
+                      "--eval-args", '{"beam": 2, "max_len_b": 8}', "--eval-print-samples")
     torch.manual_seed(0)
     model = task.build_model(cfg.model)
     criterion = task.build_criterion(cfg.criterion)
     task.load_dataset("valid")
     ds = task.datasets["valid"]
     batches = [ds.collater([ds[i] for i in ids]) for ids in (range(0, 5), range(5, len(ds)))]
-    with torch.no_grad(), metrics.aggregate(new_root=True) as agg:
+    with torch.no_grad(), metrics.aggregate(new_root=True) as agg, caplog.at_level(logging.INFO):
         model.eval()
         logs = [task.valid_step(b, model, criterion)[2] for b in batches]
         task.reduce_metrics(logs, criterion)
@@ -79,4 +79,5 @@ def test_eval_metric_bleu_equals_fairseqs_eval_bleu_over_batches(tiny_corpus):
             refs.append(task.tgt_dict.string(utils.strip_pad(t, task.tgt_dict.pad()).int().cpu(), None,
                                              unk_string="UNKNOWNTOKENINREF"))
     assert all(hyps) and "_sacrebleu_n" in logs[0]
+    assert any(r.getMessage().startswith("valid example: ") for r in caplog.records)  # --eval-print-samples
     assert logged["bleu"] == round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
