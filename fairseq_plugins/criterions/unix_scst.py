@@ -9,16 +9,16 @@ against the same references, as self-critical.pytorch's ``--bleu_reward_weight``
 ``-sum (r - b) log p(caption)`` (:func:`unix.losses.scst_loss`), with the baseline ``b`` the mean
 reward of the photo's other candidates (``--scst-baseline mean``) or the reward of its greedy
 caption (``greedy``). References and document frequencies come from the training split itself
-(:func:`unix.metrics.caption_eval.corpus_cider`, which the task's ``corpus_cider(split)`` caches:
-captions pooled per photo and language tag, PTB-tokenized), so
-the reward is the CIDEr-D that ``--eval-cider`` and ``fairseq-generate --scoring cider`` report.
+(the task's ``corpus_cider(split)``, computed once: captions pooled per photo and language tag,
+PTB-tokenized, the ``cider`` evaluator of :mod:`unix.metrics.evaluators`), so the reward is the
+CIDEr-D that ``--eval-metric cider`` and ``fairseq-generate --scoring cider`` report.
 
 Candidates are decoded with the model in eval mode (no dropout), then scored by one
 teacher-forced pass in train mode; the encoder runs once per photo and its output is repeated for
 the K candidates. ``sample_size`` is the number of candidates: the gradient is the mean over
 candidates. In validation the criterion reports the cross-entropy of the first reference as
 ``loss`` (in bits per token, as fairseq's criteria; the reward needs decoding: use
-``--eval-cider`` for the validation CIDEr-D).
+``--eval-metric cider`` for the validation CIDEr-D).
 
 Logged: ``loss``, ``reward`` (mean candidate reward x100: CIDEr-D, or the weighted sum),
 ``reward_cider`` / ``reward_bleu4`` / ``reward_meteor`` (its parts, x100, when a weight is set),
@@ -202,7 +202,7 @@ class UnixScstCriterion(FairseqCriterion):
         return out.loss, B * K, log
 
     def reference_loss(self, model, sample):
-        """Validation: cross-entropy of the reference (decoding for the reward is --eval-cider's job)."""
+        """Validation: cross-entropy of the reference (decoding for the reward is --eval-metric cider's job)."""
         logits, _ = model(**sample["net_input"])
         out = sequence_loss(logits, sample["target"], self.padding_idx)
         n = out.ntokens

@@ -1,7 +1,7 @@
 """Dataset wrappers that tag batches with their split or replace the language tag of every source.
 
 :data:`SPLIT_KEY` is the batch key that names the split a batch comes from: a task scoring
-generated text against the references of a split (``unix_caption --eval-cider``) and the
+generated text against the references of a split (``unix_caption --eval-metric cider``) and the
 ``unix_scst`` criterion read it, and neither needs to import the other.
 """
 

@@ -30,7 +30,7 @@ from typing import Dict, Optional
 
 from unix.data.captions import parse_generate_output
 from unix.metrics.caption import coco_scores
-from unix.metrics.caption_eval import pair_up
+from unix.data.caption_outputs import pair_up
 from unix.provenance import checkpoint_labels, provenance, results_work_dir
 from fairseq_plugins.results.common import (beside, generate_command, last_printed, printed_float, quote, run_generate,
                                  write_json, write_markdown)

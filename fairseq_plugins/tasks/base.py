@@ -5,9 +5,9 @@ is the base of the tasks on a text pair with an aligned image list (``unix_mmt``
 ``unix_caption``, ``unix_vqa``): it loads a split (text pair + images, pixels or cached
 features), puts the language tag in front of the sources, applies the image-required rule,
 builds the model from the data, picks the beam-search stopping rule (``--beam-stop``) and
-builds the generator of validation-by-generation. A subclass names its tag language, whether
-every sample needs an image, and hooks into loading (:meth:`UnixImageTask.prepare_pair`,
-:meth:`UnixImageTask.finish_split`).
+validates by generation (``--eval-metric``, :mod:`fairseq_plugins.tasks.validation`). A subclass
+names its tag language, whether every sample needs an image, and hooks into loading
+(:meth:`UnixImageTask.prepare_pair`, :meth:`UnixImageTask.finish_split`).
 """
 
 import json
@@ -27,6 +27,7 @@ from fairseq_plugins.data.image_pair_dataset import ImagePairDataset, ImageSourc
 from fairseq_plugins.data.random_order_dataset import RandomOrderDataset
 from fairseq_plugins.generation.best_stop import generator_class
 from fairseq_plugins.generation.ngram_block import fix_ngram_blocking
+from fairseq_plugins.tasks.validation import UnixEvalConfig, ValidationMixin, meter_sum  # noqa: F401 (re-exported)
 from unix.data.feature_cache import FeatureCache, check_feature_cache
 from unix.data.images import ImageError, build_transform
 from unix.data.tokenizer import check_lang_in_vocab
@@ -193,11 +194,6 @@ class ImageTaskMixin:
         return dictionary.index(tag)
 
 
-def meter_sum(meters, key: str) -> float:
-    """``meters[key].sum`` as a float: under distributed training fairseq sums logging outputs as tensors."""
-    return float(meters[key].sum)
-
-
 def check_nonempty(dataset, prefix: str, min_src: int = 1, allow_empty_source: bool = False) -> None:
     """Raise naming the first empty sentence (only ``</s>``, plus the language tag) of a split."""
     for side, sizes, min_len in (("source", dataset.src_sizes, min_src), ("target", dataset.tgt_sizes, 1)):
@@ -218,19 +214,21 @@ def beam_stop_field(default: str):
 
 
 @dataclass
-class UnixImageTaskConfig(TranslationConfig, UnixImageDataConfig):
-    """Options of every :class:`UnixImageTask`: fairseq's translation options, the image options, ``--beam-stop``."""
+class UnixImageTaskConfig(TranslationConfig, UnixImageDataConfig, UnixEvalConfig):
+    """Options of every :class:`UnixImageTask`: fairseq's translation options, the image options,
+    ``--beam-stop`` and validation by generation (``--eval-metric``)."""
 
     beam_stop: ChoiceEnum(STOP_RULES) = beam_stop_field("fairseq")
 
 
-class UnixImageTask(ImageTaskMixin, TranslationTask):
+class UnixImageTask(ImageTaskMixin, ValidationMixin, TranslationTask):
     """A text pair with an aligned image list (``<split>.<image-list-suffix>``, pixels or cached features).
 
     A subclass sets :attr:`image_required` (every sample needs an image; :attr:`sample_noun` and
     :attr:`missing_image` word its two errors, kept as the tests pin them), overrides :meth:`tag_lang` (the language whose tag goes in front of every source),
-    :meth:`eval_generation_args` (JSON generation options of validation-by-generation, or
-    ``None``) and the loading hooks :meth:`pair_options`, :meth:`prepare_pair`, :meth:`finish_split`.
+    the loading hooks :meth:`pair_options`, :meth:`prepare_pair`, :meth:`finish_split`, and sets
+    the defaults of validation by generation (:class:`~fairseq_plugins.tasks.validation.ValidationMixin`).
+    fairseq's own ``--eval-bleu`` is mapped onto ``--eval-metric bleu``.
     """
 
     task_name = "unix image task"  # for messages
@@ -244,6 +242,7 @@ class UnixImageTask(ImageTaskMixin, TranslationTask):
         lang = self.tag_lang()
         self.tag_idx = self.lang_tag_index(lang, src_dict) if lang else None
         self.eval_generator = None
+        self.setup_validation(cfg)
         for flag, rule in (("best_beam_stop", "best"), ("fairseq_beam_stop", "fairseq")):
             if getattr(cfg, flag, False):
                 logger.warning("--%s is deprecated and goes in the next release: use --beam-stop %s",
@@ -258,7 +257,7 @@ class UnixImageTask(ImageTaskMixin, TranslationTask):
 
     def eval_generation_args(self) -> Optional[str]:
         """JSON generation options of validation-by-generation (``None``: validation does not generate)."""
-        return None
+        return self.eval_args if self.evaluators else None
 
     # -- data ------------------------------------------------------------------------------------
     def pair_options(self, split: str) -> dict:
@@ -284,6 +283,7 @@ class UnixImageTask(ImageTaskMixin, TranslationTask):
         prefix = os.path.join(data_path, f"{split}.{src}-{tgt}")
         check_nonempty(dataset, prefix, min_src=2 if self.tag_idx is not None else 1)
         dataset = self.prepare_pair(split, dataset, prefix)
+        self.forget_split(split, dataset)
         self.datasets[split] = self.finish_split(split, dataset, self.attach_images(split, dataset))
 
     def prepare_pair(self, split: str, dataset, prefix: str):
@@ -310,7 +310,7 @@ class UnixImageTask(ImageTaskMixin, TranslationTask):
     def build_model(self, cfg, from_checkpoint=False):
         """fairseq's model, with its image settings from the data, and the validation generator."""
         self.prepare_model_cfg(cfg)
-        model = super().build_model(cfg, from_checkpoint)
+        model = super(TranslationTask, self).build_model(cfg, from_checkpoint)  # not its --eval-bleu: ours
         args = self.eval_generation_args()
         if args is not None:
             self.eval_generator = self.build_generator([model], Namespace(**json.loads(args or "{}")))
@@ -321,3 +321,19 @@ class UnixImageTask(ImageTaskMixin, TranslationTask):
         """fairseq's generator; plain beam search stops by :attr:`beam_stop` (``--beam-stop``)."""
         cls = generator_class(self.beam_stop == "best", args, seq_gen_cls, prefix_allowed_tokens_fn)
         return super().build_generator(models, args, cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
+
+    # -- validation (TranslationTask's --eval-bleu is mapped onto --eval-metric bleu) ------------------
+    def loss_sample(self, sample):
+        """The sample whose validation loss is computed (by default ``sample``)."""
+        return sample
+
+    def valid_step(self, sample, model, criterion):
+        loss, sample_size, logging_output = super(TranslationTask, self).valid_step(
+            self.loss_sample(sample), model, criterion)
+        if self.evaluators:
+            logging_output.update(self.eval_statistics(sample, model))
+        return loss, sample_size, logging_output
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super(TranslationTask, self).reduce_metrics(logging_outputs, criterion)
+        self.reduce_eval_metrics(logging_outputs)

@@ -8,14 +8,15 @@ whose target holds all its references joined by ``<sep>``. Every split has an im
 ``<split>.images.txt`` (one photo per sample, no empty line), read as pixels (``--image-root``)
 or as cached backbone features (``--image-features``; checked against the model's backbone).
 
-Validation: the loss is computed on the first reference of each photo; with ``--eval-cider`` the
-model also generates one caption per photo and logs ``cider`` (corpus CIDEr-D x100, pycocoevalcap)
-and ``bleu4`` (corpus BLEU-4 x100, pycocoevalcap, from n-gram statistics summed over batches),
-either usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``; with
-``--eval-meteor`` also ``meteor`` (corpus METEOR 1.5 x100 of the English photos, pycocoevalcap's,
-from METEOR statistics summed over batches; one METEOR process is kept open). The statistics and
-scores are :mod:`unix.metrics.caption_eval`'s; loading, images, the model and ``--beam-stop`` are
-:class:`~fairseq_plugins.tasks.base.UnixImageTask`'s.
+Validation: the loss is computed on the first reference of each photo; with ``--eval-metric
+cider,bleu4`` the model also generates one caption per photo (greedy, at most 40 tokens, unless
+``--eval-args``) and logs ``cider`` (corpus CIDEr-D x100, pycocoevalcap, document frequencies of
+the split) and ``bleu4`` (corpus BLEU-4 x100, pycocoevalcap), against all references of the photo
+in its language, either usable as ``--best-checkpoint-metric cider --maximize-best-checkpoint-metric``;
+``meteor`` adds corpus METEOR 1.5 x100 of the English photos (one METEOR process kept open).
+Scores come from statistics summed over batches (:mod:`unix.metrics.evaluators`); the deprecated
+``--eval-cider`` (``--eval-meteor``) means ``--eval-metric cider,bleu4`` (``,meteor``). Loading,
+images, the model, ``--beam-stop`` and validation are :class:`~fairseq_plugins.tasks.base.UnixImageTask`'s.
 """
 
 import logging
@@ -23,19 +24,17 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-from fairseq import metrics
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
-from fairseq_plugins.data.tagged_dataset import SPLIT_KEY, SplitTaggedDataset, TagOverrideDataset
-from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig, meter_sum
+from fairseq_plugins.data.tagged_dataset import SplitTaggedDataset, TagOverrideDataset
+from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig
 from unix.data.captions import check_tag_sources, first_reference, lang_of_source, photo_language_groups
 from unix.data.tokenizer import is_lang_tag
 from unix.generation.mbr import UTILITIES, mbr_rerank
-from unix.metrics import caption_eval
-from unix.metrics.caption import CorpusCiderD, ptb_tokenize
-from unix.metrics.meteor import MeteorStatistics
-from unix.metrics.references import SEP, split_references
+from unix.metrics.caption import CorpusCiderD
+from unix.metrics.evaluators import CiderEvaluator
+from unix.metrics.references import SEP
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +48,8 @@ class UnixCaptionConfig(UnixImageTaskConfig):
                 "the test photos in fr); scores against the split's own references are then meaningless "
                 "unless the split is in this language"})
     eval_cider: bool = field(default=False, metadata={
-        "help": "generate on the validation sets and log 'cider' (CIDEr-D x100 against all references)"})
-    eval_cider_args: str = field(default='{"beam": 1, "max_len_a": 0, "max_len_b": 40}', metadata={
-        "help": "generation args for --eval-cider, as JSON"})
+        "help": "deprecated (goes in the next release): --eval-metric cider,bleu4"})
+    eval_cider_args: Optional[str] = field(default=None, metadata={"help": "deprecated: --eval-args"})
     best_beam_stop: bool = field(default=False, metadata={
         "help": "deprecated (goes in the next release): --beam-stop best"})
     group_by_photo: bool = field(default=False, metadata={
@@ -61,8 +59,7 @@ class UnixCaptionConfig(UnixImageTaskConfig):
                 "pays with pixels, not with --image-features (examples/captioning); not for --criterion "
                 "unix_scst, whose batches should be distinct photos"})
     eval_meteor: bool = field(default=False, metadata={
-        "help": "with --eval-cider: also log 'meteor' (corpus METEOR x100 of the English validation photos; "
-                "pycocoevalcap's METEOR 1.5 is English-only; needs java)"})
+        "help": "deprecated (goes in the next release): with --eval-cider, --eval-metric cider,bleu4,meteor"})
     mbr_utility: Optional[str] = field(default=None, metadata={
         "help": "rerank the beam's candidates of each photo by minimum Bayes risk: the caption of highest "
                 "expected utility ('bleu' or 'cider', unix.generation.mbr) against all candidates, weighted "
@@ -74,8 +71,7 @@ class UnixCaptionConfig(UnixImageTaskConfig):
     mbr_weights: ChoiceEnum(["logprob", "score"]) = field(default="logprob", metadata={
         "help": "with --mbr-utility: what --mbr-alpha scales, the candidate's total log-probability or "
                 "beam search's length-normalised score"})
-    eval_cider_print_samples: bool = field(default=False, metadata={
-        "help": "log one generated caption and its references per validation batch"})
+    eval_cider_print_samples: bool = field(default=False, metadata={"help": "deprecated: --eval-print-samples"})
 
 
 @register_task("unix_caption", dataclass=UnixCaptionConfig)
@@ -87,6 +83,8 @@ class UnixCaptionTask(UnixImageTask):
     sample_noun = "caption"
     missing_image = "empty line, but every caption needs its photo"
     backbone_checks = True
+    eval_args_default = '{"beam": 1, "max_len_a": 0, "max_len_b": 40}'
+    eval_unk = ("<unk>", "<<unk>>")
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
@@ -101,20 +99,13 @@ class UnixCaptionTask(UnixImageTask):
         if cfg.caption_lang:
             self.caption_lang_idx = self.lang_tag_index(cfg.caption_lang, src_dict)
         self.sep_idx = tgt_dict.index(SEP) if SEP in tgt_dict.indices else None
-        if cfg.eval_cider and self.sep_idx is None:
-            raise ValueError(f"--eval-cider needs the reference separator {SEP} in the dictionary of {cfg.data}")
+        if self.evaluators and self.sep_idx is None:
+            raise ValueError(f"--eval-metric needs the reference separator {SEP} in the dictionary of {cfg.data}")
         if cfg.mbr_utility is not None and cfg.mbr_utility not in UTILITIES:
             raise ValueError(f"--mbr-utility {cfg.mbr_utility!r}: choose from {', '.join(UTILITIES)}")
-        if cfg.eval_meteor and not cfg.eval_cider:
-            raise ValueError("--eval-meteor needs --eval-cider (it scores the captions --eval-cider generates)")
-        self._meteor: Optional[MeteorStatistics] = None
-        self._pairs: Dict[str, object] = {}
-        self._cider: Dict[str, Tuple[CorpusCiderD, List[List[str]]]] = {}
         self.train_input_groups: Optional[np.ndarray] = None  # (N,) with --group-by-photo
 
-    def eval_generation_args(self):
-        return self.cfg.eval_cider_args if self.cfg.eval_cider else None
-
+    _pairs = property(lambda self: self.eval_pairs)  # the text pair of every split (after --caption-lang)
     cider_generator = property(lambda self: self.eval_generator,
                                lambda self, generator: setattr(self, "eval_generator", generator))
 
@@ -133,8 +124,6 @@ class UnixCaptionTask(UnixImageTask):
                                "meaningless", split, self.cfg.caption_lang,
                                ", ".join(sorted(self.src_dict[t] for t in own)))
             dataset.src = TagOverrideDataset(dataset.src, self.caption_lang_idx)
-        self._pairs[split] = dataset
-        self._cider.pop(split, None)
         return dataset
 
     def finish_split(self, split, pair, dataset):
@@ -173,78 +162,30 @@ class UnixCaptionTask(UnixImageTask):
         out["ntokens"] = int(target.ne(self.tgt_dict.pad()).sum())
         return out
 
+    loss_sample = first_reference_sample
+
+    def eval_reference_keys(self, split):
+        """(photo, language tag) of every sample: a caption is scored against all captions of its photo
+        in its language (an evaluation sample holds them all; a training sample one of them)."""
+        pair = self.eval_pairs[split]
+        images = getattr(self.datasets[split].dataset, "images", None)  # None: --no-images
+        photos = images.paths if images is not None else None
+        return [(photos[i] if photos is not None else i, int(pair.src[i][0])) for i in range(len(pair))]
+
     def corpus_cider(self, split: str) -> Tuple[CorpusCiderD, List[List[str]]]:
-        """CIDEr-D of ``split`` and the tokenized references per sample (:func:`unix.metrics.caption_eval.
-        corpus_cider`; references pooled per photo and language tag), computed once."""
-        if split not in self._cider:
-            pair = self._pairs[split]
-            refs = [split_references(self.tgt_dict.string(pair.tgt[i], "sentencepiece", escape_unk=True))
-                    for i in range(len(pair))]
-            images = getattr(self.datasets[split].dataset, "images", None)  # None: --no-images
-            photos = images.paths if images is not None else None
-            keys = [(photos[i] if photos is not None else i, int(pair.src[i][0])) for i in range(len(pair))]
-            self._cider[split] = caption_eval.corpus_cider(split, refs, keys)
-        return self._cider[split]
+        """CIDEr-D with the document frequencies of ``split``'s references (pooled per photo and language
+        tag, PTB-tokenized) and the references of every sample, computed once (also the SCST reward's)."""
+        cider = self.fit_evaluator(split, _CIDER)
+        sets, set_of = self.eval_corpus(split, _CIDER)
+        return cider.cider, [sets[g] for g in set_of]
 
     def caption_langs(self, split: str, ids: List[int]) -> List[str]:
         """Language code of the tag of every sample ``ids`` of ``split`` (``"en"`` for ``__en__``)."""
-        pair = self._pairs[split]
+        pair = self.eval_pairs[split]
         return [lang_of_source(self.src_dict[int(pair.src[i][0])]) for i in ids]
 
-    def cider_of_batch(self, sample, model) -> Dict[str, float]:
-        """Generate one caption per photo of a validation batch and score it against all its references.
+    def eval_languages(self, split, ids):
+        return self.caption_langs(split, ids) if split is not None else None
 
-        Returns:
-            logging entries: ``_cider_sum`` (sum of per-photo CIDEr-D), ``_cider_n`` (photos) and
-            ``_bleu_<stat>`` (the batch's corpus-BLEU statistics, summed over its photos).
-        """
-        split = sample.get(SPLIT_KEY)
-        if split is None or split not in self._pairs:
-            raise RuntimeError("--eval-cider: batch without a known split (was it loaded by unix_caption?)")
-        cider, refs_tok = self.corpus_cider(split)
-        gen_out = self.inference_step(self.eval_generator, [model], sample, prefix_tokens=None)
-        # decoded as fairseq-generate --post-process sentencepiece does, so both give the same CIDEr-D
-        hyps = [self.tgt_dict.string(g[0]["tokens"].int().cpu(), "sentencepiece") for g in gen_out]
-        ids = sample["id"].tolist()
-        hyps_tok, refs = ptb_tokenize(hyps), [refs_tok[i] for i in ids]
-        out = caption_eval.cider_bleu_statistics(cider, hyps_tok, refs)
-        if self.cfg.eval_cider_print_samples and hyps:
-            logger.info("%s example: %r | references: %r", split, hyps[0], refs_tok[ids[0]])
-        if self.cfg.eval_meteor:
-            out.update(caption_eval.meteor_statistics(self.meteor_scorer(), hyps_tok, refs,
-                                                      self.caption_langs(split, ids)))
-        return out
 
-    def meteor_scorer(self) -> MeteorStatistics:
-        if self._meteor is None:
-            self._meteor = MeteorStatistics()
-        return self._meteor
-
-    def valid_step(self, sample, model, criterion):
-        loss, sample_size, logging_output = super().valid_step(self.first_reference_sample(sample), model, criterion)
-        if self.cfg.eval_cider:
-            logging_output.update(self.cider_of_batch(sample, model))
-        return loss, sample_size, logging_output
-
-    def reduce_metrics(self, logging_outputs, criterion):
-        super().reduce_metrics(logging_outputs, criterion)
-        if not self.cfg.eval_cider:
-            return
-
-        def log_sums(keys):
-            for key in keys:
-                metrics.log_scalar_sum(key, sum(log.get(key, 0) for log in logging_outputs))
-
-        def summed(keys):
-            return lambda meters: {key: meter_sum(meters, key) for key in keys}
-
-        if sum(log.get("_cider_n", 0) for log in logging_outputs) > 0:  # validation batches only
-            keys = caption_eval.CIDER_KEYS + caption_eval.BLEU_KEYS
-            log_sums(keys)
-            metrics.log_derived("cider", lambda m: caption_eval.cider_score(summed(keys)(m)))
-            metrics.log_derived("bleu4", lambda m: caption_eval.bleu4_score(summed(keys)(m)))
-        if sum(log.get(f"{caption_eval.METEOR_KEY}n", 0) for log in logging_outputs) > 0:
-            meteor_keys = caption_eval.meteor_keys(logging_outputs)
-            log_sums(meteor_keys)
-            metrics.log_derived("meteor", lambda m: caption_eval.meteor_score(
-                self.meteor_scorer(), summed(meteor_keys)(m), meteor_keys))
+_CIDER = CiderEvaluator()  # unfitted: fit_evaluator gives each split its own

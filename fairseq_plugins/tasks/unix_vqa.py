@@ -4,32 +4,31 @@ Data: what ``fairseq-preprocess -s question -t answer`` writes with the one shar
 plus per split an image list ``<split>.<image-list-suffix>`` aligned with the questions (every
 question needs an image). Training targets hold one answer; evaluation targets may hold the
 answers of several annotators joined by ``<sep>`` (their validation *loss* then covers the
-whole joined string; use ``--eval-accuracy``). The answer-language tag (``__en__``) is put in
+whole joined string; use ``--eval-metric accuracy``). The answer-language tag (``__en__``) is put in
 front of every question. ``unix-prepare-easy-vqa`` writes this layout; see
 ``examples/vqa/README.md``.
 
 Options beyond ``unix_mmt``'s: ``--constraint-answers FILE`` (closed-set decoding: beam search
 only produces answers of the list, see :mod:`fairseq_plugins.generation.trie_generator`) and
-``--eval-accuracy`` (generate on the valid set and log ``accuracy``, the VQA accuracy in percent)
-and ``--balance-answers`` (answer-balanced training draws, :mod:`unix.data.answer_balance`).
+``--balance-answers`` (answer-balanced training draws, :mod:`unix.data.answer_balance`).
+``--eval-metric accuracy`` logs ``accuracy``, the VQA accuracy in percent (``{"beam": 5}`` unless
+``--eval-args``); the deprecated ``--eval-accuracy*`` flags map onto it.
 """
 
 import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-from fairseq import metrics, utils
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 
 from fairseq_plugins.generation.best_stop import NOT_PLAIN_BEAM, positive
 from fairseq_plugins.generation.trie_generator import (BestStopTrieGenerator, TrieConstrainedSequenceGenerator,
                                                        load_answer_trie)
-from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig, beam_stop_field, meter_sum
+from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig, beam_stop_field
 from unix.data.answer_balance import AnswerTemplater, answer_balance_weights, balance_summary
 from unix.generation.beam_search import STOP_RULES
 from unix.metrics.references import SEP
-from unix.metrics.vqa import batch_vqa_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +56,11 @@ class UnixVQAConfig(UnixImageTaskConfig):
     fairseq_beam_stop: bool = field(default=False, metadata={
         "help": "deprecated (goes in the next release): --beam-stop fairseq"})
     eval_accuracy: bool = field(default=False, metadata={
-        "help": "generate answers on the valid set and log 'accuracy' (VQA accuracy, percent)"})
-    eval_accuracy_args: Optional[str] = field(default='{"beam": 5}', metadata={
-        "help": "generation arguments for --eval-accuracy, as JSON"})
+        "help": "deprecated (goes in the next release): --eval-metric accuracy"})
+    eval_accuracy_args: Optional[str] = field(default=None, metadata={"help": "deprecated: --eval-args"})
     eval_accuracy_post_process: Optional[str] = field(default="sentencepiece", metadata={
-        "help": "post-process of answers and references before scoring (as --post-process)"})
-    eval_accuracy_print_samples: bool = field(default=False, metadata={
-        "help": "log a generated answer and its references for every valid batch"})
+        "help": "deprecated: --eval-post-process"})
+    eval_accuracy_print_samples: bool = field(default=False, metadata={"help": "deprecated: --eval-print-samples"})
 
 
 # generation options that closed-set decoding cannot honour -> "is it switched on?"
@@ -82,6 +79,8 @@ class UnixVQATask(UnixImageTask):
     sample_noun = "question"
     missing_image = "question without an image (empty line); every unix_vqa question needs one"
     beam_stop_default = "best"
+    eval_args_default = '{"beam": 5}'
+    eval_unk = ("<unk>", "<unk>")
 
     def __init__(self, cfg, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -90,9 +89,6 @@ class UnixVQATask(UnixImageTask):
 
     def tag_lang(self):
         return self.cfg.answer_lang if self.cfg.lang_tag else None
-
-    def eval_generation_args(self):
-        return (self.cfg.eval_accuracy_args or "{}") if self.cfg.eval_accuracy else None
 
     # -- data ----------------------------------------------------------------------------------
     def prepare_pair(self, split, dataset, prefix):
@@ -130,7 +126,7 @@ class UnixVQATask(UnixImageTask):
                 bad_sep.append((i, tokens))
             elif self.answer_trie is not None and tokens not in self.answer_trie:
                 bad_answer.append((i, tokens))
-        text = lambda tokens: self.tgt_dict.string(tokens, self.cfg.eval_accuracy_post_process)  # noqa: E731
+        text = lambda tokens: self.tgt_dict.string(tokens, self.eval_post_process)  # noqa: E731
         if bad_sep:
             i, tokens = bad_sep[0]
             raise ValueError(f"{where}: line {i + 1}: training answer {text(tokens)!r} joins "
@@ -170,35 +166,3 @@ class UnixVQATask(UnixImageTask):
         extra = dict(extra_gen_cls_kwargs or {}, answer_trie=self.answer_trie)
         cls = BestStopTrieGenerator if self.beam_stop == "best" else TrieConstrainedSequenceGenerator
         return super().build_generator(models, args, seq_gen_cls=cls, extra_gen_cls_kwargs=extra)
-
-    # -- validation accuracy -------------------------------------------------------------------
-    def valid_step(self, sample, model, criterion):
-        loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        if self.cfg.eval_accuracy:
-            preds, targets = self.generate_answers(sample, model)
-            accs = batch_vqa_accuracy(preds, targets)
-            logging_output["_vqa_acc_sum"] = sum(accs)
-            logging_output["_vqa_count"] = len(accs)
-            if self.cfg.eval_accuracy_print_samples and preds:
-                logger.info("example answer: %r, references: %r", preds[0], targets[0])
-        return loss, sample_size, logging_output
-
-    def generate_answers(self, sample, model):
-        """Beam-search answers of a batch: (predicted strings, target strings), both post-processed."""
-        gen_out = self.inference_step(self.eval_generator, [model], sample, prefix_tokens=None)
-        pp = self.cfg.eval_accuracy_post_process
-        preds = [self.tgt_dict.string(hypos[0]["tokens"].int().cpu(), pp) for hypos in gen_out]
-        targets = [self.tgt_dict.string(utils.strip_pad(t, self.tgt_dict.pad()).int().cpu(), pp)
-                   for t in sample["target"]]
-        return preds, targets
-
-    def reduce_metrics(self, logging_outputs, criterion):
-        super().reduce_metrics(logging_outputs, criterion)
-        if not self.cfg.eval_accuracy:
-            return
-        count = sum(log.get("_vqa_count", 0) for log in logging_outputs)
-        if count > 0:
-            metrics.log_scalar("_vqa_acc_sum", sum(log.get("_vqa_acc_sum", 0.0) for log in logging_outputs))
-            metrics.log_scalar("_vqa_count", count)
-            metrics.log_derived("accuracy",
-                                lambda m: round(100.0 * meter_sum(m, "_vqa_acc_sum") / meter_sum(m, "_vqa_count"), 2))

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional
 from unix.data.captions import CaptionDataError, join_pieces, parse_generate_output
 from unix.data.images import load_image, read_image_list
 from unix.gallery import write_caption_page, write_contact_sheet
-from unix.metrics.caption_eval import read_references
+from unix.data.caption_outputs import read_references
 
 logger = logging.getLogger("gallery")
 

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 from unix.data.captions import CaptionDataError
 from unix.data.generate_output import GenerateOutputError, read_generate_output
 from unix.generation.mbr import UTILITIES, mbr_order, words
-from unix.metrics.caption_eval import hypothesis
+from unix.data.caption_outputs import hypothesis
 
 logger = logging.getLogger("mbr_captions")
 LN2 = math.log(2.0)

@@ -29,7 +29,7 @@ from typing import Dict, List, Sequence
 
 from unix.data.captions import CaptionDataError, lang_of_source, parse_generate_output
 from unix.metrics.caption import bleu_statistics, cider_d, coco_scores, ptb_tokenize, ptb_tokenize_groups
-from unix.metrics.caption_eval import hypothesis, pair_up
+from unix.data.caption_outputs import hypothesis, pair_up
 from unix.metrics.meteor import MeteorStatistics
 
 logger = logging.getLogger("score_captions")

@@ -4,7 +4,7 @@ and corpus scores.
 pycocoevalcap starts a JVM (about 2 GB, ten seconds to load its paraphrase tables) per ``Meteor()``
 and runs METEOR 1.5 with English resources only (``-l en -norm``). Corpus scores
 (:func:`unix.metrics.caption.coco_scores`), rewards computed every update (:class:`SentenceMeteor`),
-validation (``unix_caption --eval-meteor``) and bootstrap intervals
+validation (``--eval-metric meteor``, :mod:`unix.metrics.evaluators`) and bootstrap intervals
 (:func:`unix.metrics.bootstrap.bootstrap_meteor`) all go through :class:`MeteorStatistics`.
 """
 
