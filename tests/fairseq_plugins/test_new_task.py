@@ -24,7 +24,8 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("colour_task")
     d = {"bin": prepare(root), "images": root / "images", "save": root / "ckpt"}
     proc = run(["fairseq-train", d["bin"], "--user-dir", TASK_DIR, "--task", "unix_colour_test", "--arch", "unix_tiny",
-                "--image-root", d["images"], "--image-encoder", "test_efficientnet", "--eval-accuracy",
+                "--image-root", d["images"], "--image-encoder", "test_efficientnet", "--eval-metric", "accuracy",
+                "--eval-args", '{"beam": 1, "max_len_b": 5}',
                 "--criterion", "cross_entropy", "--optimizer", "adam", "--lr", "0.005", "--dropout", "0",
                 "--batch-size", "8", "--max-update", "100", "--validate-interval", "5", "--save-dir", d["save"],
                 "--no-epoch-checkpoints", "--no-progress-bar", "--log-format", "simple", "--log-interval", "4",

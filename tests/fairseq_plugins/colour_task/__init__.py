@@ -2,7 +2,7 @@
 
 README's "Add a task" example: a new image task, its data included, as a subclass of ``UnixImageTask``
 (which loads the text pair + image list, checks the images, builds the model and the validation
-generator); it adds exact-match ``--eval-accuracy``. ``tests/fairseq_plugins/test_new_task.py`` trains
+generator, and validation-by-generation: ``--eval-metric accuracy``). ``tests/fairseq_plugins/test_new_task.py`` trains
 it (``fairseq-train --user-dir tests/fairseq_plugins/colour_task``) and evaluates it (fairseq-generate).
 """
 
@@ -10,11 +10,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fairseq import metrics
 from fairseq.tasks import register_task
 
 import fairseq_plugins  # noqa: F401  (registers the unix model and its sizes, --arch unix_tiny)
-from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig, meter_sum
+from fairseq_plugins.tasks.base import UnixImageTask, UnixImageTaskConfig
 
 
 def prepare(root: Path, langs=("en", "de", "fr"), held_out: str = "square") -> Path:
@@ -47,33 +46,12 @@ def prepare(root: Path, langs=("en", "de", "fr"), held_out: str = "square") -> P
 class ColourConfig(UnixImageTaskConfig):
     source_lang: str = field(default="tag", metadata={"help": "file suffix of the language tags"})
     target_lang: str = field(default="colour", metadata={"help": "file suffix of the colour names"})
-    eval_accuracy: bool = field(default=False, metadata={"help": "log exact-match 'accuracy' on valid"})
 
 
 @register_task("unix_colour_test", dataclass=ColourConfig)
 class ColourTask(UnixImageTask):
-    """Name the colour of the photo in the language of the source tag (greedy validation)."""
+    """Name the colour of the photo in the language of the source tag (validation: the base's
+    ``--eval-metric accuracy``, exact match of the generated and the reference colour)."""
 
     task_name = "unix_colour_test"
     image_required = True  # one error, naming the image list and line, for a sample without a photo
-
-    def eval_generation_args(self):
-        return '{"beam": 1, "max_len_b": 5}' if self.cfg.eval_accuracy else None
-
-    def valid_step(self, sample, model, criterion):
-        loss, sample_size, log = super().valid_step(sample, model, criterion)
-        if self.cfg.eval_accuracy:
-            hyps = self.inference_step(self.eval_generator, [model], sample, prefix_tokens=None)
-            pad = self.tgt_dict.pad()
-            log["_hits"] = sum(self.tgt_dict.string(h[0]["tokens"]) == self.tgt_dict.string(t[t != pad])
-                               for h, t in zip(hyps, sample["target"]))
-            log["_count"] = len(hyps)
-        return loss, sample_size, log
-
-    def reduce_metrics(self, logging_outputs, criterion):
-        super().reduce_metrics(logging_outputs, criterion)
-        count = sum(log.get("_count", 0) for log in logging_outputs)
-        if count:  # validation with --eval-accuracy
-            metrics.log_scalar("_hits", sum(log.get("_hits", 0) for log in logging_outputs))
-            metrics.log_scalar("_count", count)
-            metrics.log_derived("accuracy", lambda m: round(100 * meter_sum(m, "_hits") / meter_sum(m, "_count"), 2))
