@@ -9,7 +9,8 @@ import torch
 
 import fairseq_plugins  # noqa: F401  (patches fairseq's checkpoint loading, registers tasks)
 from fairseq_plugins.checkpoint import UnsafeCheckpointError
-from tests.fairseq_plugins.test_unix_mmt import ENV, train
+from tests.fairseq_plugins.commands import ENV
+from tests.fairseq_plugins.test_unix_mmt import train
 from unix.checkpoint import CheckpointError, load_model
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fairseq_plugins.colour_task import prepare
-from tests.fairseq_plugins.test_unix_caption_e2e import run
+from tests.fairseq_plugins.commands import run
 
 TASK_DIR = Path(__file__).parent / "colour_task"
 

@@ -1,27 +1,17 @@
 """unix_caption end to end: stock fairseq-train (--eval-cider) and fairseq-generate --scoring cider."""
 
-import os
 import re
 import shutil
-import subprocess
 
 import pytest
 import torch
 
 from tests.caption_data import direct_bleu4, direct_cider, prepare_tiny
 from unix.data.feature_cache import build_feature_cache
+from tests.fairseq_plugins.commands import USER_DIR, run
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="CIDEr's PTB tokenizer needs java")
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-USER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "fairseq_plugins")
-
-
-def run(cmd):
-    proc = subprocess.run([str(c) for c in cmd], env=ENV, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed:\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")

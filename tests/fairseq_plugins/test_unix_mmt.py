@@ -1,26 +1,16 @@
 """unix_mmt end to end: stock fairseq-train and fairseq-generate on a tiny generated corpus."""
 
-import os
-import subprocess
 
 import pytest
 import torch
 
 from unix.data.feature_cache import build_feature_cache
 from unix.data.images import read_image_list
+from tests.fairseq_plugins.commands import USER_DIR, run
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-USER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "fairseq_plugins")
 TRAIN_ARGS = ["--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--optimizer", "adam",
               "--lr", "0.003", "--max-tokens", "500", "--no-progress-bar", "--log-format", "simple",
               "--log-interval", "1", "--num-workers", "0", "--seed", "1"]
-
-
-def run(cmd, **kw):
-    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, **kw)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def train(corpus, save, *extra, updates=6):

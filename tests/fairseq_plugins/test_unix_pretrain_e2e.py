@@ -2,14 +2,12 @@
 
 import json
 import os
-import subprocess
 
 import pytest
 
 from tests.pretrain_data import build_pretrain_streams
+from tests.fairseq_plugins.commands import USER_DIR, run as run_command
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-USER_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "fairseq_plugins")
 COMMON = ["--optimizer", "adam", "--lr", "0.003", "--max-tokens", "400", "--no-progress-bar", "--log-format",
           "simple", "--log-interval", "1", "--num-workers", "0", "--seed", "1"]
 OBJECTIVE_TAGS = ["caption_loss", "mt_loss", "mmt_loss", "denoise_loss", "itc_loss", "xlc_loss", "itm_loss",
@@ -17,9 +15,7 @@ OBJECTIVE_TAGS = ["caption_loss", "mt_loss", "mmt_loss", "denoise_loss", "itc_lo
 
 
 def run(cmd):
-    proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    proc = run_command(cmd)
     return proc.stdout + proc.stderr
 
 

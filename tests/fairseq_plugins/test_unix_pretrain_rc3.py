@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from tests.fairseq_plugins.test_unix_pretrain_e2e import COMMON, ENV, USER_DIR
+from tests.fairseq_plugins.commands import ENV, USER_DIR
+from tests.fairseq_plugins.test_unix_pretrain_e2e import COMMON
 from tests.pretrain_data import build_pretrain_streams
 from unix.data.relevance import write_relevance
 

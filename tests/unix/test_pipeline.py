@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.fairseq_plugins.test_unix_caption_e2e import USER_DIR, run  # the tests' fairseq command runner
+from tests.fairseq_plugins.commands import USER_DIR, run
 from tests.unix.model_fixtures import make_checkpoint
 from unix.data.images import ImageError
 from unix.data.inputs import InputError
