@@ -23,8 +23,7 @@ import math
 import sys
 from typing import Dict, List, Optional
 
-from unix.data.captions import CaptionDataError
-from unix.data.generate_output import GenerateOutputError, read_generate_output
+from unix.data.captions import CaptionDataError, read_caption_samples
 from unix.generation.mbr import UTILITIES, mbr_order, words
 from unix.data.caption_outputs import hypothesis
 
@@ -64,10 +63,7 @@ def read_nbest(path: str) -> Dict[int, Dict[str, object]]:
         CaptionDataError: naming file and line for a malformed line, a ``P-`` line without its
             hypothesis, or a hypothesis without ``P-`` scores.
     """
-    try:
-        samples = read_generate_output(path)
-    except GenerateOutputError as e:
-        raise CaptionDataError(str(e)) from None
+    samples = read_caption_samples(path)
     out: Dict[int, Dict[str, object]] = {}
     for sid, sample in samples.items():
         entry: Dict[str, object] = {"hyps": []}

@@ -206,6 +206,15 @@ class CaptionSet:
         return sum(1 for x in n if x), sum(n)
 
 
+def read_caption_samples(path: str):
+    """:func:`~unix.data.generate_output.read_generate_output` of a caption output; its errors are
+    :class:`CaptionDataError` (what the caption tools report)."""
+    try:
+        return read_generate_output(path)
+    except GenerateOutputError as e:
+        raise CaptionDataError(str(e)) from None
+
+
 def parse_generate_output(path: str) -> Dict[int, Dict[str, str]]:
     """Read a ``fairseq-generate`` output: sample id -> ``{"S", "T", "H", "D"}`` strings.
 
@@ -215,10 +224,7 @@ def parse_generate_output(path: str) -> Dict[int, Dict[str, str]]:
     Raises:
         CaptionDataError: on a malformed line (file and line named) or if no hypothesis is found.
     """
-    try:
-        samples = read_generate_output(path)
-    except GenerateOutputError as e:
-        raise CaptionDataError(str(e)) from None
+    samples = read_caption_samples(path)
     out: Dict[int, Dict[str, str]] = {}
     for sid, sample in samples.items():
         entry = out.setdefault(sid, {})
