@@ -2,7 +2,8 @@
 
 Tasks: ``caption`` (examples/captioning), ``mmt`` (examples/multi30k_mmt, our protocol),
 ``mmt-protocol`` (examples/multi30k_mmt, the published tok-bpe protocol), ``vqa`` (examples/vqa),
-``pretrain`` (examples/pretraining). ``unix-results TASK --help`` lists a task's options. Every
+``pretrain`` (examples/pretraining), ``crosslingual`` (examples/pretraining: zero-shot VQA and
+retrieval per language). ``unix-results TASK --help`` lists a task's options. Every
 table starts with the command that wrote it, the commit of the code and the time, and comes with
 a JSON file of its rows.
 """
@@ -13,11 +14,12 @@ import sys
 from typing import List, Optional
 
 from unix.provenance import command_line
-from fairseq_plugins.results import caption, mmt, mmt_protocol, pretrain, vqa
+from fairseq_plugins.results import caption, crosslingual, mmt, mmt_protocol, pretrain, vqa
 from fairseq_plugins.results.common import task_parser
 
 PROG = "unix-results"
-TASKS = {"caption": caption, "mmt": mmt, "mmt-protocol": mmt_protocol, "vqa": vqa, "pretrain": pretrain}
+TASKS = {"caption": caption, "mmt": mmt, "mmt-protocol": mmt_protocol, "vqa": vqa, "pretrain": pretrain,
+         "crosslingual": crosslingual}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -98,6 +98,25 @@ def write_json(path: str, obj, ensure_ascii: bool = True, newline: bool = False)
             f.write("\n")
 
 
+def replace_block(path: str, table: str, begin: str, end: str, check_only: bool = False) -> None:
+    """Put ``table`` between the marker lines ``begin`` and ``end`` of the file ``path`` (the rest of
+    the file unchanged); ``check_only``: only check that the markers are there.
+
+    Raises:
+        ValueError: the markers are missing (or out of order), naming the file.
+    """
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if begin not in text or end not in text or text.index(begin) > text.index(end):
+        raise ValueError(f"{path}: no '{begin}' ... '{end}' block to write the table into")
+    if check_only:
+        return
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(head + begin + "\n" + table + end + tail)
+
+
 def beside(path: str, suffix: str) -> str:
     """``path`` with its extension replaced by ``suffix`` (``.json`` beside a ``.md``)."""
     return os.path.splitext(path)[0] + suffix

@@ -39,8 +39,8 @@ from fairseq_plugins.checkpoint import average, last_checkpoints
 from unix.data.tokenizer import read_lines
 from unix.metrics.bleu import ordered, read_generate_output, score_tokenized
 from unix.provenance import git_commit, load_config, provenance, slug
-from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, run_generate, write_json,
-                                 write_markdown)
+from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, replace_block,
+                                            run_generate, write_json, write_markdown)
 from fairseq_plugins.results.mmt import trained_updates, unfinished
 
 logger = logging.getLogger(__name__)
@@ -215,18 +215,6 @@ def markdown(rows: List[Dict], missing) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_block(path: str, table: str) -> None:
-    """Put ``table`` between the results markers of ``path`` (a one-line error when they are missing)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
-        raise ValueError(f"{path}: no '{BEGIN}' ... '{END}' block to write the table into")
-    head, rest = text.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(head + BEGIN + "\n" + table + END + tail)
-
-
 def run(a) -> str:
     """Score the systems of ``a.config``; ``a.command``: the command line recorded in every row."""
     systems = load_config(a.config, a.var)
@@ -249,6 +237,6 @@ def run(a) -> str:
     table = markdown(rows, missing)
     write_markdown(os.path.splitext(a.out)[0] + ".md", ["# Multi30K test2016, published protocol", "", table], end="")
     if a.readme:
-        replace_block(a.readme, table)
+        replace_block(a.readme, table, BEGIN, END)
     logger.info("wrote %s (%d rows, %d not done)", a.out, len(rows), len(missing))
     return ""

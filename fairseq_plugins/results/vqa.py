@@ -78,6 +78,15 @@ def read(out_path):
     return printed, metric.summary(), len(targets)
 
 
+def checked_accuracy(out_path):
+    """(recomputed summary, number of questions) of a generate output (:func:`read`), after checking
+    that the scorer printed the same accuracy (ValueError naming the file if not)."""
+    printed, summary, n = read(out_path)
+    if printed is None or abs(printed - summary["accuracy"]) > 0.01:
+        raise ValueError(f"{out_path}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
+    return summary, n
+
+
 def read_questions(out_path):
     """``{id: (question, target, answer)}`` of a generate output (:func:`parse`)."""
     return {i: (r.get("S", ""), r.get("T", ""), r.get("D", "")) for i, r in parse(out_path)[0].items()}
@@ -135,9 +144,7 @@ def run(a) -> str:
             tag = f"{k}_" if several else ""
             out = os.path.join(work, f"gen_{a.subset}_{tag}{mode.replace(' ', '_')}.txt")
             cmd = generate(a, path, out, closed)
-            printed, summary, n = read(out)
-            if printed is None or abs(printed - summary["accuracy"]) > 0.01:
-                raise ValueError(f"{out}: scorer printed {printed}, recomputed {summary['accuracy']:.2f}")
+            summary, n = checked_accuracy(out)
             rows.append({"label": label, "path": path, "mode": mode, "accuracy": summary["accuracy"],
                          "by_type": summary["by_type"], "n": n, "command": quote(cmd),
                          "by_template": template_accuracy(read_questions(out)) if a.templates else {}})

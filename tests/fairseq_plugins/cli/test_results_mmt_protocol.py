@@ -108,4 +108,4 @@ def test_meteor_output_and_readme_markers(tmp_path):
         results.parse_meteor_output("Exception in thread main")
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="README.md: no '<!-- published-protocol-results: begin -->'"):
-        results.replace_block(str(tmp_path / "README.md"), "table\n")
+        results.replace_block(str(tmp_path / "README.md"), "table\n", results.BEGIN, results.END)
