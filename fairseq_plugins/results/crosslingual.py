@@ -9,8 +9,10 @@ checkpoint per seed (``checkpoints``, ``seeds``) and optionally the ``updates`` 
   (``languages``: ``{"en": "test", "de": "test_de", ...}``, the default); the accuracy is
   recomputed from the printed answers (:func:`fairseq_plugins.results.vqa.checked_accuracy`);
 * ``retrieval_zero_shot``, ``rc3``: ``unix-eval-retrieval`` (``args``: its options but ``--path``
-  and ``--out``); per language of its JSON, ``R@1`` = the mean of image->text and text->image R@1,
-  and both directions as rows of their own.
+  and ``--out``); per language of its JSON, ``R@K`` (K = 1, 5, 10) = the mean of image->text and
+  text->image R@K, and both directions of R@1 as rows of their own.
+
+An entry may name its test ``set`` (e.g. ``Multi30K test2016``, ``Flickr8k test``): a column of the tables.
 
 ``args`` of a VQA entry: more fairseq-generate options (``--image-root``, ``--image-features``...).
 An entry with a checkpoint missing or short of ``updates`` is listed under "Not measured yet",
@@ -40,11 +42,11 @@ from fairseq_plugins.results.vqa import checked_accuracy
 
 logger = logging.getLogger(__name__)
 EXPERIMENTS = {"vqa_zero_shot": "Zero-shot VQA: easy-VQA test accuracy (%), questions in each language",
-               "retrieval_zero_shot": "Zero-shot retrieval (recall@1, %)",
-               "rc3": "Retrieval after RC3 (recall@1, %)"}
+               "retrieval_zero_shot": "Zero-shot retrieval (recall@K, %)",
+               "rc3": "Retrieval after pre-training with and without RC3 (recall@K, %)"}
 LANGUAGES = {"en": "test", "de": "test_de", "fr": "test_fr", "cs": "test_cs"}
 ORDER = ("en", "de", "fr", "cs")
-METRICS = ("accuracy", "R@1", "image->text R@1", "text->image R@1")
+METRICS = ("accuracy", "R@1", "R@5", "R@10", "image->text R@1", "text->image R@1")
 BEGIN, END = "<!-- crosslingual-results:start -->", "<!-- crosslingual-results:end -->"
 
 
@@ -102,8 +104,8 @@ def vqa_scores(entry: Dict, ckpt: str, work: str) -> Dict[Tuple[str, str], Tuple
 
 
 def retrieval_scores(entry: Dict, ckpt: str, work: str) -> Dict[Tuple[str, str], Tuple[float, str]]:
-    """``{(language, metric): (recall %, command)}`` of one checkpoint, metrics ``R@1`` (mean of both
-    directions), ``image->text R@1``, ``text->image R@1``, for the languages of its JSON."""
+    """``{(language, metric): (recall %, command)}`` of one checkpoint, metrics ``R@1``, ``R@5``, ``R@10``
+    (mean of both directions), ``image->text R@1``, ``text->image R@1``, for the languages of its JSON."""
     argv = ["--path", ckpt, *entry.get("args", [])]
     out, done = cached(work, "retrieval", argv, ckpt, ".json")
     argv += ["--out", out]
@@ -115,15 +117,16 @@ def retrieval_scores(entry: Dict, ckpt: str, work: str) -> Dict[Tuple[str, str],
     recall = {}
     for key, value in result.items():
         m = RECALL_KEY.match(key)
-        if m and m["lang"] and m["k"] == "1":
-            recall.setdefault(m["lang"], {})[m["dir"]] = float(value)
+        if m and m["lang"]:
+            recall.setdefault(m["lang"], {})[(m["dir"], m["k"])] = float(value)
     scores = {}
     for lang, r in recall.items():
-        if len(r) == 2:
-            scores[(lang, "R@1")] = ((r["i2t"] + r["t2i"]) / 2, cmd)
+        for k in ("1", "5", "10"):
+            if ("i2t", k) in r and ("t2i", k) in r:
+                scores[(lang, f"R@{k}")] = ((r[("i2t", k)] + r[("t2i", k)]) / 2, cmd)
         for direction, name in (("i2t", "image->text R@1"), ("t2i", "text->image R@1")):
-            if direction in r:
-                scores[(lang, name)] = (r[direction], cmd)
+            if (direction, "1") in r:
+                scores[(lang, name)] = (r[(direction, "1")], cmd)
     return scores
 
 
@@ -146,7 +149,8 @@ def entry_rows(experiment: str, entry: Dict, work: str, commit: str) -> List[Dic
         if any((lang, metric) not in s for s in per_seed):
             raise ValueError(f"{experiment} {entry['init']}: {metric} for {lang} missing for some seeds")
         values = [s[(lang, metric)][0] for s in per_seed]
-        rows.append({"experiment": experiment, "init": entry["init"], "language": lang, "metric": metric,
+        rows.append({"experiment": experiment, "init": entry["init"], "set": entry.get("set", ""),
+                     "language": lang, "metric": metric,
                      "value": round(sum(values) / len(values), 2), "value_per_seed": [round(v, 2) for v in values],
                      "updates": updates, "seeds": list(entry["seeds"]),
                      "command": [s[(lang, metric)][1] for s in per_seed], "commit": commit})
@@ -171,12 +175,14 @@ def tables(rows: List[Dict], missing: List[Dict]) -> List[str]:
         if not mine:
             continue
         langs = languages(mine)
+        sets = any(r.get("set") for r in mine)
         lines += ["", f"**{experiment}**: {title}, mean over seeds", "",
-                  "| init | metric | updates | seeds | " + " | ".join(langs) + " |",
-                  "|---|---|---|---|" + "---|" * len(langs)]
+                  "| " + ("test set | " if sets else "") + "init | metric | updates | seeds | " + " | ".join(langs) + " |",
+                  "|" + "---|" * (4 + sets + len(langs))]
         cells = {}
         for r in mine:
-            key = (r["init"], r["metric"], r["updates"], ", ".join(map(str, r["seeds"])))
+            key = ((r.get("set", ""),) if sets else ()) + (r["init"], r["metric"], r["updates"],
+                                                            ", ".join(map(str, r["seeds"])))
             cells.setdefault(key, {})[r["language"]] = f"{r['value']:.2f}"
         lines += [f"| {' | '.join(map(str, key))} | " + " | ".join(c.get(x, "-") for x in langs) + " |"
                   for key, c in cells.items()]

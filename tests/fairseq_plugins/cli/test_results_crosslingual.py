@@ -19,9 +19,9 @@ QUESTIONS = [("what color is the shape?", "red"), ("is there a circle?", "yes"),
 RIGHT = {("vqa_s1.pt", "test"): 4, ("vqa_s1.pt", "test_de"): 1, ("vqa_s2.pt", "test"): 3, ("vqa_s2.pt", "test_de"): 2,
          ("vqa_s3.pt", "test"): 2, ("vqa_s3.pt", "test_de"): 0}
 RECALL = {"ret_s1.pt": {"en_i2t_r1": 40.0, "en_t2i_r1": 30.0, "de_i2t_r1": 20.0, "de_t2i_r1": 10.0,
-                        "en_i2t_r5": 70.0, "en2de_r1": 80.0},
+                        "en_i2t_r5": 70.0, "en_t2i_r5": 60.0, "de_i2t_r5": 30.0, "en2de_r1": 80.0},
           "ret_s2.pt": {"en_i2t_r1": 50.0, "en_t2i_r1": 35.0, "de_i2t_r1": 25.0, "de_t2i_r1": 16.0,
-                        "en_i2t_r5": 75.0, "en2de_r1": 85.0}}
+                        "en_i2t_r5": 75.0, "en_t2i_r5": 65.0, "de_i2t_r5": 35.0, "en2de_r1": 85.0}}
 
 
 def write_generate_output(path, right):
@@ -72,7 +72,7 @@ def tree(tmp_path):
                 "data": "{RUNS}/easy_vqa"}],
            "retrieval_zero_shot": [
                {"init": "pretrained", "checkpoints": ["{RUNS}/ret_s1.pt", "{RUNS}/ret_s2.pt"], "seeds": [1, 2],
-                "updates": 100, "args": ["--dict", "{RUNS}/dict.txt"]}],
+                "updates": 100, "set": "Multi30K test2016", "args": ["--dict", "{RUNS}/dict.txt"]}],
            "rc3": [{"init": "pretrained", "checkpoints": ["{RUNS}/rc3_s1.pt"], "seeds": [1], "updates": 100,
                     "args": []}]}
     config = tmp_path / "crosslingual.json"
@@ -104,7 +104,8 @@ def test_rows_are_means_over_seeds_and_unfinished_entries_are_listed(tree, runne
     assert f"--path {runs}/vqa_s1.pt --gen-subset test_de --beam 5 --batch-size 128 --scoring vqa_accuracy " \
            f"--post-process sentencepiece --image-features {runs}/feats --cpu" in vqa_de["command"][0]
     assert f"--path {runs}/vqa_s2.pt" in vqa_de["command"][1]
-    # retrieval: R@1 = mean of both directions per seed, then over seeds; R@5 and en->de are not rows
+    # retrieval: R@K = mean of both directions per seed, then over seeds (no de R@5: one direction only);
+    # sentence retrieval (en->de) is not a row
     r1 = rows[("retrieval_zero_shot", "pretrained", "en", "R@1")]
     assert r1["value_per_seed"] == [35.0, 42.5] and r1["value"] == 38.75
     assert rows[("retrieval_zero_shot", "pretrained", "en", "image->text R@1")]["value"] == 45.0
@@ -112,7 +113,10 @@ def test_rows_are_means_over_seeds_and_unfinished_entries_are_listed(tree, runne
     assert rows[("retrieval_zero_shot", "pretrained", "de", "R@1")]["value"] == 17.75  # (15 + 20.5) / 2
     assert r1["command"][0].startswith(f"python -m unix.cli.eval_retrieval --path {runs}/ret_s1.pt --dict "
                                        f"{runs}/dict.txt --out ")
-    assert len(saved["rows"]) == 2 + 6
+    r5 = rows[("retrieval_zero_shot", "pretrained", "en", "R@5")]
+    assert r5["value_per_seed"] == [65.0, 70.0] and r5["value"] == 67.5 and r5["set"] == "Multi30K test2016"
+    assert ("retrieval_zero_shot", "pretrained", "de", "R@5") not in rows
+    assert len(saved["rows"]) == 2 + 7
     # not measured: a missing checkpoint and a run short of its updates, never run
     assert saved["not_measured"] == [
         {"experiment": "vqa_zero_shot", "init": "pretrained", "why": f"seed 1: no checkpoint {runs}/absent.pt"},
@@ -126,9 +130,11 @@ def test_rows_are_means_over_seeds_and_unfinished_entries_are_listed(tree, runne
     assert "Do not edit by hand" in md and "Fine-tuned on English only." in md
     assert "| init | metric | updates | seeds | en | de |\n|---|---|---|---|---|---|\n" \
            "| scratch | accuracy | 100 | 1, 2 | 87.50 | 37.50 |" in md  # en first whatever the config's order
-    assert "| pretrained | R@1 | 100 | 1, 2 | 38.75 | 17.75 |\n" \
-           "| pretrained | image->text R@1 | 100 | 1, 2 | 45.00 | 22.50 |\n" \
-           "| pretrained | text->image R@1 | 100 | 1, 2 | 32.50 | 13.00 |" in md
+    assert "| test set | init | metric | updates | seeds | en | de |\n|---|---|---|---|---|---|---|\n" \
+           "| Multi30K test2016 | pretrained | R@1 | 100 | 1, 2 | 38.75 | 17.75 |\n" \
+           "| Multi30K test2016 | pretrained | R@5 | 100 | 1, 2 | 67.50 | - |\n" \
+           "| Multi30K test2016 | pretrained | image->text R@1 | 100 | 1, 2 | 45.00 | 22.50 |\n" \
+           "| Multi30K test2016 | pretrained | text->image R@1 | 100 | 1, 2 | 32.50 | 13.00 |" in md
     assert "**rc3**" not in md
     assert "Not measured yet:\n\n- vqa_zero_shot, pretrained: seed 1: no checkpoint" in md
     assert "- rc3, pretrained: seed 1: training not finished (90 of 100 updates" in md
