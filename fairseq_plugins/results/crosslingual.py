@@ -17,8 +17,9 @@ An entry may name its test ``set`` (e.g. ``Multi30K test2016``, ``Flickr8k test`
 ``args`` of a VQA entry: more fairseq-generate options (``--image-root``, ``--image-features``...).
 An entry with a checkpoint missing or short of ``updates`` is listed under "Not measured yet",
 never scored. Outputs go to ``--work``, named by the command and the checkpoint's mtime: a rerun
-reuses them (adding a seed evaluates only that seed). Writes the rows as JSON (``--out``), the
-tables beside it (``.md``) and between the ``crosslingual-results`` markers of every ``--readme``.
+reuses them (adding a seed evaluates only that seed). Writes the rows as JSON (``--out``) and the
+tables between the ``crosslingual-results`` markers of every ``--readme`` (without ``--readme``: into a
+``.md`` beside the JSON, with the config's note).
 
 Example::
 
@@ -52,7 +53,7 @@ BEGIN, END = "<!-- crosslingual-results:start -->", "<!-- crosslingual-results:e
 
 def add_arguments(p) -> None:
     p.add_argument("--config", required=True, help="JSON with vqa_zero_shot / retrieval_zero_shot / rc3 entries")
-    p.add_argument("--out", required=True, help="JSON file to write; the markdown tables go next to it (.md)")
+    p.add_argument("--out", required=True, help="JSON file to write; without --readme the markdown tables go next to it (.md)")
     p.add_argument("--readme", action="append", default=[],
                    help="also put the tables between the crosslingual-results markers of this file (repeatable)")
     p.add_argument("--work", default=None, help="where the evaluation outputs go and are reused from "
@@ -211,8 +212,9 @@ def run(a) -> str:
                        "note": cfg.get("note"), "rows": rows, "not_measured": missing},
                ensure_ascii=False, newline=True)
     table = tables(rows, missing)
-    note = ["", cfg["note"]] if cfg.get("note") else []
-    write_markdown(beside(a.out, ".md"), ["# Zero-shot cross-lingual results", "", provenance(), *note, *table])
+    if not a.readme:  # the README blocks are the tables when given (an example holds one results table)
+        note = ["", cfg["note"]] if cfg.get("note") else []
+        write_markdown(beside(a.out, ".md"), ["# Zero-shot cross-lingual results", "", provenance(), *note, *table])
     for readme in a.readme:
         replace_block(readme, "\n".join([provenance(), *table]) + "\n", BEGIN, END)
     logger.info("wrote %s (%d rows, %d not measured)", a.out, len(rows), len(missing))
