@@ -10,9 +10,12 @@ Two recipes (``--recipe``), both ``unix_small`` encoder-decoders:
 - ``mmt`` (``unix_small_ende_mmt``): En->De translation only (``unix_mmt``), the recipe of
   ``examples/multi30k_mmt/train_unix.sh`` (lr 0.005, 2,000 warm-up updates, 4,000 updates, the
   average of the last 10 epoch checkpoints) on the same data and vocabulary;
-- ``caption`` (``unix_small_caption_ende``): English and German captions only (``unix_caption``), the
+- ``caption`` (``unix_small_ende_caption``): English and German captions only (``unix_caption``), the
   cross-entropy recipe of ``examples/captioning`` (lr 0.002, 400 warm-up updates, polynomial decay
-  over 1,024 updates, the checkpoint of the best valid_en CIDEr-D) at ``--arch`` (default unix_small).
+  over 1,024 updates, the checkpoint of the best valid_en CIDEr-D) at ``--arch`` (default unix_small),
+  then ``--scst-updates`` (default 250; 0 = none) of self-critical training on the English captions
+  with the CIDEr-D reward (``unix_scst``, section 3 of ``examples/captioning``: 5 candidates, lr 5e-5,
+  48 photos a batch), keeping the checkpoint of the best valid_en CIDEr-D.
 
 Every evaluation photo is held
 out of training (Flickr8k dev/test photos get no image in the translation data; Multi30K
@@ -54,7 +57,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = {
     "multitask": dict(name="unix_small_ende_mmt_caption", lr=0.004, warmup=1000, max_update=8000, average=8),
     "mmt": dict(name="unix_small_ende_mmt", lr=0.005, warmup=2000, max_update=4000, average=10),
-    "caption": dict(name="unix_small_caption_ende", lr=0.002, warmup=400, max_update=1024, average=1),
+    "caption": dict(name="unix_small_ende_caption", lr=0.002, warmup=400, max_update=1024, average=1),
 }
 
 
@@ -74,6 +77,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--average", type=int, default=None, help="average the last N checkpoints: interval ones, 250 "
                    "updates apart (multitask, default 8), or epoch ones (mmt, default 10)")
+    p.add_argument("--scst-updates", type=int, default=250, help="caption recipe: updates of self-critical "
+                   "training after cross-entropy (0: none)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the training process")
     p.add_argument("--stop-time-hours", type=float, default=0, help="stop training after this long (0: no limit)")
     p.add_argument("--skip-train", action="store_true", help="export and score the checkpoints there are")
@@ -174,9 +179,28 @@ def train_command(a, data_dir: str, feats: str, save: str) -> List[str]:
                                 "--keep-interval-updates", str(max(a.average, 1)), "--validate-interval-updates", "1000"])
 
 
-def train(a, data_dir: str, feats: str, save: str) -> None:
-    log_path = os.path.join(a.work, "train.log")
-    cmd = train_command(a, data_dir, feats, save)
+def scst_command(a, data_dir: str, feats: str, save: str, start: str) -> List[str]:
+    """Self-critical training of the caption recipe from checkpoint ``start`` (examples/captioning, section 3,
+    CIDEr-D reward)."""
+    finetune = [] if os.path.exists(os.path.join(save, "checkpoint_last.pt")) else ["--finetune-from-model", start]
+    return ["fairseq-train", data_dir, "--user-dir", os.path.join(ROOT, "fairseq_plugins"), "--task", "unix_caption",
+            "--image-features", feats, "--image-root", os.path.join(a.data, "flickr8k", "images"), "--arch", a.arch,
+            *finetune, "--criterion", "unix_scst", "--scst-candidates", "5",
+            "--valid-subset", "valid_en", "--eval-metric", "cider,bleu4", "--best-checkpoint-metric", "cider",
+            "--maximize-best-checkpoint-metric", "--batch-size-valid", "250", "--validate-interval-updates", "50",
+            "--save-interval-updates", "50", "--keep-interval-updates", "1", "--no-epoch-checkpoints",
+            "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "5e-5", "--lr-scheduler", "fixed",
+            "--batch-size", "48", "--max-tokens", "100000", "--max-update", str(a.scst_updates), "--seed", str(a.seed),
+            "--num-workers", "0", "--cpu", "--save-dir", save, "--log-format", "simple", "--log-interval", "10",
+            "--no-progress-bar"]
+
+
+def train(a, data_dir: str, feats: str, save: str, cmd: Optional[List[str]] = None, total: int = 0,
+          log_name: str = "train.log") -> None:
+    """Run ``cmd`` (default: the recipe's ``fairseq-train``) with a progress line every log interval."""
+    log_path = os.path.join(a.work, log_name)
+    cmd = cmd or train_command(a, data_dir, feats, save)
+    total = total or a.max_update
     if a.stop_time_hours:
         cmd += ["--stop-time-hours", str(a.stop_time_hours)]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
@@ -196,7 +220,7 @@ def train(a, data_dir: str, feats: str, save: str) -> None:
                     continue
                 rate = (update - first) / max(time.time() - t0, 1e-6)
                 loss = (LOSS.search(line) or [None, "?"])[1]
-                print(progress_line(update, a.max_update, loss, rate, log_path), file=sys.stderr, flush=True)
+                print(progress_line(update, total, loss, rate, log_path), file=sys.stderr, flush=True)
         rc = proc.wait()
     if rc:
         raise SystemExit(f"fairseq-train failed (exit {rc}); see {log_path}")
@@ -226,12 +250,25 @@ def main(argv=None) -> int:
              os.path.join(a.work, "feature_cache.log"), os.path.join(feats, "meta.json"))
     if not a.skip_train:
         train(a, caps if a.recipe == "caption" else m30k, feats, save)
+    if a.recipe == "caption" and a.scst_updates:
+        caps_en = os.path.join(data_root, "captions_en")
+        run_step("prepare captions en (self-critical training)", [
+            py, "-m", "unix.cli.prepare_captions", "--data", a.data, "--spm-model", os.path.join(m30k, "spm.model"),
+            "--out", caps_en, "--langs", "en", "--workers", "2", "--hold-out-multi30k-eval-photos"],
+            os.path.join(a.work, "prepare_captions_en.log"), os.path.join(caps_en, "manifest.json"))
+        scst = os.path.join(a.work, "checkpoints_scst")
+        if not a.skip_train:
+            train(a, caps_en, feats, scst, total=a.scst_updates, log_name="train_scst.log",
+                  cmd=scst_command(a, caps_en, feats, scst, os.path.join(save, "checkpoint_best.pt")))
+        save = scst
     finish(a, save, m30k)
     return 0
 
 
 SLICE = 100
 SLICE_KEY = f"Multi30K test2016 en-de, first {SLICE} sentences (checked by a slow test)"
+CAPTION_SLICE = 50
+CAPTION_SLICE_KEY = f"Flickr8k test captions en, first {CAPTION_SLICE} photos (checked by a slow test)"
 GENERATION = {"caption": {"beam": 3, "no_repeat_ngram_size": 2}, "translate": {"beam": 5}}
 
 
@@ -256,6 +293,9 @@ def evaluate(model_dir: str, data: str, captions: bool = True, translation: bool
         r = caption_test(m, data, lang=lang)
         logger.info("%s", r.summary())
         out[f"Flickr8k test captions {lang} ({len(r.rows)} photos)"] = {k: round(v, 2) for k, v in r.scores.items()}
+    if captions:
+        r = caption_test(m, data, lang="en", limit=CAPTION_SLICE)  # what tests/unix/test_bundled_model.py recomputes
+        out[CAPTION_SLICE_KEY] = {k: round(v, 2) for k, v in r.scores.items()}
     if not translation:
         return out
     r = translation_test(m, data, "en", "de")
@@ -297,14 +337,23 @@ def finish(a, save: str, data_dir: str) -> None:
         scores = evaluate(tmp, a.data, captions=a.recipe != "mmt", translation=a.recipe != "caption")
         with open(os.path.join(a.work, "scores.json"), "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=1)
-    updates = [re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] if a.recipe != "caption" else "best"
-               for c in ckpts]
-    kind = "epoch" if epochs else "update"
-    notes = [f"weights: the average of the {kind} checkpoints {', '.join(updates)} (the update count above is the "
-             f"first one's); rebuilt by `python scripts/build_bundled_model.py --recipe {a.recipe}` (see its --help)"]
+    rebuilt = f"rebuilt by `python scripts/build_bundled_model.py --recipe {a.recipe}` (see its --help)"
+    if a.recipe == "caption":
+        updates = ["best"]
+        kind = "best valid_en CIDEr-D"
+        xe = f"{a.max_update} updates of cross-entropy on the English and German captions"
+        stage = (f"{a.scst_updates} updates of self-critical training on the English captions (CIDEr-D reward, "
+                 f"the data above) after {xe}" if a.scst_updates else xe)
+        notes = [f"weights: checkpoint_best.pt of {stage}, the checkpoint of the best valid_en CIDEr-D (its update "
+                 f"count is above); {rebuilt}"]
+    else:
+        updates = [re.sub(r"\D+", " ", os.path.basename(c)).split()[-1] for c in ckpts]
+        kind = "epoch" if epochs else "update"
+        notes = [f"weights: the average of the {kind} checkpoints {', '.join(updates)} (the update count above is "
+                 f"the first one's); {rebuilt}"]
     export(avg, out, fp16=True, scores=scores, notes=notes, **uses)
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-    logger.info("model directory %s: %.1f MB, from %s (%ss %s)", out, size / 1e6, avg, kind, ", ".join(updates))
+    logger.info("model directory %s: %.1f MB, from %s (%s checkpoints %s)", out, size / 1e6, avg, kind, ", ".join(updates))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ Example::
 
     from unix.pipeline import load
     from unix.evaluation import caption_test, translation_test
-    m = load("unix_small_ende_mmt_caption")
+    m = load("unix_small_ende_caption")
     scores, rows = caption_test(m, "../shared/data", lang="de")
 """
 

@@ -46,7 +46,7 @@ def fail(error: BaseException, debug: bool = False, name: Optional[str] = None) 
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model directory (unix-export) or bundled model name "
-                   "(default: the bundled model for the job: unix_small_ende_mmt_caption captions, unix_small_ende_mmt "
+                   "(default: the bundled model for the job: unix_small_ende_caption captions, unix_small_ende_mmt "
                    "translates)")
     p.add_argument("--format", choices=("tsv", "jsonl"), default="tsv", help="output format (default tsv)")
     p.add_argument("--output", "-o", default=None, help="output file (default: stdout)")

@@ -1,7 +1,7 @@
 """``unix-demo``: the bundled model on real test data, in about two minutes on a laptop CPU.
 
 Loads the bundled models (``unix/bundled/``), captions Flickr8k test photos in English and German
-(``unix_small_ende_mmt_caption``), translates Multi30K test2016 En->De with the photos there are
+(``unix_small_ende_caption``), translates Multi30K test2016 En->De with the photos there are
 (``unix_small_ende_mmt``), prints a handful of examples and
 the scores, and writes a gallery page (photo, captions, source, translation, reference).
 
