@@ -18,8 +18,8 @@ An entry may name its test ``set`` (e.g. ``Multi30K test2016``, ``Flickr8k test`
 An entry with a checkpoint missing or short of ``updates`` is listed under "Not measured yet",
 never scored. Outputs go to ``--work``, named by the command and the checkpoint's mtime: a rerun
 reuses them (adding a seed evaluates only that seed). Writes the rows as JSON (``--out``) and the
-tables between the ``crosslingual-results`` markers of every ``--readme`` (without ``--readme``: into a
-``.md`` beside the JSON, with the config's note).
+tables between the ``crosslingual-results`` markers of every ``--readme`` (``--readme FILE=vqa_zero_shot``:
+only that experiment's table; without ``--readme``: into a ``.md`` beside the JSON, with the config's note).
 
 Example::
 
@@ -54,8 +54,9 @@ BEGIN, END = "<!-- crosslingual-results:start -->", "<!-- crosslingual-results:e
 def add_arguments(p) -> None:
     p.add_argument("--config", required=True, help="JSON with vqa_zero_shot / retrieval_zero_shot / rc3 entries")
     p.add_argument("--out", required=True, help="JSON file to write; without --readme the markdown tables go next to it (.md)")
-    p.add_argument("--readme", action="append", default=[],
-                   help="also put the tables between the crosslingual-results markers of this file (repeatable)")
+    p.add_argument("--readme", action="append", default=[], metavar="FILE[=EXPERIMENT,...]",
+                   help="also put the tables (only those of the named experiments, with =...) between the "
+                        "crosslingual-results markers of this file (repeatable)")
     p.add_argument("--work", default=None, help="where the evaluation outputs go and are reused from "
                                                 "(default: eval/<stem of --out>/ next to it)")
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
@@ -191,10 +192,25 @@ def tables(rows: List[Dict], missing: List[Dict]) -> List[str]:
                                  "Not measured yet:")
 
 
+def readme_targets(specs: List[str]) -> List[Tuple[str, List[str]]]:
+    """``[(file, experiments)]`` of ``--readme FILE[=EXPERIMENT,...]`` (all experiments when none named)."""
+    targets = []
+    for spec in specs:
+        path, _, names = spec.partition("=")
+        chosen = [n for n in names.split(",") if n] or list(EXPERIMENTS)
+        unknown = [n for n in chosen if n not in EXPERIMENTS]
+        if unknown:
+            raise SystemExit(f"--readme {spec}: unknown experiment(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(EXPERIMENTS)})")
+        targets.append((path, chosen))
+    return targets
+
+
 def run(a) -> str:
     cfg = load_config(a.config, a.var)
     check_config(cfg, a.config)
-    for readme in a.readme:  # before hours of evaluation
+    readmes = readme_targets(a.readme)
+    for readme, _ in readmes:  # before hours of evaluation
         replace_block(readme, "", BEGIN, END, check_only=True)
     work = a.work or results_work_dir(a.out)
     os.makedirs(work, exist_ok=True)
@@ -215,7 +231,8 @@ def run(a) -> str:
     if not a.readme:  # the README blocks are the tables when given (an example holds one results table)
         note = ["", cfg["note"]] if cfg.get("note") else []
         write_markdown(beside(a.out, ".md"), ["# Zero-shot cross-lingual results", "", provenance(), *note, *table])
-    for readme in a.readme:
-        replace_block(readme, "\n".join([provenance(), *table]) + "\n", BEGIN, END)
+    for readme, chosen in readmes:
+        mine = tables([r for r in rows if r["experiment"] in chosen], [m for m in missing if m["experiment"] in chosen])
+        replace_block(readme, "\n".join([provenance(), *mine]) + "\n", BEGIN, END)
     logger.info("wrote %s (%d rows, %d not measured)", a.out, len(rows), len(missing))
     return ""

@@ -147,6 +147,17 @@ def test_rows_are_means_over_seeds_and_unfinished_entries_are_listed(tree, runne
     assert "Fine-tuned on English only." not in text
 
 
+def test_a_readme_can_take_the_tables_of_some_experiments(tree, runners):
+    root, runs, config, readme = tree
+    assert cli.main(results_command(root, runs, config, "--readme", f"{readme}=vqa_zero_shot")) == 0
+    text = readme.read_text()
+    assert "**vqa_zero_shot**" in text and "| scratch | accuracy | 100 | 1, 2 | 87.50 | 37.50 |" in text
+    assert "**retrieval_zero_shot**" not in text and "R@1" not in text
+    assert "vqa_zero_shot, pretrained: seed 1: no checkpoint" in text and "- rc3," not in text
+    with pytest.raises(SystemExit, match="--readme .*=vqa: unknown experiment"):
+        cli.main(results_command(root, runs, config, "--readme", f"{readme}=vqa"))
+
+
 def test_outputs_are_reused_until_the_checkpoint_changes(tree, runners):
     root, runs, config, _ = tree
     cli.main(results_command(root, runs, config))
