@@ -220,8 +220,11 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
         scores: written into the model card and config.json (``{"test2016": {"BLEU": 37.5}}``).
         caption_langs, translate_pairs: replace the languages read from the task (``["en-de"]``).
         generation: per-use overrides of the generation defaults (``{"caption": {"beam": 5}}``).
-        preprocess: ``{"lowercase": true, "moses_tokenize": "en", "bpe": "bpe.codes"}`` for a model
-            trained on tokenized text; ``bpe_codes`` is then the codes file copied into ``out``.
+        preprocess: the input preprocessing of a model trained on tokenized text
+            (:mod:`unix.data.inputs`; default: the ``preprocess`` entry of the task data's
+            ``manifest.json``, which ``unix-prepare-multi30k --protocol tok-bpe`` writes);
+            ``bpe_codes`` is the codes file copied into ``out`` (default: the one the manifest names,
+            in the task data directory).
 
     Raises:
         ExportError, CheckpointError, ModelDirError: naming the file at fault.
@@ -244,6 +247,9 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
         raise ExportError(f"{dict_path}: {len(dictionary)} symbols, the model's vocabulary has {emb.shape[0]}: "
                           "not the dictionary the model was trained with")
 
+    if preprocess is None:
+        preprocess, manifest_codes = manifest_preprocess(data_dir)
+        bpe_codes = bpe_codes or manifest_codes
     image, stored_backbone = image_section(cfg, task, weights, feature_cache, checkpoint)
     cfg.image_encoder, cfg.image_weights, cfg.image_pool_stages = "", "", ""
     cfg.freeze_image_encoder = True
@@ -311,6 +317,23 @@ def export(checkpoint: str, out: str, fp16: bool = False, task_data: Optional[st
     write_card(out, conf, model, notes)
     logger.info("exported %s -> %s (%d tensors, %s)", checkpoint, out, len(tensors), conf["dtype"])
     return conf
+
+
+def manifest_preprocess(data_dir: str):
+    """``(preprocess, bpe codes path)`` from the task data's ``manifest.json``; ``(None, None)`` when the
+    data was not prepared in a tokenized protocol (sentencepiece on raw text)."""
+    path = os.path.join(data_dir, "manifest.json")
+    if not os.path.exists(path):
+        return None, None
+    try:
+        with open(path, encoding="utf-8") as f:
+            pre = json.load(f).get("preprocess")
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise ExportError(f"{path}: not a manifest of unix-prepare-multi30k ({e})") from e
+    if not pre:
+        return None, None
+    logger.info("input preprocessing from %s: %s", path, pre)
+    return dict(pre), os.path.join(data_dir, pre["bpe"]) if pre.get("bpe") else None
 
 
 def recipe_command(state: Dict[str, Any]) -> str:

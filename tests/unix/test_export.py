@@ -295,3 +295,36 @@ def test_default_model_per_use(pixel_export, tmp_path, monkeypatch):
     shutil.copytree(out, tmp_path / pipeline.DEFAULT_MODELS["translate"])
     assert pipeline.default_model("translate") == pipeline.DEFAULT_MODELS["translate"]
     assert load(use="translate").model_dir == str(tmp_path / pipeline.DEFAULT_MODELS["translate"])
+
+
+def test_tokenized_protocol_data_gives_the_model_its_preprocessing(data_dir, tmp_path):
+    """A model trained on tok-bpe data (manifest.json with a preprocess entry, bpe.codes, no spm.model)
+    is exported with that preprocessing and its BPE codes, with no export option: the loaded pipeline
+    takes raw text (normalized, lowercased, Moses-tokenized with escapes, BPE'd)."""
+    tok_data = tmp_path / "tok_data"
+    tok_data.mkdir()
+    shutil.copy(data_dir / "dict.txt", tok_data / "dict.txt")
+    (tok_data / "bpe.codes").write_text("#version: 0.2\nm a\nma n</w>\n")
+    pre = {"normalize_punctuation": True, "lowercase": True, "moses_tokenize": "en", "moses_escape": True,
+           "bpe": "bpe.codes"}
+    (tok_data / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "preprocess": pre}))
+    make_checkpoint(tmp_path / "ck.pt", tok_data, MMT_TASK)
+    conf = export(str(tmp_path / "ck.pt"), str(tmp_path / "model"))
+    assert conf["preprocess"] == pre
+    assert (tmp_path / "model" / "bpe.codes").read_text() == (tok_data / "bpe.codes").read_text()
+    assert not (tmp_path / "model" / "spm.model").exists()
+    p = load(str(tmp_path / "model"))
+    assert p.codec.tokenize('A man\'s „HAT“', "en") == "a man &apos;s &quot; hat &quot;"
+    assert p.codec.pieces("A MAN", "en") == "a man"
+    out = p.translate(["A man's hat."], beam=2, max_len_b=5)
+    assert len(out) == 1 and isinstance(out[0], str)
+
+
+def test_broken_manifest_is_refused_by_name(data_dir, tmp_path):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    shutil.copy(data_dir / "dict.txt", bad / "dict.txt")
+    (bad / "manifest.json").write_text("{not json")
+    make_checkpoint(tmp_path / "ck.pt", bad, MMT_TASK)
+    with pytest.raises(ExportError, match=r"manifest.json: not a manifest"):
+        export(str(tmp_path / "ck.pt"), str(tmp_path / "model"))

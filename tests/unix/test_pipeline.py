@@ -266,6 +266,26 @@ def test_tokenized_protocol_preprocessing(tiny_corpus, tmp_path):
                          d.index("."), d.eos()], "en") == "the dog is here."
 
 
+def test_the_published_protocol_preprocessing_is_the_tok_release(tmp_path):
+    """The manifest's preprocess entry makes raw text into the tok/ release's tokens (escaped quotes and
+    apostrophes, normalized punctuation), and the output is unescaped again."""
+    from unix.data.bpe import multi30k_tokenize
+    from unix.data.dictionary import Dictionary
+    from unix.data.inputs import TextCodec
+
+    (tmp_path / "bpe.codes").write_text("#version: 0.2\nm a\nma n</w>\n")
+    (tmp_path / "dict.txt").write_text("".join(f"{w} 1\n" for w in ["a", "man", "&apos;s", "&quot;", "hat", "."]))
+    d = Dictionary.load(str(tmp_path / "dict.txt"))
+    pre = {"normalize_punctuation": True, "lowercase": True, "moses_tokenize": "en", "moses_escape": True,
+           "bpe": "bpe.codes"}
+    codec = TextCodec(str(tmp_path), d, pre)
+    raw = 'A  man\'s „HAT“.'
+    assert codec.tokenize(raw, "en") == multi30k_tokenize(raw, "en") == "a man &apos;s &quot; hat . &quot;"  # en: '".' -> '."' 
+    assert codec.pieces(raw, "en").split()[:2] == ["a", "man"]  # the BPE of the codes file ("m a", "ma n</w>")
+    assert codec.decode([d.index(w) for w in ("a", "man", "&apos;s", "&quot;", "hat", "&quot;", ".")] + [d.eos()],
+                        "en") == 'a man\'s "hat".'
+
+
 def test_a_lone_input_is_refused_and_a_4d_array_is_a_batch(caption_model, tiny_corpus):
     from PIL import Image
 

@@ -37,9 +37,12 @@ def parse_args(argv=None):
                    help="language pairs, e.g. en-de (default: the task's)")
     p.add_argument("--generation", default=None, help='JSON overrides of the generation defaults, e.g. '
                    '\'{"caption": {"beam": 5}}\'')
-    p.add_argument("--preprocess", default=None, help='JSON, for a model trained on tokenized text: '
-                   '\'{"lowercase": true, "moses_tokenize": "en", "bpe": "bpe.codes"}\'')
-    p.add_argument("--bpe-codes", default=None, help="subword-nmt BPE codes file (with --preprocess ... bpe)")
+    p.add_argument("--preprocess", default=None, help='JSON, for a model trained on tokenized text, e.g. '
+                   '\'{"lowercase": true, "moses_tokenize": "en", "moses_escape": true, "bpe": "bpe.codes"}\' '
+                   "(default: the task data's manifest.json entry, written by unix-prepare-multi30k --protocol "
+                   "tok-bpe)")
+    p.add_argument("--bpe-codes", default=None, help="subword-nmt BPE codes file (default: the one the task data's "
+                   "manifest.json names)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p.parse_args(argv)
 

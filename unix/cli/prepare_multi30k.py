@@ -210,9 +210,10 @@ def prepare_tok_bpe(args) -> dict:
         "images": {"lists": [f"{split}.images.txt" for split in SPLITS], "available": found,
                    "held_out_flickr8k_eval_photos": bool(args.hold_out_flickr8k_eval_photos)},
         # what a model trained on this data needs before it sees a raw sentence (unix-export copies it)
-        "preprocess": {"lowercase": True, "moses_tokenize": src, "bpe": BPE_CODES},
+        "preprocess": {"normalize_punctuation": True, "lowercase": True, "moses_tokenize": src, "moses_escape": True,
+                       "bpe": BPE_CODES},
         "preprocess_details": "the tok/ release: Moses punctuation normalization, lowercasing, Moses tokenization "
-                              "with escaping (unix.metrics.bleu.multi30k_tokenize reproduces it), then BPE",
+                              "with escaping (unix.data.bpe.multi30k_tokenize reproduces it), then BPE",
         "evaluation": f"fairseq-generate --beam 5 --post-process subword_nmt; tokenized BLEU-4 (no re-tokenization) "
                       f"against tok/test_2016_flickr.lc.norm.tok.{tgt} (unix-score-mmt --tokenized)",
     }

@@ -14,6 +14,8 @@ Example::
     apply_bpe_file(bpe, "test.en", "test.bpe.en")
     bpe.process_line("a little girl climbing into a wooden playhouse .")
     # 'a little girl climbing into a wooden play@@ house .'
+    multi30k_tokenize("A man's \"red\" hat.", "en")   # raw text -> the release's tokens
+    # 'a man &apos;s &quot; red &quot; hat .'
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from typing import Sequence
 
 logger = logging.getLogger(__name__)
@@ -91,6 +94,24 @@ def apply_bpe_file(bpe, src: str, dst: str) -> int:
             fout.write(bpe.process_line(line))
             n += 1
     return n
+
+
+@lru_cache(maxsize=8)
+def _moses(lang: str):
+    from sacremoses import MosesPunctNormalizer, MosesTokenizer
+
+    return MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
+
+
+def multi30k_tokenize(text: str, lang: str) -> str:
+    """Raw text -> the Multi30K ``tok/*.lc.norm.tok.*`` release: Moses punctuation normalization,
+    lowercasing, Moses tokenization with escaping (``'`` -> ``&apos;``, ``"`` -> ``&quot;``).
+
+    Reproduces the release from the raw files: train 29,000/29,000 (en), 28,993 (de), 28,982 (fr)
+    lines identical; test_2016_flickr 1,000/1,000 (en, de), 999 (fr).
+    """
+    norm, tok = _moses(lang)
+    return tok.tokenize(norm.normalize(" ".join(text.split())).lower(), escape=True, return_str=True)
 
 
 def remove_bpe(text: str) -> str:

@@ -3,8 +3,15 @@
 Images may be paths, PIL images or numpy arrays (``(H, W)``, ``(H, W, 1|3|4)``, uint8 or float in
 [0, 1]); every mode PIL reads becomes RGB as :func:`unix.data.images.load_image` makes it.
 Text goes through sentencepiece by default; a model trained in the tokenized protocol has a
-``preprocess`` entry (lowercase, Moses tokenization, subword-nmt BPE) applied instead, and its
-output is de-BPE'd and Moses-detokenized.
+``preprocess`` entry applied instead, and its output is de-BPE'd and Moses-detokenized. The
+published Multi30K protocol (``unix-prepare-multi30k --protocol tok-bpe`` writes it)::
+
+    {"normalize_punctuation": true, "lowercase": true, "moses_tokenize": "en", "moses_escape": true,
+     "bpe": "bpe.codes"}
+
+applied in that order (Moses punctuation normalization, lowercasing, Moses tokenization in the
+input's language with ``&apos;``/``&quot;`` escaping, subword-nmt BPE): raw Multi30K text becomes
+the ``tok/`` release line for line (:func:`unix.data.bpe.multi30k_tokenize`).
 """
 
 from __future__ import annotations
@@ -68,7 +75,6 @@ class TextCodec:
     def __init__(self, model_dir: str, dictionary: Dictionary, preprocess: Optional[Dict[str, Any]] = None):
         self.dictionary = dictionary
         self.pre = dict(preprocess or {})
-        self._moses: Dict[str, Any] = {}
         self._detok: Dict[str, Any] = {}
         if self.pre.get("bpe"):
             from subword_nmt.apply_bpe import BPE
@@ -84,16 +90,22 @@ class TextCodec:
 
     def pieces(self, text: str, lang: str) -> str:
         """Text -> space-separated pieces (what was binarized for training)."""
-        text = " ".join(text.split())
-        if self.spm is not None and not self.pre:
-            return self.spm.encode_line(text)
-        if self.pre.get("lowercase"):
-            text = text.lower()
-        if self.pre.get("moses_tokenize"):
-            text = self._tokenizer(lang).tokenize(text, return_str=True, escape=bool(self.pre.get("moses_escape")))
+        text = self.tokenize(text, lang)
         if self.bpe is not None:
             return self.bpe.process_line(text).strip()
         return self.spm.encode_line(text)
+
+    def tokenize(self, text: str, lang: str) -> str:
+        """Text -> the words the subword model was learned on (whitespace normalized, then the
+        ``preprocess`` steps: punctuation normalization, lowercasing, Moses tokenization)."""
+        text = " ".join(text.split())
+        if self.pre.get("normalize_punctuation"):
+            text = self._moses(lang)[0].normalize(text)
+        if self.pre.get("lowercase"):
+            text = text.lower()
+        if self.pre.get("moses_tokenize"):
+            text = self._moses(lang)[1].tokenize(text, return_str=True, escape=bool(self.pre.get("moses_escape")))
+        return text
 
     def encode(self, text: str, lang: str) -> List[int]:
         """Text -> ids, without ``</s>``."""
@@ -113,9 +125,8 @@ class TextCodec:
             text = self._detok[lang].detokenize(text.split())
         return text
 
-    def _tokenizer(self, lang: str):
-        if lang not in self._moses:
-            from sacremoses import MosesTokenizer
+    def _moses(self, lang: str):
+        """(punctuation normalizer, tokenizer) for ``lang`` (the model's source language if None)."""
+        from unix.data.bpe import _moses
 
-            self._moses[lang] = MosesTokenizer(lang=lang or self.pre["moses_tokenize"])
-        return self._moses[lang]
+        return _moses(lang or self.pre.get("moses_tokenize") or "en")

@@ -15,24 +15,11 @@ it as it is, against the ``tok/`` references (what fairseq-generate's ``BLEU4`` 
 :func:`score` scores a saved ``fairseq-generate`` output both ways (``unix-score-mmt``).
 """
 
-from functools import lru_cache
 from typing import Dict, List, Sequence
 
 from unix.data import generate_output
+from unix.data.bpe import multi30k_tokenize  # noqa: F401  (re-exported: the tokenization of (a))
 from unix.data.tokenizer import read_lines
-
-
-@lru_cache(maxsize=8)
-def _moses(lang: str):
-    from sacremoses import MosesPunctNormalizer, MosesTokenizer
-
-    return MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
-
-
-def multi30k_tokenize(text: str, lang: str) -> str:
-    """Lowercase + normalise punctuation + Moses-tokenise (escaped), as the Multi30K tok release."""
-    norm, tok = _moses(lang)
-    return tok.tokenize(norm.normalize(text).lower(), escape=True, return_str=True)
 
 
 def tokenized_bleu(hyps: Sequence[str], refs_tok: Sequence[str], lang: str) -> Dict:

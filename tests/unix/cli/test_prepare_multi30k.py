@@ -129,7 +129,8 @@ def test_tok_bpe_protocol(tmp_path):
     assert len((out / "train.images.txt").read_text().splitlines()) == 6
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["protocol"] == "tok-bpe" and manifest["pair"] == "en-de"
-    assert manifest["preprocess"] == {"lowercase": True, "moses_tokenize": "en", "bpe": "bpe.codes"}
+    assert manifest["preprocess"] == {"normalize_punctuation": True, "lowercase": True, "moses_tokenize": "en",
+                                      "moses_escape": True, "bpe": "bpe.codes"}
     assert manifest["bpe"]["merges"] == 30 and manifest["bpe"]["codes"] == "bpe.codes"
     assert manifest["sources"]["test.de"] == "multi30k/tok/test_2016_flickr.lc.norm.tok.de"
     assert manifest["lines"] == {"train": 6, "valid": 2, "test": 2}

@@ -62,6 +62,7 @@ def test_score_script_with_subset(tmp_path, capsys):
 @requires_shared_data("multi30k", "tok")
 @pytest.mark.parametrize("lang", ["de", "en"])
 def test_tokenization_reproduces_the_release(lang):
+    """multi30k_tokenize is also the pipeline's preprocessing of a tok-bpe model (TextCodec)."""
     m30k = SHARED_DATA / "multi30k"
     raw = (m30k / f"test_2016_flickr.{lang}").read_text(encoding="utf-8").splitlines()
     tok = (m30k / "tok" / f"test_2016_flickr.lc.norm.tok.{lang}").read_text(encoding="utf-8").splitlines()
