@@ -21,6 +21,7 @@ Example::
 
     unix-results mmt-protocol --config examples/multi30k_mmt/systems_published.json \\
         --var RUNS=checkpoints --var BIN_ENDE=data-bin/multi30k_tok_ende --var BIN_ENFR=data-bin/multi30k_tok_enfr \\
+        --var BIN_ENDE_BT=data-bin/multi30k_tok_ende_bt \\
         --var FEATS=data-bin/feats_lite0 --var IMAGES=../shared/data/flickr8k/images \\
         --out examples/multi30k_mmt/RESULTS_published_protocol.json --readme examples/multi30k_mmt/README.md
 """
@@ -45,6 +46,7 @@ from fairseq_plugins.results.mmt import trained_updates, unfinished
 
 logger = logging.getLogger(__name__)
 TEST = "test2016"
+CONSTRAINED = "constrained"  # the "data" of a system trained on Multi30K Task 1 only (shared-task wording)
 # Published tokenized BLEU-4 on test2016 in this protocol (Revisit-MMT, Wu et al. ACL 2021)
 PUBLISHED = {"en-de": [("Transformer-tiny, text-only (Revisit-MMT)", 41.02), ("gated fusion (Revisit-MMT)", 41.96)],
              "en-fr": [("gated fusion (Revisit-MMT)", 62.12)]}
@@ -61,8 +63,10 @@ def add_arguments(p) -> None:
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
 
 
-def check_protocol(bin_dir: str, pair: str) -> None:
-    """The binarized data must be the tok-bpe preparation of ``pair`` (its manifest says so)."""
+def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
+    """The binarized data must be the tok-bpe preparation of ``pair`` (its manifest says so), and a row
+    labelled ``constrained`` must not train on extra data (``extra_data`` in the manifest, written by
+    unix-prepare-back-translation), nor a row labelled otherwise on Task 1 alone."""
     path = os.path.join(bin_dir, "manifest.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no manifest; prepare with unix-prepare-multi30k --protocol tok-bpe")
@@ -71,6 +75,10 @@ def check_protocol(bin_dir: str, pair: str) -> None:
     if manifest.get("protocol") != "tok-bpe" or manifest.get("pair") != pair:
         raise ValueError(f"{path}: protocol {manifest.get('protocol')!r}, pair {manifest.get('pair')!r}; "
                          f"this table needs the tok-bpe preparation of {pair}")
+    extra = manifest.get("extra_data")
+    if (data == CONSTRAINED) != (not extra):
+        raise ValueError(f"{path}: the row is labelled data={data!r} but the data "
+                         + (f"has extra {extra.get('kind')} pairs" if extra else "is Task 1 only (constrained)"))
 
 
 def generate(system, ckpt: str, out_path: str) -> List[str]:
@@ -167,7 +175,8 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
             meteor.append(meteor_15(hyps, refs, tgt, work))
     mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
     return {
-        "system": system["system"], "pair": system["pair"], "test": TEST, "bleu": mean(bleu), "meteor": mean(meteor),
+        "system": system["system"], "pair": system["pair"], "data": system.get("data", CONSTRAINED), "test": TEST,
+        "bleu": mean(bleu), "meteor": mean(meteor),
         "updates": min(s["updates"] for s in seeds) if all(s["updates"] for s in seeds) else None,
         "seeds": [s["seed"] for s in seeds], "bleu_per_seed": bleu,
         "command": command, "commit": git_commit(),
@@ -196,16 +205,16 @@ def markdown(rows: List[Dict], missing) -> str:
              "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
              "each seed is the average of its last `averaged` epoch checkpoints), comparable with the published "
              "tables. BLEU is the mean over seeds.", "",
-             "| system | pair | BLEU | per seed | METEOR | updates | averaged | device |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| system | pair | data | BLEU | per seed | METEOR | updates | averaged | device |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_seed = ", ".join(f"{b:.2f} (seed {s})" for b, s in zip(r["bleu_per_seed"], r["seeds"]))
-        lines.append(f"| {r['system']} | {r['pair']} | {fmt(r['bleu'])} | {per_seed} | {fmt(r['meteor'])} | "
+        lines.append(f"| {r['system']} | {r['pair']} | {r['data']} | {fmt(r['bleu'])} | {per_seed} | {fmt(r['meteor'])} | "
                      f"{r['updates'] if r['updates'] is not None else '-'} | {r['average']} | "
                      f"{r['device'].replace('|', '/')} |")
     for pair in dict.fromkeys(r["pair"] for r in rows):
         for name, bleu in PUBLISHED.get(pair, []):
-            lines.append(f"| published: {name} | {pair} | {bleu:.2f} | | | 8000 | 10 | |")
+            lines.append(f"| published: {name} | {pair} | {CONSTRAINED} | {bleu:.2f} | | | 8000 | 10 | |")
     notes = sorted({r["meteor_note"] for r in rows if r["meteor_note"]})
     if notes:
         lines += ["", "METEOR: " + "; ".join(notes) + "."]
@@ -230,7 +239,7 @@ def run(a) -> str:
             missing.append((f"{system['system']} ({system['pair']})", why))
             continue
         if not a.generated:
-            check_protocol(system["bin"], system["pair"])
+            check_protocol(system["bin"], system["pair"], system.get("data", CONSTRAINED))
         seeds = [evaluate_seed(system, run, work, a.generated) for run in system["runs"]]
         rows.append(build_row(system, seeds, ref_tok, work, a.command))
     write_json(a.out, rows, ensure_ascii=False, newline=True)

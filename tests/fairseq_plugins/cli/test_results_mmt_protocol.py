@@ -54,7 +54,7 @@ def test_rows_from_generated_outputs(tree):
     assert [r["system"] for r in rows] == ["A text-only", "B gated"]
     a, b = rows
     for r in rows:
-        assert {"system", "pair", "test", "bleu", "meteor", "updates", "seeds", "bleu_per_seed", "command", "commit",
+        assert {"system", "pair", "data", "test", "bleu", "meteor", "updates", "seeds", "bleu_per_seed", "command", "commit",
                 "device"} <= set(r)
         assert r["pair"] == "en-de" and r["test"] == "test2016" and r["updates"] == 8000
         assert "unix-results mmt-protocol" in r["command"] and r["commit"]
@@ -70,8 +70,8 @@ def test_rows_from_generated_outputs(tree):
     assert b["fairseq_printed_bleu_per_seed"] == [100.0, None]
     assert b["device"] == "unknown; NVIDIA H200, torch 2.11"
     md = (root / "RESULTS_published_protocol.md").read_text()
-    assert "| A text-only | en-de | 100.00 | 100.00 (seed 1) | - | 8000 | 10 | cpu (config) |" in md
-    assert "published: Transformer-tiny, text-only (Revisit-MMT) | en-de | 41.02" in md and "41.96" in md
+    assert "| A text-only | en-de | constrained | 100.00 | 100.00 (seed 1) | - | 8000 | 10 | cpu (config) |" in md
+    assert "published: Transformer-tiny, text-only (Revisit-MMT) | en-de | constrained | 41.02" in md and "41.96" in md
     assert "Do not edit by hand" in md and "paraphrase-de.gz" in md
     text = readme.read_text()
     assert text.startswith("intro\n" + results.BEGIN + "\n") and text.endswith(results.END + "\nafter\n")
@@ -100,6 +100,13 @@ def test_the_data_must_be_the_tok_bpe_preparation_of_the_pair(tmp_path):
         results.check_protocol(str(tmp_path), "en-de")
     (tmp_path / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de"}))
     results.check_protocol(str(tmp_path), "en-de")
+    with pytest.raises(ValueError, match="labelled data='extra: back-translation' but the data is Task 1 only"):
+        results.check_protocol(str(tmp_path), "en-de", "extra: back-translation")
+    (tmp_path / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de",
+                                                        "extra_data": {"kind": "back-translation"}}))
+    with pytest.raises(ValueError, match="labelled data='constrained' but the data has extra back-translation pairs"):
+        results.check_protocol(str(tmp_path), "en-de")
+    results.check_protocol(str(tmp_path), "en-de", "extra: back-translation")
 
 
 def test_meteor_output_and_readme_markers(tmp_path):
@@ -109,3 +116,25 @@ def test_meteor_output_and_readme_markers(tmp_path):
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="README.md: no '<!-- published-protocol-results: begin -->'"):
         results.replace_block(str(tmp_path / "README.md"), "table\n", results.BEGIN, results.END)
+
+
+def test_the_readme_command_fills_every_run_of_the_published_table():
+    """examples/multi30k_mmt: the README's results command names every {VAR} of systems_published.json;
+    rows on the back-translated data are labelled as extra data, the others constrained."""
+    import re
+    from pathlib import Path
+
+    from unix.provenance import load_config
+
+    example = Path(__file__).resolve().parents[3] / "examples" / "multi30k_mmt"
+    readme = (example / "README.md").read_text()
+    command = readme[readme.index("unix-results mmt-protocol --config"):].split("```")[0]
+    variables = re.findall(r"--var (\w+=\S+)", command)
+    systems = load_config(str(example / "systems_published.json"), variables)
+    assert {s["pair"] for s in systems} == {"en-de", "en-fr"} and len(systems) >= 8
+    for s in systems:
+        extra = s["bin"].endswith("_bt")
+        assert (s.get("data", results.CONSTRAINED) == results.CONSTRAINED) != extra, s["system"]
+        for run in s["runs"]:
+            assert f"SEED={run['seed']}" in run["command"] or run["seed"] == 1
+            assert run["dir"].split("/")[-1] in run["command"]

@@ -1,0 +1,249 @@
+"""Back-translated Multi30K Task 2 captions as extra training data of the published protocol.
+
+Multi30K Task 2 has five independent English and five independent German captions per photo
+(``captions/train.<k>.<lang>``, the Task 1 training photos; no validation or test photo). German
+captions back-translated into English by a De->En model give synthetic En->De pairs whose target is
+real in-domain German, with the photo of the caption (the classic lever of the WMT multimodal
+shared tasks; rows trained on it are *with extra data*, not constrained). Two steps around one
+``fairseq-generate``:
+
+1. ``source``: the German captions in the protocol (:func:`unix.data.bpe.multi30k_tokenize`, the
+   pair's ``bpe.codes``), ``mono.bpe.de`` + ``mono.images.txt``, binarized as the ``test`` split of
+   a source-only De->En data directory::
+
+       unix-prepare-back-translation source --data ../shared/data \\
+           --pair-data data-bin/multi30k_tok_ende --lang de --out data-bin/bt_de
+       fairseq-generate data-bin/bt_de --task translation -s de -t en --gen-subset test \\
+           --path checkpoints/pub_transformer_deen_s1/avg10.pt --beam 5 --max-tokens 8192 \\
+           --required-batch-size-multiple 1 > data-bin/bt_de/generate.txt
+
+2. ``assemble``: Task 1 train (as in ``--pair-data``, ``--real-copies`` times) + the synthetic
+   pairs (the hypotheses de-BPE'd and BPE'd again with the pair's codes, so that their segmentation
+   is the one a test sentence gets), binarized with the pair's dictionary; valid, test, ``dict.txt``,
+   ``bpe.codes`` and the image lists of ``--pair-data`` copied, so the output trains with the same
+   scripts and scores on the same test set::
+
+       unix-prepare-back-translation assemble --pair-data data-bin/multi30k_tok_ende \\
+           --bt-data data-bin/bt_de --generated data-bin/bt_de/generate.txt --out data-bin/multi30k_tok_ende_bt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import List, Tuple
+
+from unix.data.bpe import load_bpe, multi30k_tokenize, remove_bpe
+from unix.data.captions import multi30k_dir
+from unix.data.generate_output import read_generate_output
+from unix.data.images import flickr8k_index, multi30k_to_flickr8k
+from unix.data.tokenizer import read_lines
+
+logger = logging.getLogger("unix-prepare-back-translation")
+
+MANIFEST = "manifest.json"
+EVAL_LISTS = ("val.txt", "test_2016_flickr.txt", "test_2017_flickr.txt", "test_2017_mscoco.txt", "test_2018_flickr.txt")
+
+
+def eval_photos(m30k: str) -> set:
+    """Photos of every Multi30K validation and test list present (none of them may be trained on)."""
+    out = set()
+    for name in EVAL_LISTS:
+        path = os.path.join(m30k, "image_splits", name)
+        if os.path.exists(path):
+            out |= set(read_lines(path))
+    return out
+
+
+def task2_captions(data: str, lang: str) -> Tuple[List[str], List[str]]:
+    """``(captions, Multi30K photo names)`` of Task 2 train in ``lang``: caption k of every photo, k = 1..5.
+
+    Captions of a validation or test photo are left out (Task 2 train has none; checked, not assumed);
+    empty captions are left out and counted in the log.
+
+    Raises:
+        FileNotFoundError: a missing captions file, naming it.
+        ValueError: a captions file not aligned with ``captions/train_images.txt``, naming both.
+    """
+    m30k = multi30k_dir(data)
+    images_path = os.path.join(m30k, "captions", "train_images.txt")
+    if not os.path.exists(images_path):
+        raise FileNotFoundError(f"missing Multi30K Task 2 image list {images_path}")
+    images = read_lines(images_path)
+    held = eval_photos(m30k)
+    caps, names, empty, dropped = [], [], 0, 0
+    for k in range(1, 6):
+        path = os.path.join(m30k, "captions", f"train.{k}.{lang}")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"missing Multi30K Task 2 captions {path}")
+        lines = read_lines(path)
+        if len(lines) != len(images):
+            raise ValueError(f"{path}: {len(lines)} lines, {images_path}: {len(images)}: not aligned")
+        for text, name in zip(lines, images):
+            if not text.strip():
+                empty += 1
+            elif name in held:
+                dropped += 1
+            else:
+                caps.append(text)
+                names.append(name)
+    logger.info("Task 2 train %s: %d captions (%d empty and %d of evaluation photos left out)",
+                lang, len(caps), empty, dropped)
+    return caps, names
+
+
+def pair_manifest(pair_data: str) -> dict:
+    path = os.path.join(pair_data, MANIFEST)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: not found; --pair-data is the output of unix-prepare-multi30k --protocol tok-bpe")
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    if manifest.get("protocol") != "tok-bpe":
+        raise ValueError(f"{path}: protocol {manifest.get('protocol')!r}, expected tok-bpe")
+    return manifest
+
+
+def write_lines(path: str, lines: List[str]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+def binarize(args: List[str]) -> None:
+    subprocess.run(["fairseq-preprocess"] + args, check=True, stdout=subprocess.DEVNULL)
+
+
+def prepare_source(args) -> dict:
+    manifest = pair_manifest(args.pair_data)
+    src, tgt = manifest["pair"].split("-")
+    if args.lang != tgt:
+        raise ValueError(f"--lang {args.lang}: back-translation of {manifest['pair']} data needs the target "
+                         f"language's captions ({tgt})")
+    caps, names = task2_captions(args.data, args.lang)
+    bpe = load_bpe(os.path.join(args.pair_data, manifest["bpe"]["codes"]))
+    os.makedirs(args.out, exist_ok=True)
+    pieces = [bpe.process_line(multi30k_tokenize(c, args.lang)).strip() for c in caps]
+    write_lines(os.path.join(args.out, f"mono.bpe.{tgt}"), pieces)
+    index = flickr8k_index(os.path.join(args.data, "flickr8k", "images"))
+    write_lines(os.path.join(args.out, "mono.images.txt"), [m or "" for m in multi30k_to_flickr8k(names, index)])
+    plain = os.path.join(args.pair_data, f"dict.{tgt}.txt")
+    for lang in (src, tgt):
+        shutil.copyfile(plain, os.path.join(args.out, f"dict.{lang}.txt"))
+    binarize(["--only-source", "--source-lang", tgt, "--target-lang", src, "--srcdict", plain,
+              "--testpref", os.path.join(args.out, "mono.bpe"), "--destdir", args.out, "--workers", str(args.workers)])
+    return {"kind": "back-translation source", "pair": manifest["pair"], "lang": tgt, "sentences": len(pieces),
+            "source": f"captions/train.{{1..5}}.{tgt}", "pair_data": os.path.abspath(args.pair_data),
+            "generate": f"fairseq-generate {args.out} --task translation -s {tgt} -t {src} --gen-subset test "
+                        f"--path DE_EN_CHECKPOINT --beam 5 --required-batch-size-multiple 1 > {args.out}/generate.txt"}
+
+
+def synthetic_sources(generated: str, n: int, bpe) -> List[str]:
+    """The first hypothesis of each of the ``n`` sentences of ``generated``, re-segmented with ``bpe``.
+
+    Raises:
+        ValueError: sentences without a hypothesis, or ids beyond ``n`` (another source file), naming the file.
+    """
+    samples = read_generate_output(generated)
+    missing = [i for i in range(n) if i not in samples or not samples[i].hyps]
+    extra = [i for i in samples if i >= n]
+    if missing or extra:
+        raise ValueError(f"{generated}: {len(missing)} of {n} sentences have no hypothesis (first id "
+                         f"{missing[:1]}) and {len(extra)} ids are beyond them: not the output for this source")
+    out = []
+    for i in range(n):
+        words = remove_bpe(samples[i].hyps[0].text)
+        out.append(bpe.process_line(words).strip())
+    return out
+
+
+def assemble(args) -> dict:
+    manifest = pair_manifest(args.pair_data)
+    src, tgt = manifest["pair"].split("-")
+    codes = os.path.join(args.pair_data, manifest["bpe"]["codes"])
+    bpe = load_bpe(codes)
+    targets = read_lines(os.path.join(args.bt_data, f"mono.bpe.{tgt}"))
+    images = read_lines(os.path.join(args.bt_data, "mono.images.txt"))
+    if len(images) != len(targets):
+        raise ValueError(f"{args.bt_data}/mono.images.txt: {len(images)} lines, mono.bpe.{tgt}: {len(targets)}")
+    sources = synthetic_sources(args.generated, len(targets), bpe)
+    empty = sum(1 for s in sources if not s)
+    keep = [i for i, s in enumerate(sources) if s]
+    tok_dir = os.path.join(args.data, "multi30k", "tok")
+    real = {}
+    for lang in (src, tgt):
+        path = os.path.join(tok_dir, f"train.lc.norm.tok.{lang}")
+        real[lang] = [bpe.process_line(line).strip() for line in read_lines(path)]
+    real_images = read_lines(os.path.join(args.pair_data, "train.images.txt"))
+    if not len(real[src]) == len(real[tgt]) == len(real_images):
+        raise ValueError(f"{tok_dir}: train.{src} / train.{tgt} / {args.pair_data}/train.images.txt not aligned")
+    os.makedirs(args.out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_lines(os.path.join(tmp, f"train.{src}"), real[src] * args.real_copies + [sources[i] for i in keep])
+        write_lines(os.path.join(tmp, f"train.{tgt}"), real[tgt] * args.real_copies + [targets[i] for i in keep])
+        write_lines(os.path.join(args.out, "train.images.txt"), real_images * args.real_copies + [images[i] for i in keep])
+        plain = os.path.join(args.pair_data, f"dict.{src}.txt")
+        binarize(["--source-lang", src, "--target-lang", tgt, "--srcdict", plain, "--tgtdict", plain,
+                  "--trainpref", os.path.join(tmp, "train"), "--destdir", args.out, "--workers", str(args.workers)])
+    pair = f"{src}-{tgt}"
+    for split in ("valid", "test"):
+        for lang in (src, tgt):
+            for ext in ("bin", "idx"):
+                shutil.copyfile(os.path.join(args.pair_data, f"{split}.{pair}.{lang}.{ext}"),
+                                os.path.join(args.out, f"{split}.{pair}.{lang}.{ext}"))
+        shutil.copyfile(os.path.join(args.pair_data, f"{split}.images.txt"), os.path.join(args.out, f"{split}.images.txt"))
+    for name in ("dict.txt", f"dict.{src}.txt", f"dict.{tgt}.txt", manifest["bpe"]["codes"]):
+        shutil.copyfile(os.path.join(args.pair_data, name), os.path.join(args.out, name))
+    n_real = len(real[src]) * args.real_copies
+    logger.info("train: %d real pairs (%d x %d) + %d back-translated (%d empty hypotheses left out)",
+                n_real, len(real[src]), args.real_copies, len(keep), empty)
+    out = dict(manifest)
+    out["lines"] = dict(manifest.get("lines") or {}, train=n_real + len(keep))
+    out["extra_data"] = {"kind": "back-translation", "constrained": False, "real_pairs": len(real[src]),
+                         "real_copies": args.real_copies, "synthetic_pairs": len(keep), "empty_left_out": empty,
+                         "synthetic_source": os.path.abspath(args.generated),
+                         "synthetic_target": f"Multi30K Task 2 captions/train.{{1..5}}.{tgt} (no evaluation photo)",
+                         "images": sum(1 for i in keep if images[i])}
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="step", required=True)
+    s = sub.add_parser("source", help="the Task 2 captions to back-translate, binarized")
+    s.add_argument("--data", default="../shared/data", help="root holding multi30k/ and flickr8k/")
+    s.add_argument("--lang", default="de", help="language of the captions (the pair's target language)")
+    a = sub.add_parser("assemble", help="Task 1 train + the back-translated pairs, binarized")
+    a.add_argument("--data", default="../shared/data", help="root holding multi30k/tok/")
+    a.add_argument("--bt-data", required=True, help="the output of the source step")
+    a.add_argument("--generated", required=True, help="fairseq-generate output on the source step's test split")
+    a.add_argument("--real-copies", type=int, default=1, help="times the Task 1 pairs are repeated (up-sampling)")
+    for q in (s, a):
+        q.add_argument("--pair-data", required=True, help="unix-prepare-multi30k --protocol tok-bpe output of the pair")
+        q.add_argument("--out", required=True, help="output directory")
+        q.add_argument("--workers", type=int, default=2)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
+    args = parse_args(argv)
+    try:
+        manifest = prepare_source(args) if args.step == "source" else assemble(args)
+    except (FileNotFoundError, ValueError) as e:
+        logger.error("%s", e)
+        return 2
+    with open(os.path.join(args.out, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    logger.info("done: %s", args.out)
+    if args.step == "source":
+        logger.info("next: %s", manifest["generate"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
