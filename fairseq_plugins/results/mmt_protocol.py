@@ -21,7 +21,7 @@ Example::
 
     unix-results mmt-protocol --config examples/multi30k_mmt/systems_published.json \\
         --var RUNS=checkpoints --var BIN_ENDE=data-bin/multi30k_tok_ende --var BIN_ENFR=data-bin/multi30k_tok_enfr \\
-        --var BIN_ENDE_BT=data-bin/multi30k_tok_ende_bt \\
+        --var BIN_ENDE_BT=data-bin/multi30k_tok_ende_bt --var CAPTIONS_ENDE=data-bin/task2_captions_ende \\
         --var FEATS=data-bin/feats_lite0 --var IMAGES=../shared/data/flickr8k/images \\
         --out examples/multi30k_mmt/RESULTS_published_protocol.json --readme examples/multi30k_mmt/README.md
 """
@@ -66,7 +66,7 @@ def add_arguments(p) -> None:
 def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
     """The binarized data must be the tok-bpe preparation of ``pair`` (its manifest says so), and a row
     labelled ``constrained`` must not train on extra data (``extra_data`` in the manifest, written by
-    unix-prepare-back-translation), nor a row labelled otherwise on Task 1 alone."""
+    unix-prepare-task2). A row on Task 1 data may be labelled with extra data: its pre-training's."""
     path = os.path.join(bin_dir, "manifest.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no manifest; prepare with unix-prepare-multi30k --protocol tok-bpe")
@@ -76,9 +76,8 @@ def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
         raise ValueError(f"{path}: protocol {manifest.get('protocol')!r}, pair {manifest.get('pair')!r}; "
                          f"this table needs the tok-bpe preparation of {pair}")
     extra = manifest.get("extra_data")
-    if (data == CONSTRAINED) != (not extra):
-        raise ValueError(f"{path}: the row is labelled data={data!r} but the data "
-                         + (f"has extra {extra.get('kind')} pairs" if extra else "is Task 1 only (constrained)"))
+    if extra and data == CONSTRAINED:
+        raise ValueError(f"{path}: the row is labelled data={data!r} but the data has extra {extra.get('kind')} pairs")
 
 
 def generate(system, ckpt: str, out_path: str) -> List[str]:
@@ -184,7 +183,8 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
         "meteor_per_seed": meteor or None, "meteor_note": why_no_meteor or None,
         "fairseq_printed_bleu_per_seed": [s["printed_bleu"] for s in seeds],
         "average": system.get("average", 10), "averaged_per_seed": [s["averaged"] for s in seeds],
-        "train_commands": [r.get("command") for r in system["runs"]],
+        "train_commands": ([system["pretrain_command"]] if system.get("pretrain_command") else [])
+                          + [r.get("command") for r in system["runs"]],
         "generate_commands": [s["generate"] for s in seeds],
     }
 

@@ -1,11 +1,11 @@
-"""unix-prepare-back-translation on a fake Multi30K tree: the Task 2 source side, then Task 1 + synthetic pairs."""
+"""unix-prepare-task2 on a fake Multi30K tree: back-translation source, Task 1 + synthetic pairs, caption stream."""
 
 import json
 
 import pytest
 
 from tests.unix.cli.test_prepare_multi30k import _fake_tok_tree
-from unix.cli import prepare_back_translation, prepare_multi30k
+from unix.cli import prepare_task2, prepare_multi30k
 from unix.data.bpe import load_bpe, multi30k_tokenize
 
 # Task 2 German captions of the 6 train lines (photos 11, 22, 99, 33, 44, 22; 22 is also a val photo)
@@ -42,7 +42,7 @@ def _unk(lines, dict_path):
 def test_source_then_assemble(tmp_path):
     pair = _tree(tmp_path)
     bt = tmp_path / "bt"
-    assert prepare_back_translation.main(["source", "--data", str(tmp_path), "--pair-data", str(pair), "--lang", "de",
+    assert prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(pair), "--lang", "de",
                                           "--out", str(bt), "--workers", "1"]) == 0
     # captions of photo 22 (a val photo, twice in the list) and the empty ones are left out: 3 photos x 5
     bpe = load_bpe(str(pair / "bpe.codes"))
@@ -64,7 +64,7 @@ def test_source_then_assemble(tmp_path):
         lines += [f"S-{i}\t{mono[i]}", f"H-{i}\t-0.5\t{hyps[i]}", f"D-{i}\t-0.5\t{hyps[i]}"]
     (bt / "generate.txt").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    assert prepare_back_translation.main(["assemble", "--data", str(tmp_path), "--pair-data", str(pair),
+    assert prepare_task2.main(["bt-assemble", "--data", str(tmp_path), "--pair-data", str(pair),
                                           "--bt-data", str(bt), "--generated", str(bt / "generate.txt"),
                                           "--real-copies", "2", "--out", str(out), "--workers", "1"]) == 0
     real_src = _binarized(pair / "train.en-de.en", pair / "dict.en.txt")
@@ -87,21 +87,49 @@ def test_source_then_assemble(tmp_path):
 
 def test_wrong_inputs_are_refused_by_name(tmp_path, caplog):
     pair = _tree(tmp_path)
-    assert prepare_back_translation.main(["source", "--data", str(tmp_path), "--pair-data", str(pair), "--lang", "en",
+    assert prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(pair), "--lang", "en",
                                           "--out", str(tmp_path / "bt")]) == 2
     assert "needs the target language's captions (de)" in caplog.text
     bt = tmp_path / "bt2"
-    prepare_back_translation.main(["source", "--data", str(tmp_path), "--pair-data", str(pair), "--out", str(bt),
+    prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(pair), "--out", str(bt),
                                    "--workers", "1"])
     (bt / "generate.txt").write_text("H-0\t-1.0\ta dog\nH-20\t-1.0\ta cat\n")
-    assert prepare_back_translation.main(["assemble", "--data", str(tmp_path), "--pair-data", str(pair),
+    assert prepare_task2.main(["bt-assemble", "--data", str(tmp_path), "--pair-data", str(pair),
                                           "--bt-data", str(bt), "--generated", str(bt / "generate.txt"),
                                           "--out", str(tmp_path / "o")]) == 2
     assert "generate.txt: 14 of 15 sentences have no hypothesis" in caplog.text
-    assert prepare_back_translation.main(["source", "--data", str(tmp_path), "--pair-data", str(tmp_path),
+    assert prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(tmp_path),
                                           "--out", str(tmp_path / "x")]) == 2
     assert "manifest.json: not found" in caplog.text
     (tmp_path / "multi30k" / "captions" / "train.3.de").write_text("one line\n")
-    assert prepare_back_translation.main(["source", "--data", str(tmp_path), "--pair-data", str(pair),
+    assert prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(pair),
                                           "--out", str(tmp_path / "y")]) == 2
     assert "train.3.de: 1 lines" in caplog.text and "not aligned" in caplog.text
+
+
+def test_caption_stream_in_the_pairs_vocabulary(tmp_path):
+    pair = _tree(tmp_path)
+    caps = tmp_path / "multi30k" / "captions"
+    en = ["A dog runs.", "Two dogs.", "A man rides a bike.", "A woman plays.", "A man.", "A boy in snow."]
+    for k in range(1, 6):
+        (caps / f"train.{k}.en").write_text("\n".join(f"{c} {k}" for c in en) + "\n")
+    out = tmp_path / "cap"
+    assert prepare_task2.main(["captions", "--data", str(tmp_path), "--pair-data", str(pair), "--out", str(out),
+                               "--workers", "1"]) == 0
+    bpe = load_bpe(str(pair / "bpe.codes"))
+    photos = {"11": "11_x.jpg", "33": "33_x.jpg", "44": "44_x.jpg"}  # 22: a val photo; 99: not in Flickr8k
+    want = []
+    for lang, texts in (("en", en), ("de", TASK2_DE)):
+        want += [(f"__{lang}__", bpe.process_line(multi30k_tokenize(f"{c} {k}", lang)).strip(), photos[p])
+                 for k in range(1, 6) for c, p in zip(texts, ["11", "22", "99", "33", "44", "22"])
+                 if c and p in photos]
+    assert len(want) == 15 + 10
+    assert _binarized(out / "train.tag-cap.tag", out / "dict.txt") == [w[0] for w in want]
+    assert _binarized(out / "train.tag-cap.cap", out / "dict.txt") == _unk([w[1] for w in want], out / "dict.txt")
+    assert (out / "train.images.txt").read_text().splitlines() == [w[2] for w in want]
+    assert (out / "dict.txt").read_bytes() == (pair / "dict.txt").read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["de"] == {"captions": 10, "photos": 2, "without_flickr8k_photo": 5}
+    assert manifest["preprocess"]["moses_escape"] is True
+    assert prepare_task2.main(["captions", "--data", str(tmp_path), "--pair-data", str(pair), "--out", str(out),
+                               "--langs", "xx"]) == 2

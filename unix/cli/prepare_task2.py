@@ -1,30 +1,35 @@
-"""Back-translated Multi30K Task 2 captions as extra training data of the published protocol.
+"""Multi30K Task 2 captions in the published protocol: back-translation data and a caption stream.
 
 Multi30K Task 2 has five independent English and five independent German captions per photo
-(``captions/train.<k>.<lang>``, the Task 1 training photos; no validation or test photo). German
-captions back-translated into English by a De->En model give synthetic En->De pairs whose target is
-real in-domain German, with the photo of the caption (the classic lever of the WMT multimodal
-shared tasks; rows trained on it are *with extra data*, not constrained). Two steps around one
-``fairseq-generate``:
+(``captions/train.<k>.<lang>``, the Task 1 training photos; no validation or test photo, which is
+checked, not assumed). Turned into the published protocol's text (:func:`unix.data.bpe.
+multi30k_tokenize`, the pair's ``bpe.codes`` and dictionary), they are extra in-domain data; rows
+trained on them are *with extra data*, not constrained. Three steps:
 
-1. ``source``: the German captions in the protocol (:func:`unix.data.bpe.multi30k_tokenize`, the
-   pair's ``bpe.codes``), ``mono.bpe.de`` + ``mono.images.txt``, binarized as the ``test`` split of
-   a source-only De->En data directory::
+1. ``bt-source``: the German captions as ``mono.bpe.de`` + ``mono.images.txt``, binarized as the
+   ``test`` split of a source-only De->En data directory, to back-translate::
 
-       unix-prepare-back-translation source --data ../shared/data \\
-           --pair-data data-bin/multi30k_tok_ende --lang de --out data-bin/bt_de
-       fairseq-generate data-bin/bt_de --task translation -s de -t en --gen-subset test \\
-           --path checkpoints/pub_transformer_deen_s1/avg10.pt --beam 5 --max-tokens 8192 \\
+       unix-prepare-task2 bt-source --data ../shared/data --pair-data data-bin/multi30k_tok_ende \
+           --lang de --out data-bin/bt_de
+       fairseq-generate data-bin/bt_de --task translation -s de -t en --gen-subset test \
+           --path checkpoints/pub_transformer_deen_s1/avg10.pt --beam 5 --max-tokens 8192 \
            --required-batch-size-multiple 1 > data-bin/bt_de/generate.txt
 
-2. ``assemble``: Task 1 train (as in ``--pair-data``, ``--real-copies`` times) + the synthetic
-   pairs (the hypotheses de-BPE'd and BPE'd again with the pair's codes, so that their segmentation
-   is the one a test sentence gets), binarized with the pair's dictionary; valid, test, ``dict.txt``,
-   ``bpe.codes`` and the image lists of ``--pair-data`` copied, so the output trains with the same
-   scripts and scores on the same test set::
+2. ``bt-assemble``: Task 1 train (``--real-copies`` times) + the synthetic pairs (the hypotheses
+   de-BPE'd and BPE'd again with the pair's codes, so that their segmentation is the one a test
+   sentence gets), binarized with the pair's dictionary; valid, test, ``dict.txt``, ``bpe.codes``
+   and the image lists of ``--pair-data`` copied, so the output trains with the same scripts and
+   scores on the same test set::
 
-       unix-prepare-back-translation assemble --pair-data data-bin/multi30k_tok_ende \\
+       unix-prepare-task2 bt-assemble --pair-data data-bin/multi30k_tok_ende \
            --bt-data data-bin/bt_de --generated data-bin/bt_de/generate.txt --out data-bin/multi30k_tok_ende_bt
+
+3. ``captions``: the English and German captions of the photos available in Flickr8k as a
+   ``tag-cap`` caption stream of ``unix_pretrain`` (source = the language tag, target = the
+   caption; ``train.images.txt``), in the pair's vocabulary, so that a model pre-trained on them
+   fine-tunes on ``--pair-data`` with ``--finetune-from-model``::
+
+       unix-prepare-task2 captions --pair-data data-bin/multi30k_tok_ende --out data-bin/task2_captions_ende
 """
 
 from __future__ import annotations
@@ -42,9 +47,9 @@ from unix.data.bpe import load_bpe, multi30k_tokenize, remove_bpe
 from unix.data.captions import multi30k_dir
 from unix.data.generate_output import read_generate_output
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
-from unix.data.tokenizer import read_lines
+from unix.data.tokenizer import lang_tag, read_lines
 
-logger = logging.getLogger("unix-prepare-back-translation")
+logger = logging.getLogger("unix-prepare-task2")
 
 MANIFEST = "manifest.json"
 EVAL_LISTS = ("val.txt", "test_2016_flickr.txt", "test_2017_flickr.txt", "test_2017_mscoco.txt", "test_2018_flickr.txt")
@@ -210,18 +215,55 @@ def assemble(args) -> dict:
     return out
 
 
+def caption_stream(args) -> dict:
+    """Task 2 captions (``args.langs``) of the photos available in Flickr8k as a ``tag-cap`` train split."""
+    manifest = pair_manifest(args.pair_data)
+    bpe = load_bpe(os.path.join(args.pair_data, manifest["bpe"]["codes"]))
+    dict_path = os.path.join(args.pair_data, "dict.txt")
+    with open(dict_path, encoding="utf-8") as f:
+        symbols = {line.split(" ")[0] for line in f}
+    index = flickr8k_index(os.path.join(args.data, "flickr8k", "images"))
+    tags, caps, photos, counts = [], [], [], {}
+    for lang in args.langs:
+        if lang_tag(lang) not in symbols:
+            raise ValueError(f"{dict_path}: no language tag {lang_tag(lang)} for --langs {lang}")
+        texts, names = task2_captions(args.data, lang)
+        mapped = multi30k_to_flickr8k(names, index)
+        kept = [(t, m) for t, m in zip(texts, mapped) if m]
+        tags += [lang_tag(lang)] * len(kept)
+        caps += [bpe.process_line(multi30k_tokenize(t, lang)).strip() for t, _ in kept]
+        photos += [m for _, m in kept]
+        counts[lang] = {"captions": len(kept), "photos": len(set(photos[-len(kept):])) if kept else 0,
+                        "without_flickr8k_photo": len(texts) - len(kept)}
+        logger.info("%s: %d captions of %d photos (%d captions have no Flickr8k photo)", lang, len(kept),
+                    counts[lang]["photos"], counts[lang]["without_flickr8k_photo"])
+    os.makedirs(args.out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_lines(os.path.join(tmp, "train.tag"), tags)
+        write_lines(os.path.join(tmp, "train.cap"), caps)
+        binarize(["--source-lang", "tag", "--target-lang", "cap", "--srcdict", dict_path, "--tgtdict", dict_path,
+                  "--trainpref", os.path.join(tmp, "train"), "--destdir", args.out, "--workers", str(args.workers)])
+    write_lines(os.path.join(args.out, "train.images.txt"), photos)
+    shutil.copyfile(dict_path, os.path.join(args.out, "dict.txt"))
+    return {"kind": "caption stream (unix_pretrain)", "pair": manifest["pair"], "langs": list(args.langs),
+            "splits": {"train": counts}, "source": "Multi30K Task 2 captions/train.{1..5}.<lang> (no evaluation photo)",
+            "pair_data": os.path.abspath(args.pair_data), "preprocess": manifest.get("preprocess"),
+            "image_root": os.path.abspath(os.path.join(args.data, "flickr8k", "images"))}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="step", required=True)
-    s = sub.add_parser("source", help="the Task 2 captions to back-translate, binarized")
-    s.add_argument("--data", default="../shared/data", help="root holding multi30k/ and flickr8k/")
+    s = sub.add_parser("bt-source", help="the Task 2 captions to back-translate, binarized")
     s.add_argument("--lang", default="de", help="language of the captions (the pair's target language)")
-    a = sub.add_parser("assemble", help="Task 1 train + the back-translated pairs, binarized")
-    a.add_argument("--data", default="../shared/data", help="root holding multi30k/tok/")
-    a.add_argument("--bt-data", required=True, help="the output of the source step")
-    a.add_argument("--generated", required=True, help="fairseq-generate output on the source step's test split")
+    a = sub.add_parser("bt-assemble", help="Task 1 train + the back-translated pairs, binarized")
+    a.add_argument("--bt-data", required=True, help="the output of the bt-source step")
+    a.add_argument("--generated", required=True, help="fairseq-generate output on the bt-source step's test split")
     a.add_argument("--real-copies", type=int, default=1, help="times the Task 1 pairs are repeated (up-sampling)")
-    for q in (s, a):
+    c = sub.add_parser("captions", help="a tag-cap caption stream of the captions with a Flickr8k photo")
+    c.add_argument("--langs", nargs="+", default=["en", "de"], help="caption languages")
+    for q in (s, a, c):
+        q.add_argument("--data", default="../shared/data", help="root holding multi30k/ and flickr8k/")
         q.add_argument("--pair-data", required=True, help="unix-prepare-multi30k --protocol tok-bpe output of the pair")
         q.add_argument("--out", required=True, help="output directory")
         q.add_argument("--workers", type=int, default=2)
@@ -232,7 +274,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
     try:
-        manifest = prepare_source(args) if args.step == "source" else assemble(args)
+        manifest = {"bt-source": prepare_source, "bt-assemble": assemble, "captions": caption_stream}[args.step](args)
     except (FileNotFoundError, ValueError) as e:
         logger.error("%s", e)
         return 2
@@ -240,7 +282,7 @@ def main(argv=None) -> int:
         json.dump(manifest, f, indent=1, ensure_ascii=False)
         f.write("\n")
     logger.info("done: %s", args.out)
-    if args.step == "source":
+    if args.step == "bt-source":
         logger.info("next: %s", manifest["generate"])
     return 0
 
