@@ -32,13 +32,17 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
 
 import torch
 
 from fairseq_plugins.checkpoint import average, last_checkpoints
 from unix.data.tokenizer import read_lines
-from unix.metrics.bleu import ordered, read_generate_output, score_tokenized
+from unix.metrics.bleu import image_rows, ordered, pretokenized_bleu, read_generate_output, score_tokenized
+from unix.metrics.bootstrap import bootstrap_bleu
+from unix.metrics.caption import bleu_statistics
 from unix.provenance import git_commit, load_config, provenance, slug
 from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, replace_block,
                                             run_generate, write_json, write_markdown)
@@ -80,13 +84,35 @@ def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
         raise ValueError(f"{path}: the row is labelled data={data!r} but the data has extra {extra.get('kind')} pairs")
 
 
-def generate(system, ckpt: str, out_path: str) -> List[str]:
+def generate(system, ckpt: str, out_path: str, extra: Sequence[str] = ()) -> List[str]:
     """fairseq-generate test2016 with beam 5, BPE removed, into ``out_path``; returns the command."""
     src, tgt = system["pair"].split("-")
     cmd = generate_command(system["bin"], system["task"], "-s", src, "-t", tgt, "--path", ckpt, "--gen-subset", "test",
                            "--beam", "5", "--lenpen", "1.0", "--max-tokens", "4096", "--post-process", "subword_nmt",
-                           "--required-batch-size-multiple", "1", *system.get("generate_args", []))
+                           "--required-batch-size-multiple", "1", *system.get("generate_args", []), *extra)
     return run_generate(cmd, out_path, keep_stderr=False)
+
+
+def uses_images(system) -> bool:
+    args = system.get("generate_args", [])
+    return system["task"] == "unix_mmt" and "--image-features" in args and "--no-images" not in args
+
+
+def image_use(right: str, shuffled: str, ref_tok: str, image_list: str, resamples: int = 1000) -> Dict:
+    """Incongruent decoding: BLEU on the sentences with a photo, decoded with the right photos and with
+    the photos shuffled among them (``--shuffle-images``), and a paired bootstrap 95% interval of the
+    difference (resampling those sentences; pycocoevalcap's BLEU arithmetic on the same draws)."""
+    refs = read_lines(ref_tok)
+    keep = image_rows(image_list, len(refs))
+    hyp = {name: [ordered(read_generate_output(path), len(refs), path)[i] for i in keep]
+           for name, path in (("right", right), ("shuffled", shuffled))}
+    ref = [refs[i] for i in keep]
+    stats = {k: bleu_statistics(v, [[r] for r in ref]) for k, v in hyp.items()}
+    diffs = bootstrap_bleu(stats["right"], resamples, seed=0, baseline=stats["shuffled"])
+    bleu = {k: pretokenized_bleu(v, ref)["bleu"] for k, v in hyp.items()}
+    return {"n": len(keep), "bleu": bleu["right"], "bleu_shuffled": bleu["shuffled"],
+            "delta": round(bleu["right"] - bleu["shuffled"], 2),
+            "delta_ci95": [round(float(x), 2) for x in np.percentile(diffs, [2.5, 97.5])], "resamples": resamples}
 
 
 def printed_bleu(path: str) -> Optional[float]:
@@ -140,7 +166,11 @@ def run_device(run_dir: str, default: str = "unknown") -> str:
     return "; ".join(dict.fromkeys(devices)) or default
 
 
-def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
+def ref_tok_path(data: str, tgt: str) -> str:
+    return os.path.join(data, "multi30k", "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
+
+
+def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -> Dict:
     """Decode (or read) and score one seed's run."""
     stem = f"{slug(system['system'] + '_' + system['pair'])}.s{run['seed']}"
     if generated:
@@ -154,7 +184,16 @@ def evaluate_seed(system, run, work: str, generated: Optional[str]) -> Dict:
         cmd = generate(system, avg, out)
         updates = trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
         averaged = f"{os.path.basename(paths[0])}..{os.path.basename(paths[-1])}"
-    return {"seed": run["seed"], "output": out, "updates": updates, "printed_bleu": printed_bleu(out),
+    use = None
+    image_list = os.path.join(system["bin"], "test.images.txt")
+    if uses_images(system) and os.path.exists(image_list):
+        shuffled = out[: -len(".test.txt")] + ".test.shuffled.txt"
+        if not generated:
+            generate(system, avg, shuffled, ["--shuffle-images"])
+        if os.path.exists(shuffled):
+            tgt = system["pair"].split("-")[1]
+            use = image_use(out, shuffled, ref_tok_path(data, tgt), image_list)
+    return {"seed": run["seed"], "output": out, "updates": updates, "printed_bleu": printed_bleu(out), "image_use": use,
             "averaged": averaged,
             "generate": quote(cmd) if cmd else f"(written elsewhere: {out})",
             "device": run_device(run.get("dir", ""), system.get("device", "unknown"))}
@@ -186,6 +225,7 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
         "train_commands": ([system["pretrain_command"]] if system.get("pretrain_command") else [])
                           + [r.get("command") for r in system["runs"]],
         "generate_commands": [s["generate"] for s in seeds],
+        "image_use_per_seed": [s["image_use"] for s in seeds] if any(s["image_use"] for s in seeds) else None,
     }
 
 
@@ -215,6 +255,19 @@ def markdown(rows: List[Dict], missing) -> str:
     for pair in dict.fromkeys(r["pair"] for r in rows):
         for name, bleu in PUBLISHED.get(pair, []):
             lines.append(f"| published: {name} | {pair} | {CONSTRAINED} | {bleu:.2f} | | | 8000 | 10 | |")
+    used = [r for r in rows if r.get("image_use_per_seed")]
+    if used:
+        lines += ["", "Use of the image: the sentences with a photo decoded with the right photos and with the photos "
+                  "shuffled among them (incongruent decoding); paired bootstrap 95% interval of the difference "
+                  "(1,000 resamples of those sentences).", "",
+                  "| system | pair | seed | sentences | BLEU right photos | BLEU shuffled | difference (95% interval) |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in used:
+            for seed, u in zip(r["seeds"], r["image_use_per_seed"]):
+                if u:
+                    lines.append(f"| {r['system']} | {r['pair']} | {seed} | {u['n']} | {u['bleu']:.2f} | "
+                                 f"{u['bleu_shuffled']:.2f} | {u['delta']:+.2f} ({u['delta_ci95'][0]:+.2f}, "
+                                 f"{u['delta_ci95'][1]:+.2f}) |")
     notes = sorted({r["meteor_note"] for r in rows if r["meteor_note"]})
     if notes:
         lines += ["", "METEOR: " + "; ".join(notes) + "."]
@@ -232,7 +285,7 @@ def run(a) -> str:
     rows, missing = [], []
     for system in systems:
         tgt = system["pair"].split("-")[1]
-        ref_tok = os.path.join(a.data, "multi30k", "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
+        ref_tok = ref_tok_path(a.data, tgt)
         why = "" if a.generated else not_done(system)
         if why:
             logger.warning("skipping %s (%s): %s", system["system"], system["pair"], why)
@@ -240,7 +293,7 @@ def run(a) -> str:
             continue
         if not a.generated:
             check_protocol(system["bin"], system["pair"], system.get("data", CONSTRAINED))
-        seeds = [evaluate_seed(system, run, work, a.generated) for run in system["runs"]]
+        seeds = [evaluate_seed(system, run, work, a.generated, a.data) for run in system["runs"]]
         rows.append(build_row(system, seeds, ref_tok, work, a.command))
     write_json(a.out, rows, ensure_ascii=False, newline=True)
     table = markdown(rows, missing)

@@ -137,3 +137,35 @@ def test_the_readme_command_fills_every_run_of_the_published_table():
         for run in s["runs"]:
             assert f"SEED={run['seed']}" in run["command"] or run["seed"] == 1
             assert run["dir"].split("/")[-1] in run["command"]
+
+
+def test_incongruent_decoding_of_a_system_with_images(tree):
+    """A system decoding with image features is also scored with the photos shuffled, on the sentences with
+    a photo, with a paired bootstrap interval of the difference."""
+    root, _, _ = tree
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "test.images.txt").write_text("1.jpg\n\n3.jpg\n")  # sentences 0 and 2 have a photo
+    gen = root / "gen"
+    # right photos: both photo sentences right; shuffled: sentence 2 loses its last two tokens
+    write_gen(gen / "C_tokens_en-de.s1.test.shuffled.txt", [REFS[0], REFS[1], "zwei &quot; männer"])
+    write_gen(gen / "C_tokens_en-de.s1.test.txt", REFS)
+    config = root / "c.json"
+    config.write_text(json.dumps([
+        {"system": "C tokens", "pair": "en-de", "task": "unix_mmt", "bin": str(bin_dir), "updates": 8000,
+         "generate_args": ["--image-features", "F", "--image-root", "I"],
+         "runs": [{"seed": 1, "dir": "x", "command": "bash c.sh"}]}]))
+    out = root / "C.json"
+    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--generated", str(gen),
+              "--out", str(out)])
+    use = json.loads(out.read_text())[0]["image_use_per_seed"][0]
+    # sentences 0 and 2: 4 + 5 = 9 reference tokens; shuffled output 4 + 3 = 7 tokens whose 1..4-grams all
+    # match (7/7, 5/5, 3/3, 1/1): BLEU = the brevity penalty exp(1 - 9/7)
+    import math
+    assert use["n"] == 2 and use["bleu"] == 100.0
+    assert use["bleu_shuffled"] == pytest.approx(100 * math.exp(1 - 9 / 7), abs=0.01)
+    assert use["delta"] == pytest.approx(100 - use["bleu_shuffled"], abs=0.01)
+    lo, hi = use["delta_ci95"]
+    assert 0 <= lo <= use["delta"] <= hi <= 100
+    md = (root / "C.md").read_text()
+    assert "| C tokens | en-de | 1 | 2 | 100.00 |" in md and "Use of the image" in md
