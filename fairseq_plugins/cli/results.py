@@ -2,7 +2,7 @@
 
 Tasks: ``caption`` (examples/captioning), ``mmt`` (examples/multi30k_mmt, our protocol),
 ``mmt-protocol`` (examples/multi30k_mmt, the published tok-bpe protocol), ``vqa`` (examples/vqa),
-``pretrain`` (examples/pretraining), ``crosslingual`` (examples/pretraining: zero-shot VQA and
+``pretrain`` (examples/pretraining), ``crosslingual`` (examples/crosslingual: zero-shot VQA and
 retrieval per language). ``unix-results TASK --help`` lists a task's options. Every
 table starts with the command that wrote it, the commit of the code and the time, and comes with
 a JSON file of its rows.

@@ -23,8 +23,8 @@ only that experiment's table; without ``--readme``: into a ``.md`` beside the JS
 
 Example::
 
-    unix-results crosslingual --config examples/pretraining/crosslingual.json --var RUNS=runs \\
-        --out examples/pretraining/RESULTS_crosslingual.json --readme examples/pretraining/README.md
+    unix-results crosslingual --config examples/crosslingual/crosslingual.json --var RUNS=runs \\
+        --out examples/crosslingual/RESULTS_crosslingual.json --readme examples/crosslingual/README.md
 """
 
 import datetime
