@@ -17,7 +17,8 @@ trained on them are *with extra data*, not constrained. Three steps:
 
 2. ``bt-assemble``: Task 1 train (``--real-copies`` times) + the synthetic pairs (the hypotheses
    de-BPE'd and BPE'd again with the pair's codes, so that their segmentation is the one a test
-   sentence gets), binarized with the pair's dictionary; valid, test, ``dict.txt``, ``bpe.codes``
+   sentence gets; each source starts with the tag ``<BT>``, tagged back-translation, Caswell et al.
+   2019, unless ``--no-tag-synthetic``), binarized with the pair's dictionary (+ the tag); valid, test, ``dict.txt``, ``bpe.codes``
    and the image lists of ``--pair-data`` copied, so the output trains with the same scripts and
    scores on the same test set::
 
@@ -52,6 +53,9 @@ from unix.data.tokenizer import lang_tag, read_lines
 logger = logging.getLogger("unix-prepare-task2")
 
 MANIFEST = "manifest.json"
+# first source token of every synthetic pair (tagged back-translation, Caswell et al. 2019): tells the model
+# which sources are machine output; a raw sentence never becomes it (Moses escapes "<" and ">")
+BT_TAG = "<BT>"
 EVAL_LISTS = ("val.txt", "test_2016_flickr.txt", "test_2017_flickr.txt", "test_2017_mscoco.txt", "test_2018_flickr.txt")
 
 
@@ -186,12 +190,17 @@ def assemble(args) -> dict:
     if not len(real[src]) == len(real[tgt]) == len(real_images):
         raise ValueError(f"{tok_dir}: train.{src} / train.{tgt} / {args.pair_data}/train.images.txt not aligned")
     os.makedirs(args.out, exist_ok=True)
+    tag = BT_TAG + " " if args.tag_synthetic else ""
     with tempfile.TemporaryDirectory() as tmp:
-        write_lines(os.path.join(tmp, f"train.{src}"), real[src] * args.real_copies + [sources[i] for i in keep])
+        write_lines(os.path.join(tmp, f"train.{src}"), real[src] * args.real_copies + [tag + sources[i] for i in keep])
         write_lines(os.path.join(tmp, f"train.{tgt}"), real[tgt] * args.real_copies + [targets[i] for i in keep])
         write_lines(os.path.join(args.out, "train.images.txt"), real_images * args.real_copies + [images[i] for i in keep])
-        plain = os.path.join(args.pair_data, f"dict.{src}.txt")
-        binarize(["--source-lang", src, "--target-lang", tgt, "--srcdict", plain, "--tgtdict", plain,
+        dictionary = os.path.join(args.pair_data, f"dict.{src}.txt")
+        if tag:  # one dictionary for both tasks: the unix one (language tags at the end) + the tag after it
+            dictionary = os.path.join(args.out, "dict.txt")
+            with open(os.path.join(args.pair_data, "dict.txt"), encoding="utf-8") as f:
+                write_lines(dictionary, [line for line in f.read().split("\n") if line] + [f"{BT_TAG} 1"])
+        binarize(["--source-lang", src, "--target-lang", tgt, "--srcdict", dictionary, "--tgtdict", dictionary,
                   "--trainpref", os.path.join(tmp, "train"), "--destdir", args.out, "--workers", str(args.workers)])
     pair = f"{src}-{tgt}"
     for split in ("valid", "test"):
@@ -200,8 +209,11 @@ def assemble(args) -> dict:
                 shutil.copyfile(os.path.join(args.pair_data, f"{split}.{pair}.{lang}.{ext}"),
                                 os.path.join(args.out, f"{split}.{pair}.{lang}.{ext}"))
         shutil.copyfile(os.path.join(args.pair_data, f"{split}.images.txt"), os.path.join(args.out, f"{split}.images.txt"))
-    for name in ("dict.txt", f"dict.{src}.txt", f"dict.{tgt}.txt", manifest["bpe"]["codes"]):
-        shutil.copyfile(os.path.join(args.pair_data, name), os.path.join(args.out, name))
+    shutil.copyfile(os.path.join(args.pair_data, manifest["bpe"]["codes"]), os.path.join(args.out, manifest["bpe"]["codes"]))
+    for name in (f"dict.{src}.txt", f"dict.{tgt}.txt") if tag else ("dict.txt", f"dict.{src}.txt", f"dict.{tgt}.txt"):
+        # tagged: dict.<lang>.txt = the dict.txt written above (language tags + the tag), the same symbols
+        shutil.copyfile(os.path.join(args.out if tag else args.pair_data, "dict.txt" if tag else name),
+                        os.path.join(args.out, name))
     n_real = len(real[src]) * args.real_copies
     logger.info("train: %d real pairs (%d x %d) + %d back-translated (%d empty hypotheses left out)",
                 n_real, len(real[src]), args.real_copies, len(keep), empty)
@@ -209,6 +221,7 @@ def assemble(args) -> dict:
     out["lines"] = dict(manifest.get("lines") or {}, train=n_real + len(keep))
     out["extra_data"] = {"kind": "back-translation", "constrained": False, "real_pairs": len(real[src]),
                          "real_copies": args.real_copies, "synthetic_pairs": len(keep), "empty_left_out": empty,
+                         "synthetic_tag": BT_TAG if tag else None,
                          "synthetic_source": os.path.abspath(args.generated),
                          "synthetic_target": f"Multi30K Task 2 captions/train.{{1..5}}.{tgt} (no evaluation photo)",
                          "images": sum(1 for i in keep if images[i])}
@@ -260,6 +273,9 @@ def parse_args(argv=None):
     a.add_argument("--bt-data", required=True, help="the output of the bt-source step")
     a.add_argument("--generated", required=True, help="fairseq-generate output on the bt-source step's test split")
     a.add_argument("--real-copies", type=int, default=1, help="times the Task 1 pairs are repeated (up-sampling)")
+    a.add_argument("--no-tag-synthetic", dest="tag_synthetic", action="store_false",
+                   help=f"do not start the synthetic sources with {BT_TAG} (tagged back-translation is the default; "
+                        "the dictionaries then have the tag as their last symbol)")
     c = sub.add_parser("captions", help="a tag-cap caption stream of the captions with a Flickr8k photo")
     c.add_argument("--langs", nargs="+", default=["en", "de"], help="caption languages")
     for q in (s, a, c):

@@ -73,16 +73,33 @@ def test_source_then_assemble(tmp_path):
     tgt = _binarized(out / "train.en-de.de", out / "dict.en.txt")
     keep = [i for i in range(15) if i != 4]
     d = out / "dict.en.txt"
-    assert src == real_src * 2 + _unk([bpe.process_line(f"a dog runs {i}").strip() for i in keep], d)
+    # tagged back-translation (default): every synthetic source starts with <BT>, the last symbol of the
+    # dictionaries (unix dict.txt = the pair's + <BT>; the translation task's files are the same symbols)
+    assert src == real_src * 2 + _unk(["<BT> " + bpe.process_line(f"a dog runs {i}").strip() for i in keep], d)
     assert tgt == real_tgt * 2 + _unk([mono[i] for i in keep], d)
     assert (out / "train.images.txt").read_text().splitlines() == \
         (pair / "train.images.txt").read_text().splitlines() * 2 + [images[i] for i in keep]
-    for name in ("valid.en-de.de.bin", "test.en-de.en.idx", "dict.txt", "bpe.codes", "test.images.txt"):
+    assert (out / "dict.txt").read_text() == (pair / "dict.txt").read_text() + "<BT> 1\n"
+    assert (out / "dict.en.txt").read_text() == (out / "dict.de.txt").read_text() == (out / "dict.txt").read_text()
+    for name in ("valid.en-de.de.bin", "test.en-de.en.idx", "bpe.codes", "test.images.txt"):
         assert (out / name).read_bytes() == (pair / name).read_bytes()
+    # the pair's symbols keep their indices, so valid/test (binarized with the pair's dictionary) read the same
+    assert _binarized(out / "test.en-de.de", out / "dict.txt") == _binarized(pair / "test.en-de.de", pair / "dict.txt")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["preprocess"] == json.loads((pair / "manifest.json").read_text())["preprocess"]
     assert manifest["lines"]["train"] == 12 + 14
     assert manifest["extra_data"]["constrained"] is False and manifest["extra_data"]["synthetic_pairs"] == 14
+    assert manifest["extra_data"]["synthetic_tag"] == "<BT>"
+
+    plain = tmp_path / "plain"
+    assert prepare_task2.main(["bt-assemble", "--data", str(tmp_path), "--pair-data", str(pair), "--bt-data", str(bt),
+                               "--generated", str(bt / "generate.txt"), "--no-tag-synthetic", "--out", str(plain),
+                               "--workers", "1"]) == 0
+    assert _binarized(plain / "train.en-de.en", plain / "dict.en.txt") == \
+        real_src + _unk([bpe.process_line(f"a dog runs {i}").strip() for i in keep], plain / "dict.en.txt")
+    for name in ("dict.txt", "dict.en.txt", "dict.de.txt"):
+        assert (plain / name).read_bytes() == (pair / name).read_bytes()
+    assert json.loads((plain / "manifest.json").read_text())["extra_data"]["synthetic_tag"] is None
 
 
 def test_wrong_inputs_are_refused_by_name(tmp_path, caplog):
