@@ -353,6 +353,8 @@ def recipe_command(state: Dict[str, Any]) -> str:
         add("--" + key.replace("_", "-"), task.get(key))
     for key in ("image_encoder", "image_weights", "image_pool_stages", "embed_proj_dim"):
         add("--" + key.replace("_", "-"), model.get(key))
+    if model.get("image_fusion") not in (None, "tokens"):
+        add("--image-fusion", model.get("image_fusion"))
     add("--criterion", (c.get("criterion") or {}).get("_name"))
     add("--optimizer", (c.get("optimizer") or {}).get("_name"))
     lr = opt.get("lr")
@@ -377,8 +379,18 @@ def write_card(out: str, conf: Dict[str, Any], model: UnixModel, notes: Sequence
              f"layers, {m['decoder_layers']} decoder layers, vocabulary {conf['vocab_size']}; "
              f"{params / 1e6:.2f}M parameters besides the image backbone; weights {conf['dtype']}",
              "- image backbone: " + (f"`{img['backbone']}` (weights: {img['weights']}, pooled stages "
-                                      f"{img['pool_stages'] or 'none'}, trained on {img['trained_on']})"
+                                      f"{img['pool_stages'] or 'none'}, trained on {img['trained_on']}); "
+                                      f"fusion: {m.get('image_fusion', 'tokens')}"
                                       if img else "none (text only)")]
+    pre = conf.get("preprocess") or {}
+    if pre:
+        steps = [name for key, name in (("normalize_punctuation", "Moses punctuation normalization"),
+                                        ("lowercase", "lowercasing"),
+                                        ("moses_tokenize", "Moses tokenization" + (" (escaped)" if pre.get("moses_escape")
+                                                                                   else "")),
+                                        ("bpe", f"subword-nmt BPE ({pre.get('bpe')})")) if pre.get(key)]
+        lines.append("- input: raw text, made into the training text by " + ", ".join(steps) + "; output: "
+                     "BPE removed and Moses-detokenized" + (", lowercase" if pre.get("lowercase") else ""))
     for use in ("translate", "caption", "answer"):
         if langs.get(use):
             shown = ", ".join("-".join(p) if isinstance(p, list) else p for p in langs[use][:12])

@@ -313,6 +313,10 @@ def test_tokenized_protocol_data_gives_the_model_its_preprocessing(data_dir, tmp
     assert conf["preprocess"] == pre
     assert (tmp_path / "model" / "bpe.codes").read_text() == (tok_data / "bpe.codes").read_text()
     assert not (tmp_path / "model" / "spm.model").exists()
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert ("- input: raw text, made into the training text by Moses punctuation normalization, lowercasing, "
+            "Moses tokenization (escaped), subword-nmt BPE (bpe.codes); output: BPE removed and Moses-detokenized, "
+            "lowercase") in card
     p = load(str(tmp_path / "model"))
     assert p.codec.tokenize('A man\'s „HAT“', "en") == "a man &apos;s &quot; hat &quot;"
     assert p.codec.pieces("A MAN", "en") == "a man"
@@ -328,3 +332,11 @@ def test_broken_manifest_is_refused_by_name(data_dir, tmp_path):
     make_checkpoint(tmp_path / "ck.pt", bad, MMT_TASK)
     with pytest.raises(ExportError, match=r"manifest.json: not a manifest"):
         export(str(tmp_path / "ck.pt"), str(tmp_path / "model"))
+
+
+def test_card_names_the_image_fusion(data_dir, tmp_path):
+    make_checkpoint(tmp_path / "ck.pt", data_dir, MMT_TASK, model_options=dict(PIXELS, image_fusion="gated"))
+    conf = export(str(tmp_path / "ck.pt"), str(tmp_path / "m"))
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert conf["model"]["image_fusion"] == "gated"
+    assert "; fusion: gated" in card and "--image-fusion gated" in conf["source"]["recipe"]
