@@ -150,18 +150,31 @@ def prepare_source(args) -> dict:
                         f"--path DE_EN_CHECKPOINT --beam 5 --required-batch-size-multiple 1 > {args.out}/generate.txt"}
 
 
-def synthetic_sources(generated: str, n: int, bpe) -> List[str]:
-    """The first hypothesis of each of the ``n`` sentences of ``generated``, re-segmented with ``bpe``.
+def same_source(printed: str, ours: str) -> bool:
+    """fairseq-generate's ``S-`` text is our source line, but for pieces it printed as ``<unk>``."""
+    a, b = printed.split(), ours.split()
+    return len(a) == len(b) and all(x == y or x == "<unk>" for x, y in zip(a, b))
+
+
+def synthetic_sources(generated: str, sources: List[str], bpe) -> List[str]:
+    """The first hypothesis for each line of ``sources`` in ``generated``, re-segmented with ``bpe``.
 
     Raises:
-        ValueError: sentences without a hypothesis, or ids beyond ``n`` (another source file), naming the file.
+        ValueError: naming the file: sentences without a hypothesis, ids beyond ``sources`` or an
+            ``S-`` line that is not the source line of its id (the output of another source file).
     """
+    n = len(sources)
     samples = read_generate_output(generated)
     missing = [i for i in range(n) if i not in samples or not samples[i].hyps]
     extra = [i for i in samples if i >= n]
     if missing or extra:
         raise ValueError(f"{generated}: {len(missing)} of {n} sentences have no hypothesis (first id "
                          f"{missing[:1]}) and {len(extra)} ids are beyond them: not the output for this source")
+    for i in range(n):
+        printed = samples[i].source
+        if printed is not None and not same_source(printed, sources[i]):
+            raise ValueError(f"{generated}: S-{i} is {printed[:60]!r}, line {i + 1} of the source is "
+                             f"{sources[i][:60]!r}: not the output for this source")
     out = []
     for i in range(n):
         words = remove_bpe(samples[i].hyps[0].text)
@@ -178,7 +191,7 @@ def assemble(args) -> dict:
     images = read_lines(os.path.join(args.bt_data, "mono.images.txt"))
     if len(images) != len(targets):
         raise ValueError(f"{args.bt_data}/mono.images.txt: {len(images)} lines, mono.bpe.{tgt}: {len(targets)}")
-    sources = synthetic_sources(args.generated, len(targets), bpe)
+    sources = synthetic_sources(args.generated, targets, bpe)
     empty = sum(1 for s in sources if not s)
     keep = [i for i, s in enumerate(sources) if s]
     tok_dir = os.path.join(args.data, "multi30k", "tok")

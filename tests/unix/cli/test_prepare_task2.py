@@ -111,10 +111,15 @@ def test_wrong_inputs_are_refused_by_name(tmp_path, caplog):
     prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(pair), "--out", str(bt),
                                    "--workers", "1"])
     (bt / "generate.txt").write_text("H-0\t-1.0\ta dog\nH-20\t-1.0\ta cat\n")
-    assert prepare_task2.main(["bt-assemble", "--data", str(tmp_path), "--pair-data", str(pair),
-                                          "--bt-data", str(bt), "--generated", str(bt / "generate.txt"),
-                                          "--out", str(tmp_path / "o")]) == 2
+    assemble = ["bt-assemble", "--data", str(tmp_path), "--pair-data", str(pair), "--bt-data", str(bt),
+                "--generated", str(bt / "generate.txt"), "--out", str(tmp_path / "o")]
+    assert prepare_task2.main(assemble) == 2
     assert "generate.txt: 14 of 15 sentences have no hypothesis" in caplog.text
+    # every id has a hypothesis, but the S- lines are another file's sources
+    mono = (bt / "mono.bpe.de").read_text().splitlines()
+    (bt / "generate.txt").write_text("".join(f"S-{i}\t{mono[(i + 1) % 15]}\nH-{i}\t-1.0\ta dog\n" for i in range(15)))
+    assert prepare_task2.main(assemble) == 2
+    assert "generate.txt: S-0 is " in caplog.text and "not the output for this source" in caplog.text
     assert prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(tmp_path),
                                           "--out", str(tmp_path / "x")]) == 2
     assert "manifest.json: not found" in caplog.text
