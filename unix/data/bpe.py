@@ -97,7 +97,8 @@ def apply_bpe_file(bpe, src: str, dst: str) -> int:
 
 
 @lru_cache(maxsize=8)
-def _moses(lang: str):
+def moses_tools(lang: str):
+    """(Moses punctuation normalizer, Moses tokenizer) of ``lang``, made once per language."""
     from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
     return MosesPunctNormalizer(lang=lang), MosesTokenizer(lang=lang)
@@ -110,7 +111,7 @@ def multi30k_tokenize(text: str, lang: str) -> str:
     Reproduces the release from the raw files: train 29,000/29,000 (en), 28,993 (de), 28,982 (fr)
     lines identical; test_2016_flickr 1,000/1,000 (en, de), 999 (fr).
     """
-    norm, tok = _moses(lang)
+    norm, tok = moses_tools(lang)
     return tok.tokenize(norm.normalize(" ".join(text.split())).lower(), escape=True, return_str=True)
 
 

@@ -127,6 +127,6 @@ class TextCodec:
 
     def _moses(self, lang: str):
         """(punctuation normalizer, tokenizer) for ``lang`` (the model's source language if None)."""
-        from unix.data.bpe import _moses
+        from unix.data.bpe import moses_tools
 
-        return _moses(lang or self.pre.get("moses_tokenize") or "en")
+        return moses_tools(lang or self.pre.get("moses_tokenize") or "en")
