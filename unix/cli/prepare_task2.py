@@ -11,7 +11,7 @@ trained on them are *with extra data*, not constrained. Three steps:
 
        unix-prepare-task2 bt-source --data ../shared/data --pair-data data-bin/multi30k_tok_ende \
            --lang de --out data-bin/bt_de
-       fairseq-generate data-bin/bt_de --task translation -s de -t en --gen-subset test \
+       fairseq-generate data-bin/bt_de --user-dir fairseq_plugins --task translation -s de -t en --gen-subset test \
            --path checkpoints/pub_transformer_deen_s1/avg10.pt --beam 5 --max-tokens 8192 \
            --required-batch-size-multiple 1 > data-bin/bt_de/generate.txt
 
@@ -146,8 +146,9 @@ def prepare_source(args) -> dict:
               "--testpref", os.path.join(args.out, "mono.bpe"), "--destdir", args.out, "--workers", str(args.workers)])
     return {"kind": "back-translation source", "pair": manifest["pair"], "lang": tgt, "sentences": len(pieces),
             "source": f"captions/train.{{1..5}}.{tgt}", "pair_data": os.path.abspath(args.pair_data),
-            "generate": f"fairseq-generate {args.out} --task translation -s {tgt} -t {src} --gen-subset test "
-                        f"--path DE_EN_CHECKPOINT --beam 5 --required-batch-size-multiple 1 > {args.out}/generate.txt"}
+            "generate": f"fairseq-generate {args.out} --user-dir fairseq_plugins --task translation -s {tgt} -t {src} "
+                        f"--gen-subset test --path DE_EN_CHECKPOINT --beam 5 --max-tokens 8192 "
+                        f"--required-batch-size-multiple 1 > {args.out}/generate.txt"}
 
 
 def same_source(printed: str, ours: str) -> bool:
