@@ -45,6 +45,8 @@ import tempfile
 from typing import List, Tuple
 
 from unix.data.bpe import load_bpe, multi30k_tokenize, remove_bpe
+from unix.data.caption_sources import binarize as binarize_captions
+from unix.data.caption_sources import write_rows
 from unix.data.captions import multi30k_dir
 from unix.data.generate_output import read_generate_output
 from unix.data.images import flickr8k_index, multi30k_to_flickr8k
@@ -250,28 +252,22 @@ def caption_stream(args) -> dict:
     with open(dict_path, encoding="utf-8") as f:
         symbols = {line.split(" ")[0] for line in f}
     index = flickr8k_index(os.path.join(args.data, "flickr8k", "images"))
-    tags, caps, photos, counts = [], [], [], {}
+    rows, counts = [], {}  # (tag, caption pieces, photo): the rows of unix-prepare-captions
     for lang in args.langs:
         if lang_tag(lang) not in symbols:
             raise ValueError(f"{dict_path}: no language tag {lang_tag(lang)} for --langs {lang}")
         texts, names = task2_captions(args.data, lang)
-        mapped = multi30k_to_flickr8k(names, index)
-        kept = [(t, m) for t, m in zip(texts, mapped) if m]
-        tags += [lang_tag(lang)] * len(kept)
-        caps += [bpe.process_line(multi30k_tokenize(t, lang)).strip() for t, _ in kept]
-        photos += [m for _, m in kept]
-        counts[lang] = {"captions": len(kept), "photos": len(set(photos[-len(kept):])) if kept else 0,
+        kept = [(t, m) for t, m in zip(texts, multi30k_to_flickr8k(names, index)) if m]
+        rows += [(lang_tag(lang), bpe.process_line(multi30k_tokenize(t, lang)).strip(), m) for t, m in kept]
+        counts[lang] = {"captions": len(kept), "photos": len({m for _, m in kept}),
                         "without_flickr8k_photo": len(texts) - len(kept)}
         logger.info("%s: %d captions of %d photos (%d captions have no Flickr8k photo)", lang, len(kept),
                     counts[lang]["photos"], counts[lang]["without_flickr8k_photo"])
     os.makedirs(args.out, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        write_lines(os.path.join(tmp, "train.tag"), tags)
-        write_lines(os.path.join(tmp, "train.cap"), caps)
-        binarize(["--source-lang", "tag", "--target-lang", "cap", "--srcdict", dict_path, "--tgtdict", dict_path,
-                  "--trainpref", os.path.join(tmp, "train"), "--destdir", args.out, "--workers", str(args.workers)])
-    write_lines(os.path.join(args.out, "train.images.txt"), photos)
     shutil.copyfile(dict_path, os.path.join(args.out, "dict.txt"))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_rows(tmp, args.out, "train", rows)
+        binarize_captions(tmp, args.out, ["train"], args.workers)
     return {"kind": "caption stream (unix_pretrain)", "pair": manifest["pair"], "langs": list(args.langs),
             "splits": {"train": counts}, "source": "Multi30K Task 2 captions/train.{1..5}.<lang> (no evaluation photo)",
             "pair_data": os.path.abspath(args.pair_data), "preprocess": manifest.get("preprocess"),
