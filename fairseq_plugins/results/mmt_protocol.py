@@ -104,8 +104,10 @@ def image_use(right: str, shuffled: str, ref_tok: str, image_list: str, resample
     difference (resampling those sentences; pycocoevalcap's BLEU arithmetic on the same draws)."""
     refs = read_lines(ref_tok)
     keep = image_rows(image_list, len(refs))
-    hyp = {name: [ordered(read_generate_output(path), len(refs), path)[i] for i in keep]
-           for name, path in (("right", right), ("shuffled", shuffled))}
+    hyp = {}
+    for name, path in (("right", right), ("shuffled", shuffled)):
+        hyps = ordered(read_generate_output(path), len(refs), path)
+        hyp[name] = [hyps[i] for i in keep]
     ref = [refs[i] for i in keep]
     stats = {k: bleu_statistics(v, [[r] for r in ref]) for k, v in hyp.items()}
     diffs = bootstrap_bleu(stats["right"], resamples, seed=0, baseline=stats["shuffled"])

@@ -24,8 +24,6 @@ from unix.data.tokenizer import read_lines
 
 def tokenized_bleu(hyps: Sequence[str], refs_tok: Sequence[str], lang: str) -> Dict:
     """(a): BLEU-4 of raw hypotheses, tokenised like the release, against tokenised references."""
-    import sacrebleu
-
     _check(hyps, refs_tok)
     return pretokenized_bleu([multi30k_tokenize(h, lang) for h in hyps], refs_tok)
 

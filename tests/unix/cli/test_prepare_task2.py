@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from tests.unix.cli.test_prepare_multi30k import _fake_tok_tree
 from unix.cli import prepare_task2, prepare_multi30k
 from unix.data.bpe import load_bpe, multi30k_tokenize
