@@ -77,7 +77,7 @@ def unfinished(system) -> str:
         if why:
             return why
     try:
-        last_checkpoints(ckpt_dir, system.get("average", 10))
+        last_checkpoints(ckpt_dir, system.get("average", 10), updates=system.get("average_updates", False))
     except ValueError as e:
         return str(e)
     return ""

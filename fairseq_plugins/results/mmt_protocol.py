@@ -1,7 +1,8 @@
 """``unix-results mmt-protocol``: Multi30K systems trained in the published protocol (tok-bpe data).
 
 For each system of a JSON config (examples/multi30k_mmt/systems_published.json) and each of its
-seeds (one training run each): average the last N epoch checkpoints, decode test2016 with
+seeds (one training run each): average the last N epoch checkpoints (``"average_updates": true``: the last N
+update checkpoints, ``--save-interval-updates``; for a run on more data, whose epochs are longer), decode test2016 with
 ``fairseq-generate --beam 5 --post-process subword_nmt`` (BPE removed) and score fairseq's
 tokenized BLEU-4 on the output as it is against the ``tok/`` reference (no re-tokenization,
 as ``unix-score-mmt --tokenized``); fairseq's own printed ``BLEU4`` is kept beside it
@@ -179,7 +180,7 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
         out = os.path.join(generated, f"{stem}.test.txt")
         cmd, updates, averaged = None, system.get("updates"), None
     else:
-        paths = last_checkpoints(run["dir"], system.get("average", 10))
+        paths = last_checkpoints(run["dir"], system.get("average", 10), updates=system.get("average_updates", False))
         avg = os.path.join(work, f"{stem}.avg{len(paths)}.pt")
         torch.save(average(paths), avg)
         out = os.path.join(work, f"{stem}.test.txt")
@@ -223,7 +224,8 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
         "device": "; ".join(dict.fromkeys(s["device"] for s in seeds)),
         "meteor_per_seed": meteor or None, "meteor_note": why_no_meteor or None,
         "fairseq_printed_bleu_per_seed": [s["printed_bleu"] for s in seeds],
-        "average": system.get("average", 10), "averaged_per_seed": [s["averaged"] for s in seeds],
+        "average": system.get("average", 10), "average_updates": system.get("average_updates", False),
+        "averaged_per_seed": [s["averaged"] for s in seeds],
         "train_commands": ([system["pretrain_command"]] if system.get("pretrain_command") else [])
                           + [r.get("command") for r in system["runs"]],
         "generate_commands": [s["generate"] for s in seeds],
@@ -235,24 +237,30 @@ def not_done(system) -> str:
     """Why a system cannot be scored yet ("" = every seed's run is trained)."""
     for run in system["runs"]:
         why = unfinished({"checkpoints": run["dir"], "updates": system.get("updates"),
-                          "average": system.get("average", 10)})
+                          "average": system.get("average", 10), "average_updates": system.get("average_updates", False)})
         if why:
             return f"seed {run['seed']}: {why}"
     return ""
+
+
+def avg_kind(row: Dict) -> str:
+    """How a row's checkpoints were picked, where it is not the last epoch files."""
+    return " (update checkpoints)" if row.get("average_updates") else ""
 
 
 def markdown(rows: List[Dict], missing) -> str:
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     lines = [provenance(), "",
              "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
-             "each seed is the average of its last `averaged` epoch checkpoints), comparable with the published "
+             "each seed is the average of its last `averaged` epoch checkpoints, or update checkpoints where it says "
+             "so), comparable with the published "
              "tables. BLEU is the mean over seeds.", "",
              "| system | pair | data | BLEU | per seed | METEOR | updates | averaged | device |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_seed = ", ".join(f"{b:.2f} (seed {s})" for b, s in zip(r["bleu_per_seed"], r["seeds"]))
         lines.append(f"| {r['system']} | {r['pair']} | {r['data']} | {fmt(r['bleu'])} | {per_seed} | {fmt(r['meteor'])} | "
-                     f"{r['updates'] if r['updates'] is not None else '-'} | {r['average']} | "
+                     f"{r['updates'] if r['updates'] is not None else '-'} | {r['average']}{avg_kind(r)} | "
                      f"{r['device'].replace('|', '/')} |")
     for pair in dict.fromkeys(r["pair"] for r in rows):
         for name, bleu in PUBLISHED.get(pair, []):

@@ -169,3 +169,24 @@ def test_incongruent_decoding_of_a_system_with_images(tree):
     assert 0 <= lo <= use["delta"] <= hi <= 100
     md = (root / "C.md").read_text()
     assert "| C tokens | en-de | 1 | 2 | 100.00 |" in md and "Use of the image" in md
+
+
+def test_average_updates_picks_the_update_checkpoints(tmp_path):
+    """A run on more data (back-translation: epochs 6x longer) averages its last update checkpoints."""
+    import torch
+    run = tmp_path / "run"
+    run.mkdir()
+    state = lambda n: {"model": {"w": torch.tensor([float(n)])}, "optimizer_history": [{"num_updates": n}]}  # noqa: E731
+    torch.save(state(8000), run / "checkpoint_last.pt")
+    for epoch, n in [(9, 6700), (10, 7440)]:
+        torch.save(state(n), run / f"checkpoint{epoch}.pt")
+    system = {"system": "S", "pair": "en-de", "updates": 8000, "average": 3,
+              "runs": [{"seed": 1, "dir": str(run)}]}
+    assert "2 epoch checkpoints, 3 wanted" in results.not_done(system)
+    system["average_updates"] = True
+    assert "0 update checkpoints, 3 wanted" in results.not_done(system)
+    for n in (7752, 7876, 8000):
+        torch.save(state(n), run / f"checkpoint_11_{n}.pt")
+    assert results.not_done(system) == ""
+    row = {"average": 3, "average_updates": True}
+    assert results.avg_kind(row) == " (update checkpoints)" and results.avg_kind({"average": 10}) == ""
