@@ -23,7 +23,8 @@ Example::
     unix-results mmt-protocol --config examples/multi30k_mmt/systems_published.json \\
         --var RUNS=checkpoints --var BIN_ENDE=data-bin/multi30k_tok_ende --var BIN_ENFR=data-bin/multi30k_tok_enfr \\
         --var BIN_ENDE_BT=data-bin/multi30k_tok_ende_bt --var CAPTIONS_ENDE=data-bin/task2_captions_ende \\
-        --var FEATS=data-bin/feats_lite0 --var FEATS_LITE2=data-bin/feats_lite2 --var IMAGES=../shared/data/flickr8k/images \\
+        --var FEATS=data-bin/feats_lite0 --var FEATS_LITE2=data-bin/feats_lite2 \\
+        --var FEATS_POOL=data-bin/feats_lite0_pool23 --var IMAGES=../shared/data/flickr8k/images \\
         --out examples/multi30k_mmt/RESULTS_published_protocol.json --readme examples/multi30k_mmt/README.md
 """
 
