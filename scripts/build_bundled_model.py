@@ -34,11 +34,17 @@ directory made with other settings is refused, never reused):
    (``unix-export``) into ``--out``, score it on the test sets (``unix.evaluation``) and write
    the scores into the model card.
 
+A translation run trained elsewhere (the published protocol of examples/multi30k_mmt, tok-bpe data) is
+exported and scored with ``--from-run`` (step 4 only); the model directory carries the run's
+preprocessing, so ``unix-translate`` takes raw sentences.
+
 Example::
 
     python scripts/build_bundled_model.py --work runs/bundled            # everything, resumable
     python scripts/build_bundled_model.py --work runs/bundled --max-update 12000   # train longer
     python scripts/build_bundled_model.py --work runs/bundled_mmt --recipe mmt     # the translation model
+    python scripts/build_bundled_model.py --work runs/bundled_pub --recipe mmt --name unix_small_ende_mmt_tok \
+        --from-run checkpoints/pub_unix_gated_bt_ende_s1 --update-checkpoints     # a published-protocol run
 """
 
 import argparse
@@ -85,7 +91,18 @@ def parse_args(argv=None):
     p.add_argument("--skip-eval", action="store_true", help="export without scoring (no model card scores)")
     p.add_argument("--scores", default=None, help="scores.json of an earlier scoring of the same checkpoints "
                    "(written into <work>/scores.json): export with them instead of scoring again")
+    p.add_argument("--from-run", default=None, metavar="DIR",
+                   help="export a run trained elsewhere (a --save-dir of examples/multi30k_mmt/train_published_unix.sh) "
+                        "instead of preparing and training here: average its last --average epoch checkpoints "
+                        "(update ones with --update-checkpoints), export it fp16 with its data's preprocessing "
+                        "(Moses tokenization, lowercasing, BPE: the data's manifest.json) and score it; needs --name "
+                        "and --recipe mmt")
+    p.add_argument("--update-checkpoints", action="store_true",
+                   help="with --from-run: average update checkpoints (checkpoint_E_U.pt), not epoch ones")
+    p.add_argument("--note", action="append", default=[], help="a line for the model card (repeatable)")
     a = p.parse_args(argv)
+    if a.from_run and (a.recipe != "mmt" or not a.name):
+        p.error("--from-run exports a translation run: give --recipe mmt and --name")
     for key, value in RECIPES[a.recipe].items():
         if getattr(a, key) is None:
             setattr(a, key, value)
@@ -230,6 +247,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(name)s | %(message)s")
     a = parse_args(argv)
     a.work = os.path.abspath(a.work)
+    if a.from_run:  # trained elsewhere: only average, export and score here
+        os.makedirs(a.work, exist_ok=True)
+        finish(a, a.from_run, None)
+        return 0
     check_work_dir(a.work, settings_of(a))
     data_root = os.path.join(a.work, "data")
     m30k, caps, feats = (os.path.join(data_root, d) for d in ("multi30k", "captions", "feats_lite0"))
@@ -310,7 +331,7 @@ def finish(a, save: str, data_dir: str) -> None:
     """Average the last interval checkpoints, export fp16, score, export again with the scores."""
     from unix.export import export
 
-    epochs = a.recipe == "mmt"
+    epochs = a.recipe == "mmt" and not a.update_checkpoints
     if a.recipe == "caption":  # the best valid_en CIDEr-D, as examples/captioning
         ckpts = [p for p in [os.path.join(save, "checkpoint_best.pt")] if os.path.exists(p)]
     else:
@@ -322,7 +343,7 @@ def finish(a, save: str, data_dir: str) -> None:
             "mmt": dict(generation={"translate": GENERATION["translate"]}, caption_langs=[], translate_pairs=["en-de"]),
             "caption": dict(generation={"caption": GENERATION["caption"]}, caption_langs=["en", "de"],
                             translate_pairs=[])}[a.recipe]
-    avg = os.path.join(save, "average.pt")
+    avg = os.path.join(a.work if a.from_run else save, "average.pt")  # nothing written into another's run
     run_step(f"average {len(ckpts)} checkpoints", [sys.executable, "-m", "fairseq_plugins.cli.average_checkpoints",
                                                    "--inputs", *ckpts, "--out", avg],
              os.path.join(a.work, "average.log"))
@@ -337,7 +358,8 @@ def finish(a, save: str, data_dir: str) -> None:
         scores = evaluate(tmp, a.data, captions=a.recipe != "mmt", translation=a.recipe != "caption")
         with open(os.path.join(a.work, "scores.json"), "w", encoding="utf-8") as f:
             json.dump(scores, f, indent=1)
-    rebuilt = f"rebuilt by `python scripts/build_bundled_model.py --recipe {a.recipe}` (see its --help)"
+    rebuilt = (f"exported by `python scripts/build_bundled_model.py --recipe mmt --from-run` from {a.from_run}"
+               if a.from_run else f"rebuilt by `python scripts/build_bundled_model.py --recipe {a.recipe}` (see its --help)")
     if a.recipe == "caption":
         xe = f"{a.max_update} updates of cross-entropy on the English and German captions"
         stage = (f"{a.scst_updates} updates of self-critical training on the English captions (CIDEr-D reward, "
@@ -349,7 +371,7 @@ def finish(a, save: str, data_dir: str) -> None:
         kind = "epoch" if epochs else "update"
         notes = [f"weights: the average of the {kind} checkpoints {', '.join(updates)} (the update count above is "
                  f"the first one's); {rebuilt}"]
-    export(avg, out, fp16=True, scores=scores, notes=notes, **uses)
+    export(avg, out, fp16=True, scores=scores, notes=notes + a.note, **uses)
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     logger.info("model directory %s: %.1f MB, from %s (the average of %s)", out, size / 1e6, avg, ", ".join(ckpts))
 

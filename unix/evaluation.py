@@ -113,7 +113,9 @@ def translation_test(model, data: str, src: str = "en", tgt: str = "de", images:
 
     Scores: ``BLEU (tok)`` (lowercased, Moses-tokenized as the published tables) and ``sacreBLEU``,
     over all sentences, and the same two over the sentences whose photo is available
-    (``... with photo``).
+    (``... with photo``). A model that writes lowercase (trained on the lowercased text of the
+    published protocol: ``lowercase`` in its preprocessing) gets ``sacreBLEU (lowercased)`` instead:
+    case-sensitive sacreBLEU against true-case references would only count its casing.
     """
     from unix.metrics.bleu import sacre_bleu, tokenized_bleu
 
@@ -127,6 +129,8 @@ def translation_test(model, data: str, src: str = "en", tgt: str = "de", images:
     hyps = model.translate(sources, images=photos, src=src, tgt=tgt, beam=beam, batch_size=batch_size,
                            progress=progress)
     seconds = time.time() - t0
+    lowercase = bool((getattr(model, "config", None) or {}).get("preprocess", {}).get("lowercase"))
+    sacre = "sacreBLEU (lowercased)" if lowercase else "sacreBLEU"
     scores: Dict[str, float] = {}
     subsets = [("", list(range(len(hyps))))]
     with_photo = [i for i, p in enumerate(photos) if p is not None]
@@ -136,7 +140,7 @@ def translation_test(model, data: str, src: str = "en", tgt: str = "de", images:
         h = [hyps[i] for i in idx]
         if refs_tok is not None:
             scores[f"BLEU (tok){label}"] = float(tokenized_bleu(h, [refs_tok[i] for i in idx], tgt)["bleu"])
-        scores[f"sacreBLEU{label}"] = float(sacre_bleu(h, [refs[i] for i in idx])["bleu"])
+        scores[f"{sacre}{label}"] = float(sacre_bleu(h, [refs[i] for i in idx], lowercase=lowercase)["bleu"])
     rows = [Row(p, h, [r], s) for p, h, r, s in zip(photos, hyps, refs, sources)]
     return Result("translate", f"{src}-{tgt}", scores, rows, seconds,
                   {"split": MULTI30K_TEST, "beam": beam, "images": images, "sentences": len(sources),

@@ -39,12 +39,12 @@ def pretokenized_bleu(hyps_tok: Sequence[str], refs_tok: Sequence[str]) -> Dict:
     return {"bleu": round(bleu.score, 2), "detail": str(bleu), "n": len(hyps_tok)}
 
 
-def sacre_bleu(hyps: Sequence[str], refs: Sequence[str]) -> Dict:
-    """(b): sacreBLEU (13a tokenisation, case-sensitive) on raw text, with its signature."""
+def sacre_bleu(hyps: Sequence[str], refs: Sequence[str], lowercase: bool = False) -> Dict:
+    """(b): sacreBLEU (13a tokenisation, case-sensitive unless ``lowercase``) on raw text, with its signature."""
     import sacrebleu
 
     _check(hyps, refs)
-    metric = sacrebleu.BLEU()
+    metric = sacrebleu.BLEU(lowercase=lowercase)
     bleu = metric.corpus_score(list(hyps), [list(refs)])
     return {"bleu": round(bleu.score, 2), "detail": str(bleu), "signature": str(metric.get_signature()),
             "n": len(hyps)}
