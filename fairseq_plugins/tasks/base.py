@@ -118,6 +118,9 @@ class ImageTaskMixin:
                                                       getattr(model_cfg, "image_weights", "") or "",
                                                       getattr(model_cfg, "image_pool_stages", "") or "")
         cache = self.feature_cache() if self.uses_images else None
+        if cache is not None and cache.mean_pooled and getattr(model_cfg, "image_fusion", "") != "gated":
+            raise ValueError(f"feature cache {cache.path} holds one mean-pooled vector per image (--mean-pool): "
+                             "only --image-fusion gated reads it; give visual tokens a full cache")
         if cache is not None and not getattr(model_cfg, "image_encoder", "") and \
                 not getattr(model_cfg, "image_feature_dim", 0):
             model_cfg.image_feature_dim = cache.feature_dim

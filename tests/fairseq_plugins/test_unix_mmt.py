@@ -253,3 +253,15 @@ def test_gated_fusion_from_the_command_line(tiny_corpus, tmp_path):
     assert 0 < has.sum() < 6
     torch.testing.assert_close(fused["out"][~has], text["out"][~has], atol=0, rtol=0)
     assert (fused["out"][has] - text["out"][has]).abs().max() > 1e-4
+
+
+def test_a_mean_pooled_cache_serves_gated_fusion_only(tiny_corpus, tmp_path):
+    """--mean-pool caches: gated fusion trains and decodes on them; visual tokens refuse them by name."""
+    listed = read_image_list(str(tiny_corpus / "bin" / "train.images.txt"), str(tiny_corpus / "images"))
+    build_feature_cache([p for p in listed if p], str(tmp_path / "mean"), "test_efficientnet", mean_pool=True)
+    images = ["--image-root", str(tiny_corpus / "images"), "--image-features", str(tmp_path / "mean")]
+    train(tiny_corpus, tmp_path / "gated", *images, "--image-fusion", "gated", updates=2)
+    out = generate(tiny_corpus, tmp_path / "gated" / "checkpoint_last.pt", *images)
+    assert "Translated 12 sentences" in out.stderr
+    with pytest.raises(AssertionError, match="holds one mean-pooled vector per image"):
+        train(tiny_corpus, tmp_path / "tokens", *images, updates=2)
