@@ -7,18 +7,21 @@ fairseq stores are allow-listed (:data:`FAIRSEQ_SAFE_GLOBALS`), and a checkpoint
 other pickled object is refused with an error that names the file and the offending global.
 
 :func:`last_checkpoints` and :func:`average` average the weights of several checkpoints
-(``unix-average-checkpoints``), reading them the same safe way.
+(``unix-average-checkpoints``), reading them the same safe way. A run trained on another machine
+brings back only its average (``average.pt``) and what it averaged (``average.json``, written by
+``unix-average-checkpoints --record``): :func:`imported_average` reads them.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import json
 import logging
 import os
 import pickle
 import re
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -136,3 +139,32 @@ def average(paths: List[str]) -> dict:
                       for k, v in sums.items()}
     first.pop("last_optimizer_state", None)
     return first
+
+
+AVERAGE_PT, AVERAGE_INFO = "average.pt", "average.json"
+
+
+def average_record(paths: List[str], kind: str, updates: Optional[int], fp16: bool, file: str = AVERAGE_PT
+                   ) -> Dict[str, Any]:
+    """What ``average.json`` says of an average (``file``): its inputs, their kind, the run's updates."""
+    return {"file": file, "inputs": [os.path.basename(p) for p in paths], "n": len(paths), "kind": kind,
+            "updates": updates, "fp16": fp16}
+
+
+def imported_average(directory: str) -> Optional[Dict[str, Any]]:
+    """The record of the averaged checkpoint a run trained elsewhere brought back into ``directory``
+    (``average.json`` beside ``average.pt``, plus ``path``), or None where there is none."""
+    info = os.path.join(directory, AVERAGE_INFO)
+    if not os.path.exists(info):
+        return None
+    with open(info, encoding="utf-8") as f:
+        try:
+            record = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{info}: not an average record ({e})") from None
+    missing = {"inputs", "n", "kind", "updates"} - set(record)
+    path = os.path.join(directory, record.get("file", AVERAGE_PT))
+    if missing or not os.path.exists(path):
+        raise ValueError(f"{info}: " + (f"no {', '.join(sorted(missing))}" if missing else
+                                        f"no {os.path.basename(path)} beside it"))
+    return dict(record, path=path)

@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from fairseq_plugins.checkpoint import average, last_checkpoints
+from fairseq_plugins.checkpoint import average, imported_average, last_checkpoints
 from unix.checkpoint import load_state
 from unix.metrics.bleu import score
 from unix.provenance import load_config, provenance, slug
@@ -69,6 +69,9 @@ def unfinished(system) -> str:
     ckpt_dir = system["checkpoints"]
     if not os.path.isdir(ckpt_dir):
         return f"no checkpoints at {ckpt_dir}"
+    imported = imported_average(ckpt_dir)
+    if imported:  # trained on another machine, which sent back its average
+        return imported_short_of(imported, system)
     want, last = system.get("updates"), os.path.join(ckpt_dir, "checkpoint_last.pt")
     if want:  # the run's progress is in checkpoint_last.pt (the final epoch may end without an epoch file)
         if not os.path.exists(last):
@@ -83,14 +86,36 @@ def unfinished(system) -> str:
     return ""
 
 
+def imported_short_of(imported, system) -> str:
+    """Why the average a run brought back does not count ("" = it does): other checkpoints averaged than the
+    config's ``average`` (epoch ones, or update ones with ``average_updates``), or fewer updates trained."""
+    n, kind = system.get("average", 10), "update" if system.get("average_updates") else "epoch"
+    if (imported["n"], imported["kind"]) != (n, kind):
+        return f"{imported['path']}: the average of {imported['n']} {imported['kind']} checkpoints, {n} {kind} ones wanted"
+    want = system.get("updates")
+    if want and (imported["updates"] or 0) < want:
+        return f"training not finished ({imported['updates']} of {want} updates in {imported['path']})"
+    return ""
+
+
+def run_average(ckpt_dir: str, system, out: str):
+    """(checkpoint to decode, names of the checkpoints averaged, updates trained or None): the last
+    ``average`` checkpoints of a run averaged into ``out``, or the average the run brought back
+    from another machine (:func:`fairseq_plugins.checkpoint.imported_average`)."""
+    imported = imported_average(ckpt_dir)
+    if imported:
+        return imported["path"], imported["inputs"], imported["updates"]
+    paths = last_checkpoints(ckpt_dir, system.get("average", 10), updates=system.get("average_updates", False))
+    torch.save(average(paths), out)
+    return out, [os.path.basename(p) for p in paths], None
+
+
 def evaluate(system, a, work):
     name, tgt = system["name"], system["tgt"]
     stem = slug(name)
     ckpt_dir = system["checkpoints"]
-    avg = os.path.join(work, f"{stem}.avg{system.get('average', 10)}.pt")
-    paths = last_checkpoints(ckpt_dir, system.get("average", 10))
-    torch.save(average(paths), avg)
-    updates = trained_updates(paths[-1])
+    avg, names, updates = run_average(ckpt_dir, system, os.path.join(work, f"{stem}.avg{system.get('average', 10)}.pt"))
+    updates = updates or trained_updates(os.path.join(ckpt_dir, names[-1]))
     m30k = os.path.join(a.data, "multi30k")
     ref = os.path.join(m30k, f"test_2016_flickr.{tgt}")
     ref_tok = os.path.join(m30k, "tok", f"test_2016_flickr.lc.norm.tok.{tgt}")
@@ -98,7 +123,7 @@ def evaluate(system, a, work):
     out = os.path.join(work, f"{stem}.test.txt")
     cmd = generate(a.bin, avg, system, out)
     row = {"name": name, "src": system["src"], "tgt": tgt, "updates": updates,
-           "epochs": [os.path.basename(p) for p in (paths[0], paths[-1])],
+           "epochs": [names[0], names[-1]],
            "generate": quote(cmd),
            "all": score(out, ref, tgt, ref_tok),
            "with_image": score(out, ref, tgt, ref_tok, subset)}

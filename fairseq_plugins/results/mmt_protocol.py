@@ -38,9 +38,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-import torch
-
-from fairseq_plugins.checkpoint import average, last_checkpoints
 from unix.data.tokenizer import read_lines
 from unix.metrics.bleu import image_rows, ordered, pretokenized_bleu, read_generate_output, score_tokenized
 from unix.metrics.bootstrap import bootstrap_bleu
@@ -48,7 +45,7 @@ from unix.metrics.caption import bleu_statistics
 from unix.provenance import git_commit, load_config, provenance, slug
 from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, replace_block,
                                             run_generate, write_json, write_markdown)
-from fairseq_plugins.results.mmt import trained_updates, unfinished
+from fairseq_plugins.results.mmt import run_average, trained_updates, unfinished
 
 logger = logging.getLogger(__name__)
 TEST = "test2016"
@@ -181,13 +178,11 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
         out = os.path.join(generated, f"{stem}.test.txt")
         cmd, updates, averaged = None, system.get("updates"), None
     else:
-        paths = last_checkpoints(run["dir"], system.get("average", 10), updates=system.get("average_updates", False))
-        avg = os.path.join(work, f"{stem}.avg{len(paths)}.pt")
-        torch.save(average(paths), avg)
+        avg, names, updates = run_average(run["dir"], system, os.path.join(work, f"{stem}.avg{system.get('average', 10)}.pt"))
         out = os.path.join(work, f"{stem}.test.txt")
         cmd = generate(system, avg, out)
-        updates = trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
-        averaged = f"{os.path.basename(paths[0])}..{os.path.basename(paths[-1])}"
+        updates = updates or trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
+        averaged = f"{names[0]}..{names[-1]}"
     use = None
     image_list = os.path.join(system["bin"], "test.images.txt")
     if uses_images(system) and os.path.exists(image_list):

@@ -73,3 +73,32 @@ def test_checkpoints_with_different_parameters_are_refused(tmp_path):
     with pytest.raises(ValueError, match="b.pt: its parameters differ"):
         average_checkpoints.main(["--inputs", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
                                   "--out", str(tmp_path / "avg.pt")])
+
+
+def test_record_of_an_average_brought_back_from_another_machine(tmp_path):
+    """--fp16 --record: the average in half precision and average.json (inputs, kind, the run's updates),
+    which unix-results reads in place of the run's checkpoints."""
+    import json
+
+    from fairseq_plugins.checkpoint import imported_average
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save(run / "checkpoint1.pt", [0.0, 0.0], 100)
+    save(run / "checkpoint2.pt", [1.0, 3.0], 200)
+    save(run / "checkpoint_last.pt", [1.0, 3.0], 250)
+    back = tmp_path / "back" / "run"
+    average_checkpoints.main(["--dir", str(run), "--last", "2", "--out", str(back / "average.pt"), "--fp16", "--record"])
+    avg = torch.load(back / "average.pt", weights_only=True)
+    assert avg["model"]["w"].dtype == torch.float16 and avg["model"]["w"].tolist() == [0.5, 1.5]
+    record = json.loads((back / "average.json").read_text())
+    assert record == {"file": "average.pt", "inputs": ["checkpoint1.pt", "checkpoint2.pt"], "n": 2, "kind": "epoch",
+                      "updates": 250, "fp16": True}
+    assert imported_average(str(back)) == dict(record, path=str(back / "average.pt"))
+    assert imported_average(str(run)) is None
+    (back / "average.pt").unlink()
+    with pytest.raises(ValueError, match="no average.pt beside it"):
+        imported_average(str(back))
+    (back / "average.json").write_text("{")
+    with pytest.raises(ValueError, match="average.json: not an average record"):
+        imported_average(str(back))

@@ -190,3 +190,26 @@ def test_average_updates_picks_the_update_checkpoints(tmp_path):
     assert results.not_done(system) == ""
     row = {"average": 3, "average_updates": True}
     assert results.avg_kind(row) == " (update checkpoints)" and results.avg_kind({"average": 10}) == ""
+
+
+def test_a_run_trained_elsewhere_counts_by_the_average_it_brought_back(tmp_path):
+    """A run directory with only average.pt + average.json (unix-average-checkpoints --record on the machine
+    that trained it) and device.txt: scored when its record matches the config, else listed as not done."""
+    import torch
+
+    from fairseq_plugins.results.mmt import run_average
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": {"w": torch.zeros(1)}}, run / "average.pt")
+    record = {"file": "average.pt", "inputs": ["checkpoint23.pt", "checkpoint32.pt"], "n": 10, "kind": "epoch",
+              "updates": 8000, "fp16": True}
+    (run / "average.json").write_text(json.dumps(record))
+    system = {"system": "S", "pair": "en-de", "updates": 8000, "runs": [{"seed": 1, "dir": str(run)}]}
+    assert results.not_done(system) == ""
+    assert run_average(str(run), system, str(tmp_path / "unused.pt")) == (str(run / "average.pt"), record["inputs"],
+                                                                            8000)
+    assert not (tmp_path / "unused.pt").exists()
+    assert "10 epoch checkpoints, 10 update ones wanted" in results.not_done(dict(system, average_updates=True))
+    (run / "average.json").write_text(json.dumps(dict(record, updates=4000)))
+    assert "training not finished (4000 of 8000 updates" in results.not_done(system)
