@@ -98,14 +98,22 @@ def imported_short_of(imported, system) -> str:
     return ""
 
 
-def run_average(ckpt_dir: str, system, out: str):
-    """(checkpoint to decode, names of the checkpoints averaged, updates trained or None): the last
-    ``average`` checkpoints of a run averaged into ``out``, or the average the run brought back
-    from another machine (:func:`fairseq_plugins.checkpoint.imported_average`)."""
+def average_sources(ckpt_dir: str, system):
+    """(files the decoded model comes from, the imported record or None): the last ``average`` checkpoints
+    of a run (epoch ones, or update ones with ``average_updates``), or the average it brought back from
+    another machine (:func:`fairseq_plugins.checkpoint.imported_average`)."""
     imported = imported_average(ckpt_dir)
     if imported:
+        return [imported["path"]], imported
+    return last_checkpoints(ckpt_dir, system.get("average", 10), updates=system.get("average_updates", False)), None
+
+
+def run_average(ckpt_dir: str, system, out: str):
+    """(checkpoint to decode, names of the checkpoints averaged, updates trained or None): the sources of
+    :func:`average_sources` averaged into ``out``, or the imported average."""
+    paths, imported = average_sources(ckpt_dir, system)
+    if imported:
         return imported["path"], imported["inputs"], imported["updates"]
-    paths = last_checkpoints(ckpt_dir, system.get("average", 10), updates=system.get("average_updates", False))
     torch.save(average(paths), out)
     return out, [os.path.basename(p) for p in paths], None
 

@@ -14,7 +14,9 @@ A row: ``{system, pair, test, bleu, meteor, updates, seeds, bleu_per_seed, comma
 device}`` (``bleu`` = mean over seeds; ``command`` and ``commit``: this command and the code it
 ran; ``device``: what ``<run>/device.txt`` says, written by the training scripts), plus the
 training and generate commands. A system whose runs have not all reached ``updates`` is listed
-as not done. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
+as not done. A decoded output is kept under ``eval/published_protocol/`` with a name that hashes the
+generate options and the checkpoints it comes from (path and mtime): the command run again decodes
+only the runs that are new or changed. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
 GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. Written as JSON, with the markdown table
 beside it (``.md``).
 
@@ -28,6 +30,7 @@ Example::
         --out examples/multi30k_mmt/RESULTS_published_protocol.json --readme examples/multi30k_mmt/README.md
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +40,7 @@ import subprocess
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+import torch
 
 from unix.data.tokenizer import read_lines
 from unix.metrics.bleu import image_rows, ordered, pretokenized_bleu, read_generate_output, score_tokenized
@@ -45,7 +49,8 @@ from unix.metrics.caption import bleu_statistics
 from unix.provenance import git_commit, load_config, provenance, slug
 from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, replace_block,
                                             run_generate, write_json, write_markdown)
-from fairseq_plugins.results.mmt import run_average, trained_updates, unfinished
+from fairseq_plugins.checkpoint import average
+from fairseq_plugins.results.mmt import average_sources, trained_updates, unfinished
 
 logger = logging.getLogger(__name__)
 TEST = "test2016"
@@ -83,13 +88,32 @@ def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
         raise ValueError(f"{path}: the row is labelled data={data!r} but the data has extra {extra.get('kind')} pairs")
 
 
-def generate(system, ckpt: str, out_path: str, extra: Sequence[str] = ()) -> List[str]:
-    """fairseq-generate test2016 with beam 5, BPE removed, into ``out_path``; returns the command."""
+def generate_cmd(system, ckpt: str, extra: Sequence[str] = ()) -> List[str]:
+    """The fairseq-generate command of test2016: beam 5, BPE removed."""
     src, tgt = system["pair"].split("-")
-    cmd = generate_command(system["bin"], system["task"], "-s", src, "-t", tgt, "--path", ckpt, "--gen-subset", "test",
-                           "--beam", "5", "--lenpen", "1.0", "--max-tokens", "4096", "--post-process", "subword_nmt",
-                           "--required-batch-size-multiple", "1", *system.get("generate_args", []), *extra)
-    return run_generate(cmd, out_path, keep_stderr=False)
+    return generate_command(system["bin"], system["task"], "-s", src, "-t", tgt, "--path", ckpt, "--gen-subset", "test",
+                            "--beam", "5", "--lenpen", "1.0", "--max-tokens", "4096", "--post-process", "subword_nmt",
+                            "--required-batch-size-multiple", "1", *system.get("generate_args", []), *extra)
+
+
+def generate(system, ckpt: str, out_path: str, extra: Sequence[str] = ()) -> List[str]:
+    """Run :func:`generate_cmd` into ``out_path`` (written as ``.part``, renamed when complete, so a
+    failed run leaves nothing to reuse) unless it is there already; returns the command."""
+    cmd = generate_cmd(system, ckpt, extra)
+    if os.path.exists(out_path):
+        logger.info("reusing %s", out_path)
+    else:
+        run_generate(cmd, out_path + ".part", keep_stderr=False)
+        os.replace(out_path + ".part", out_path)
+    return cmd
+
+
+def output_key(system, sources: Sequence[str]) -> str:
+    """What a decoded output depends on: the generate options and each source checkpoint (path, mtime):
+    a retrained or re-imported run is decoded again, an unchanged one is reused."""
+    stamp = [system["bin"], system["task"], system["pair"], *system.get("generate_args", [])]
+    stamp += [f"{p}@{os.stat(p).st_mtime_ns}" for p in sources]
+    return hashlib.sha1("|".join(stamp).encode()).hexdigest()[:12]
 
 
 def uses_images(system) -> bool:
@@ -178,10 +202,16 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
         out = os.path.join(generated, f"{stem}.test.txt")
         cmd, updates, averaged = None, system.get("updates"), None
     else:
-        avg, names, updates = run_average(run["dir"], system, os.path.join(work, f"{stem}.avg{system.get('average', 10)}.pt"))
-        out = os.path.join(work, f"{stem}.test.txt")
+        sources, imported = average_sources(run["dir"], system)
+        out = os.path.join(work, f"{stem}.{output_key(system, sources)}.test.txt")
+        shuffled = out[: -len(".test.txt")] + ".test.shuffled.txt"
+        avg = imported["path"] if imported else os.path.join(work, f"{stem}.avg{len(sources)}.pt")
+        want_shuffled = uses_images(system) and os.path.exists(os.path.join(system["bin"], "test.images.txt"))
+        if not imported and not (os.path.exists(out) and (os.path.exists(shuffled) or not want_shuffled)):
+            torch.save(average(sources), avg)
         cmd = generate(system, avg, out)
-        updates = updates or trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
+        updates = imported["updates"] if imported else trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
+        names = imported["inputs"] if imported else [os.path.basename(p) for p in sources]
         averaged = f"{names[0]}..{names[-1]}"
     use = None
     image_list = os.path.join(system["bin"], "test.images.txt")

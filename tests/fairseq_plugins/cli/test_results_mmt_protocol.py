@@ -213,3 +213,43 @@ def test_a_run_trained_elsewhere_counts_by_the_average_it_brought_back(tmp_path)
     assert "10 epoch checkpoints, 10 update ones wanted" in results.not_done(dict(system, average_updates=True))
     (run / "average.json").write_text(json.dumps(dict(record, updates=4000)))
     assert "training not finished (4000 of 8000 updates" in results.not_done(system)
+
+
+def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypatch):
+    """The command run again decodes nothing new; a re-imported (newer) average is decoded again."""
+    import os
+
+    import torch
+
+    root, _, _ = tree
+    run = root / "runs" / "t1"
+    run.mkdir(parents=True)
+    torch.save({"model": {"w": torch.zeros(1)}}, run / "average.pt")
+    (run / "average.json").write_text(json.dumps({"file": "average.pt", "inputs": ["checkpoint23.pt", "checkpoint32.pt"],
+                                                  "n": 10, "kind": "epoch", "updates": 8000}))
+    bin_dir = root / "bin_t"
+    bin_dir.mkdir()
+    (bin_dir / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de"}))
+    config = root / "t.json"
+    config.write_text(json.dumps([{"system": "T text-only", "pair": "en-de", "task": "translation", "bin": str(bin_dir),
+                                   "updates": 8000, "runs": [{"seed": 1, "dir": str(run), "command": "bash t.sh"}]}]))
+    calls = []
+
+    def fake_generate(cmd, out_path, keep_stderr=True):
+        calls.append(cmd)
+        write_gen(out_path, REFS)
+        return list(cmd)
+
+    monkeypatch.setattr(results, "run_generate", fake_generate)
+    argv = ["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(root / "T.json")]
+    cli.main(argv)
+    cli.main(argv)
+    assert len(calls) == 1 and str(run / "average.pt") in calls[0]
+    row = json.loads((root / "T.json").read_text())[0]
+    assert row["bleu"] == 100.0 and row["averaged_per_seed"] == ["checkpoint23.pt..checkpoint32.pt"]
+    assert row["updates"] == 8000 and "--path " + str(run / "average.pt") in row["generate_commands"][0]
+    st = os.stat(run / "average.pt")
+    os.utime(run / "average.pt", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    cli.main(argv)
+    assert len(calls) == 2
+    assert not list((root / "eval" / "published_protocol").glob("*.part"))
