@@ -129,7 +129,7 @@ def translation_test(model, data: str, src: str = "en", tgt: str = "de", images:
     hyps = model.translate(sources, images=photos, src=src, tgt=tgt, beam=beam, batch_size=batch_size,
                            progress=progress)
     seconds = time.time() - t0
-    lowercase = bool((getattr(model, "config", None) or {}).get("preprocess", {}).get("lowercase"))
+    lowercase = bool(((getattr(model, "config", None) or {}).get("preprocess") or {}).get("lowercase"))
     sacre = "sacreBLEU (lowercased)" if lowercase else "sacreBLEU"
     scores: Dict[str, float] = {}
     subsets = [("", list(range(len(hyps))))]
