@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from unix.checkpoint import safe_globals, unsupported_global
+from unix.checkpoint import load_state, safe_globals, unsupported_global
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,11 @@ def average(paths: List[str]) -> dict:
                       for k, v in sums.items()}
     first.pop("last_optimizer_state", None)
     return first
+
+
+def trained_updates(path: str) -> int:
+    """Number of updates a fairseq checkpoint was saved at (loaded with the safe allow-list)."""
+    return load_state(path)["optimizer_history"][-1]["num_updates"]
 
 
 AVERAGE_PT, AVERAGE_INFO = "average.pt", "average.json"

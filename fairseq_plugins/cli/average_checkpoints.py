@@ -24,8 +24,7 @@ import sys
 
 import torch
 
-from unix.checkpoint import load_state
-from fairseq_plugins.checkpoint import AVERAGE_INFO, average, average_record, last_checkpoints
+from fairseq_plugins.checkpoint import AVERAGE_INFO, average, average_record, last_checkpoints, trained_updates
 
 logger = logging.getLogger("average_checkpoints")
 
@@ -66,7 +65,7 @@ def main(argv=None) -> int:
     torch.save(state, a.out)
     if a.record:
         last = os.path.join(a.dir, "checkpoint_last.pt") if a.dir else None
-        updates = load_state(last)["optimizer_history"][-1]["num_updates"] if last and os.path.exists(last) else None
+        updates = trained_updates(last) if last and os.path.exists(last) else None
         kind = "named" if a.inputs else "update" if a.last_updates else "epoch"
         with open(os.path.join(os.path.dirname(os.path.abspath(a.out)), AVERAGE_INFO), "w", encoding="utf-8") as f:
             json.dump(average_record(paths, kind, updates, a.fp16, os.path.basename(a.out)), f, indent=1)

@@ -17,8 +17,7 @@ import os
 
 import torch
 
-from fairseq_plugins.checkpoint import average, imported_average, last_checkpoints
-from unix.checkpoint import load_state
+from fairseq_plugins.checkpoint import average, imported_average, last_checkpoints, trained_updates
 from unix.metrics.bleu import score
 from unix.provenance import load_config, provenance, slug
 from fairseq_plugins.results.common import (beside, bleu_cell, generate_command, missing_lines, quote, run_generate, write_json,
@@ -45,11 +44,6 @@ def generate(bin_dir, ckpt, system, out_path, extra=()):
                            "--post-process", "sentencepiece", "--required-batch-size-multiple", "1",
                            *system.get("generate_args", []), *extra)
     return run_generate(cmd, out_path, keep_stderr=False)
-
-
-def trained_updates(path: str) -> int:
-    """Number of updates a fairseq checkpoint was saved at (loaded with the safe allow-list)."""
-    return load_state(path)["optimizer_history"][-1]["num_updates"]
 
 
 def short_of(path: str, updates: int) -> str:

@@ -198,6 +198,8 @@ def ref_tok_path(data: str, tgt: str) -> str:
 def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -> Dict:
     """Decode (or read) and score one seed's run."""
     stem = f"{slug(system['system'] + '_' + system['pair'])}.s{run['seed']}"
+    image_list = os.path.join(system["bin"], "test.images.txt")
+    want_shuffled = uses_images(system) and os.path.exists(image_list)
     if generated:
         out = os.path.join(generated, f"{stem}.test.txt")
         cmd, updates, averaged = None, system.get("updates"), None
@@ -206,7 +208,6 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
         out = os.path.join(work, f"{stem}.{output_key(system, sources)}.test.txt")
         shuffled = out[: -len(".test.txt")] + ".test.shuffled.txt"
         avg = imported["path"] if imported else os.path.join(work, f"{stem}.avg{len(sources)}.pt")
-        want_shuffled = uses_images(system) and os.path.exists(os.path.join(system["bin"], "test.images.txt"))
         if not imported and not (os.path.exists(out) and (os.path.exists(shuffled) or not want_shuffled)):
             torch.save(average(sources), avg)
         cmd = generate(system, avg, out)
@@ -214,8 +215,7 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
         names = imported["inputs"] if imported else [os.path.basename(p) for p in sources]
         averaged = f"{names[0]}..{names[-1]}"
     use = None
-    image_list = os.path.join(system["bin"], "test.images.txt")
-    if uses_images(system) and os.path.exists(image_list):
+    if want_shuffled:
         shuffled = out[: -len(".test.txt")] + ".test.shuffled.txt"
         if not generated:
             generate(system, avg, shuffled, ["--shuffle-images"])
@@ -262,8 +262,7 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
 def not_done(system) -> str:
     """Why a system cannot be scored yet ("" = every seed's run is trained)."""
     for run in system["runs"]:
-        why = unfinished({"checkpoints": run["dir"], "updates": system.get("updates"),
-                          "average": system.get("average", 10), "average_updates": system.get("average_updates", False)})
+        why = unfinished(dict(system, checkpoints=run["dir"]))
         if why:
             return f"seed {run['seed']}: {why}"
     return ""
