@@ -13,8 +13,9 @@ paraphrase table; pycocoevalcap ships only English's, so German and French rows 
 A row: ``{system, pair, test, bleu, meteor, updates, seeds, bleu_per_seed, command, commit,
 device}`` (``bleu`` = mean over seeds; ``command`` and ``commit``: this command and the code it
 ran; ``device``: what ``<run>/device.txt`` says, written by the training scripts), plus the
-training and generate commands. A system whose runs have not all reached ``updates`` is listed
-as not done. A decoded output is kept under ``eval/published_protocol/`` with a name that hashes the
+training and generate commands. A system some of whose seeds have reached ``updates`` gets a row of
+those seeds (``seeds_pending`` names the others, which the table says are pending); one with none is
+listed as not done. A decoded output is kept under ``eval/published_protocol/`` with a name that hashes the
 generate options and the checkpoints it comes from (path and mtime): the command run again decodes
 only the runs that are new or changed. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
 GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. Written as JSON, with the markdown table
@@ -259,13 +260,19 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
     }
 
 
-def not_done(system) -> str:
-    """Why a system cannot be scored yet ("" = every seed's run is trained)."""
+def pending(system) -> List[Dict]:
+    """The runs of ``system`` that cannot be scored yet, each ``{"seed", "why"}`` (empty: every seed is trained)."""
+    out = []
     for run in system["runs"]:
         why = unfinished(dict(system, checkpoints=run["dir"]))
         if why:
-            return f"seed {run['seed']}: {why}"
-    return ""
+            out.append({"seed": run["seed"], "why": why})
+    return out
+
+
+def not_done(system) -> str:
+    """Why a system cannot be scored in full yet ("" = every seed's run is trained)."""
+    return "; ".join(f"seed {p['seed']}: {p['why']}" for p in pending(system))
 
 
 def avg_kind(row: Dict) -> str:
@@ -279,11 +286,13 @@ def markdown(rows: List[Dict], missing) -> str:
              "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
              "each seed is the average of its last `averaged` epoch checkpoints, or update checkpoints where it says "
              "so), comparable with the published "
-             "tables. BLEU is the mean over seeds.", "",
+             "tables. BLEU is the mean over the seeds scored; a seed not trained yet is named in its row ("
+             "pending) and below, and its row is not final.", "",
              "| system | pair | data | BLEU | per seed | METEOR | updates | averaged | device |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_seed = ", ".join(f"{b:.2f} (seed {s})" for b, s in zip(r["bleu_per_seed"], r["seeds"]))
+        per_seed += "".join(f"; seed {s} pending" for s in r.get("seeds_pending") or [])
         lines.append(f"| {r['system']} | {r['pair']} | {r['data']} | {fmt(r['bleu'])} | {per_seed} | {fmt(r['meteor'])} | "
                      f"{r['updates'] if r['updates'] is not None else '-'} | {r['average']}{avg_kind(r)} | "
                      f"{r['device'].replace('|', '/')} |")
@@ -321,15 +330,20 @@ def run(a) -> str:
     for system in systems:
         tgt = system["pair"].split("-")[1]
         ref_tok = ref_tok_path(a.data, tgt)
-        why = "" if a.generated else not_done(system)
-        if why:
-            logger.warning("skipping %s (%s): %s", system["system"], system["pair"], why)
+        waiting = [] if a.generated else pending(system)
+        if waiting:
+            why = "; ".join(f"seed {p['seed']}: {p['why']}" for p in waiting)
+            logger.warning("%s (%s): %s", system["system"], system["pair"], why)
             missing.append((f"{system['system']} ({system['pair']})", why))
+        runs = [r for r in system["runs"] if r["seed"] not in {p["seed"] for p in waiting}]
+        if not runs:
             continue
         if not a.generated:
             check_protocol(system["bin"], system["pair"], system.get("data", CONSTRAINED))
-        seeds = [evaluate_seed(system, run, work, a.generated, a.data) for run in system["runs"]]
-        rows.append(build_row(system, seeds, ref_tok, work, a.command))
+        seeds = [evaluate_seed(system, run, work, a.generated, a.data) for run in runs]
+        row = build_row(dict(system, runs=runs), seeds, ref_tok, work, a.command)
+        row["seeds_pending"] = [p["seed"] for p in waiting] or None
+        rows.append(row)
     write_json(a.out, rows, ensure_ascii=False, newline=True)
     table = markdown(rows, missing)
     write_markdown(os.path.splitext(a.out)[0] + ".md", ["# Multi30K test2016, published protocol", "", table], end="")

@@ -253,3 +253,32 @@ def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypat
     cli.main(argv)
     assert len(calls) == 2
     assert not list((root / "eval" / "published_protocol").glob("*.part"))
+
+
+def test_a_system_with_one_seed_trained_gets_a_row_that_names_the_other(tree, monkeypatch):
+    """Seed 1 trained, seed 2 still training: the row has seed 1 only, says seed 2 is running, and the
+    list below says why seed 2 is not in it."""
+    import torch
+
+    root, _, _ = tree
+    run = root / "runs" / "p1"
+    run.mkdir(parents=True)
+    torch.save({"model": {"w": torch.zeros(1)}}, run / "average.pt")
+    (run / "average.json").write_text(json.dumps({"file": "average.pt", "inputs": ["checkpoint23.pt", "checkpoint32.pt"],
+                                                  "n": 10, "kind": "epoch", "updates": 8000}))
+    bin_dir = root / "bin_p"
+    bin_dir.mkdir()
+    (bin_dir / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de"}))
+    config = root / "p.json"
+    config.write_text(json.dumps([{"system": "P text-only", "pair": "en-de", "task": "translation", "bin": str(bin_dir),
+                                   "updates": 8000, "runs": [{"seed": 1, "dir": str(run), "command": "SEED=1 bash p.sh"},
+                                                             {"seed": 2, "dir": str(root / "runs" / "p2"),
+                                                              "command": "SEED=2 bash p.sh"}]}]))
+    monkeypatch.setattr(results, "run_generate", lambda cmd, out_path, keep_stderr=True: write_gen(out_path, REFS))
+    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(root / "P.json")])
+    (row,) = json.loads((root / "P.json").read_text())
+    assert row["seeds"] == [1] and row["seeds_pending"] == [2] and row["bleu_per_seed"] == [100.0]
+    assert row["train_commands"] == ["SEED=1 bash p.sh"]
+    md = (root / "P.md").read_text()
+    assert "| P text-only | en-de | constrained | 100.00 | 100.00 (seed 1); seed 2 pending |" in md
+    assert f"- P text-only (en-de): seed 2: no checkpoints at {root / 'runs' / 'p2'}" in md
