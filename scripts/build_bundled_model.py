@@ -293,16 +293,6 @@ CAPTION_SLICE_KEY = f"Flickr8k test captions en, first {CAPTION_SLICE} photos (c
 GENERATION = {"caption": {"beam": 3, "no_repeat_ngram_size": 2}, "translate": {"beam": 5}}
 
 
-def update_checkpoints(save: str, epochs: bool = False):
-    """``checkpoint_E_U.pt`` files of ``save`` (``checkpointE.pt`` when ``epochs``), oldest first."""
-    found = []
-    for name in os.listdir(save) if os.path.isdir(save) else []:
-        m = re.fullmatch(r"checkpoint(\d+)\.pt" if epochs else r"checkpoint_\d+_(\d+)\.pt", name)
-        if m:
-            found.append((int(m.group(1)), os.path.join(save, name)))
-    return [p for _, p in sorted(found)]
-
-
 def evaluate(model_dir: str, data: str, captions: bool = True, translation: bool = True) -> dict:
     """Full test-set scores of a model directory, as the model card reports them."""
     from unix.evaluation import caption_test, translation_test
@@ -335,7 +325,12 @@ def finish(a, save: str, data_dir: str) -> None:
     if a.recipe == "caption":  # the best valid_en CIDEr-D, as examples/captioning
         ckpts = [p for p in [os.path.join(save, "checkpoint_best.pt")] if os.path.exists(p)]
     else:
-        ckpts = update_checkpoints(save, epochs)[-a.average:]
+        from fairseq_plugins.checkpoint import last_checkpoints
+
+        try:
+            ckpts = last_checkpoints(save, a.average, updates=not epochs) if os.path.isdir(save) else []
+        except ValueError as e:  # fewer than --average: say so rather than average what there is
+            raise SystemExit(f"{e}: train (longer) first, or pass --average") from None
     if not ckpts:
         wanted = "checkpoint_best.pt" if a.recipe == "caption" else "checkpointE.pt" if epochs else "checkpoint_E_U.pt"
         raise SystemExit(f"{save}: no {wanted} to export: train first")

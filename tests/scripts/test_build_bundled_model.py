@@ -67,6 +67,9 @@ def test_from_run_needs_a_name_and_the_translation_recipe(build, tok_run, tmp_pa
     for argv in (["--from-run", str(run), "--recipe", "mmt"], ["--from-run", str(run), "--name", "x"]):
         with pytest.raises(SystemExit):
             build.main(["--work", str(tmp_path / "w"), *argv])
-    with pytest.raises(SystemExit, match="no checkpointE.pt to export"):  # epoch files wanted, and only one there
+    with pytest.raises(SystemExit, match="3 update checkpoints, 4 wanted: train"):  # never an average of fewer
+        build.main(["--work", str(tmp_path / "w"), "--recipe", "mmt", "--name", "x", "--from-run", str(run),
+                    "--update-checkpoints", "--average", "4", "--skip-eval"])
+    with pytest.raises(SystemExit, match="0 epoch checkpoints, 10 wanted: train"):  # epoch files wanted, none there
         build.main(["--work", str(tmp_path / "w"), "--recipe", "mmt", "--name", "x", "--from-run", str(tmp_path),
                     "--skip-eval"])
