@@ -33,11 +33,23 @@ def test_reads_every_hypothesis_in_file_order(tmp_path):
     ("H-0\t-0.5\ta\nP-0\t-0.5\nP-0\t-0.5\n", r"bad.txt:3: P-0 line without its H-0 line"),
     ("H-0\t-0.5\ta\nP-0\t-0.5 x\n", r"bad.txt:2: P-0 scores are not numbers"),
     ("S-0\tx\nT-0\ty\n", r"bad.txt: no hypothesis \(H- or D- line\) found"),
+    ("S-0\tx\nH-0\t-0.5\ta\nS-1\ty\nH-1\t-0.5\tb\nS-0\tx\nH-0\t-0.5\ta\n",
+     r"bad.txt:5: S-0 again \(first at line 1\)"),
 ])
 def test_malformed_output_names_file_and_line(tmp_path, text, message):
     (tmp_path / "bad.txt").write_text(text, encoding="utf-8")
     with pytest.raises(GenerateOutputError, match=message):
         read_generate_output(str(tmp_path / "bad.txt"))
+
+
+def test_parts_of_one_output_concatenated(tmp_path):
+    """fairseq-generate --distributed-world-size 2 --distributed-rank 0 / 1, then cat: every sentence once."""
+    part0 = "S-2\tc\nH-2\t-0.5\tC\nD-2\t-0.5\tC\nGenerate test with beam=5: BLEU4 = 1.0\n"
+    part1 = "S-0\ta\nH-0\t-0.5\tA\nD-0\t-0.5\tA\nS-1\tb\nH-1\t-0.5\tB\nD-1\t-0.5\tB\nGenerate test with beam=5: BLEU4 = 2.0\n"
+    (tmp_path / "gen.txt").write_text(part0 + part1, encoding="utf-8")
+    out = read_generate_output(str(tmp_path / "gen.txt"))
+    assert {i: (s.source, [h.detok for h in s.hyps]) for i, s in out.items()} == {
+        2: ("c", ["C"]), 0: ("a", ["A"]), 1: ("b", ["B"])}
 
 
 def test_kept_output_of_d_lines_only(tmp_path):

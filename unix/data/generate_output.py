@@ -9,6 +9,8 @@ A sample's lines share its id: ``S-<id>\\t<source>``, ``T-<id>\\t<target>``, the
 A ``.gz`` file is read through gzip (outputs kept compressed, e.g. the ones behind a results table).
 Kept outputs trimmed to their ``D-`` lines (no ``H-`` line anywhere in the file) are read too: each
 ``D-`` line is then a hypothesis whose tokenized and detokenized texts are both its text.
+Outputs decoded in parts (``--distributed-world-size N --distributed-rank I``) are read once concatenated;
+a sentence whose ``S-`` line comes twice is refused (a part concatenated twice).
 """
 
 import gzip
@@ -79,6 +81,7 @@ def read_generate_output(path: str) -> Dict[int, GeneratedSample]:
         raise FileNotFoundError(f"fairseq-generate output not found: {path}")
     out: Dict[int, GeneratedSample] = {}
     mode = None  # "H" (fairseq-generate's own output) or "D" (kept D- lines only), set by the first of them
+    first_s: Dict[int, int] = {}  # id -> line of its S- line
     with open_text(path) as f:
         for n, line in enumerate(f, start=1):
             m = LINE.match(line.rstrip("\n"))
@@ -87,7 +90,11 @@ def read_generate_output(path: str) -> Dict[int, GeneratedSample]:
             kind, sid, rest = m.group(1), int(m.group(2)), m.group(3)
             sample = out.setdefault(sid, GeneratedSample())
             if kind == "S":
-                sample.source = rest if sample.source is None else sample.source
+                if sid in first_s:  # fairseq prints one S- line a sentence: two outputs concatenated?
+                    raise GenerateOutputError(f"{path}:{n}: S-{sid} again (first at line {first_s[sid]}): the same "
+                                              "sentence decoded twice (parts of one output concatenated twice?)")
+                first_s[sid] = n
+                sample.source = rest
             elif kind == "T":
                 sample.target = rest if sample.target is None else sample.target
             elif kind == "H" or (kind == "D" and mode in (None, "D")):
