@@ -270,9 +270,14 @@ def pending(system) -> List[Dict]:
     return out
 
 
+def describe(waiting: List[Dict]) -> str:
+    """``seed N: why; ...`` of :func:`pending`'s runs ("" for none)."""
+    return "; ".join(f"seed {p['seed']}: {p['why']}" for p in waiting)
+
+
 def not_done(system) -> str:
     """Why a system cannot be scored in full yet ("" = every seed's run is trained)."""
-    return "; ".join(f"seed {p['seed']}: {p['why']}" for p in pending(system))
+    return describe(pending(system))
 
 
 def avg_kind(row: Dict) -> str:
@@ -332,7 +337,7 @@ def run(a) -> str:
         ref_tok = ref_tok_path(a.data, tgt)
         waiting = [] if a.generated else pending(system)
         if waiting:
-            why = "; ".join(f"seed {p['seed']}: {p['why']}" for p in waiting)
+            why = describe(waiting)
             logger.warning("%s (%s): %s", system["system"], system["pair"], why)
             missing.append((f"{system['system']} ({system['pair']})", why))
         runs = [r for r in system["runs"] if r["seed"] not in {p["seed"] for p in waiting}]
