@@ -215,21 +215,32 @@ def test_a_run_trained_elsewhere_counts_by_the_average_it_brought_back(tmp_path)
     assert "training not finished (4000 of 8000 updates" in results.not_done(system)
 
 
-def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypatch):
-    """The command run again decodes nothing new; a re-imported (newer) average is decoded again."""
-    import os
-
+def imported_run(root, name):
+    """A run directory as a GPU machine brings it back: average.pt + average.json of a finished run."""
     import torch
 
-    root, _, _ = tree
-    run = root / "runs" / "t1"
+    run = root / "runs" / name
     run.mkdir(parents=True)
     torch.save({"model": {"w": torch.zeros(1)}}, run / "average.pt")
     (run / "average.json").write_text(json.dumps({"file": "average.pt", "inputs": ["checkpoint23.pt", "checkpoint32.pt"],
                                                   "n": 10, "kind": "epoch", "updates": 8000}))
-    bin_dir = root / "bin_t"
+    return run
+
+
+def tok_bpe_bin(root, name):
+    """A binarized-data directory whose manifest says it is the tok-bpe preparation of en-de."""
+    bin_dir = root / name
     bin_dir.mkdir()
     (bin_dir / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de"}))
+    return bin_dir
+
+
+def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypatch):
+    """The command run again decodes nothing new; a re-imported (newer) average is decoded again."""
+    import os
+
+    root, _, _ = tree
+    run, bin_dir = imported_run(root, "t1"), tok_bpe_bin(root, "bin_t")
     config = root / "t.json"
     config.write_text(json.dumps([{"system": "T text-only", "pair": "en-de", "task": "translation", "bin": str(bin_dir),
                                    "updates": 8000, "runs": [{"seed": 1, "dir": str(run), "command": "bash t.sh"}]}]))
@@ -256,19 +267,10 @@ def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypat
 
 
 def test_a_system_with_one_seed_trained_gets_a_row_that_names_the_other(tree, monkeypatch):
-    """Seed 1 trained, seed 2 still training: the row has seed 1 only, says seed 2 is running, and the
-    list below says why seed 2 is not in it."""
-    import torch
-
+    """Seed 1 trained, seed 2 not: the row has seed 1 only and marks seed 2 pending, and the list below
+    says why seed 2 is not in it."""
     root, _, _ = tree
-    run = root / "runs" / "p1"
-    run.mkdir(parents=True)
-    torch.save({"model": {"w": torch.zeros(1)}}, run / "average.pt")
-    (run / "average.json").write_text(json.dumps({"file": "average.pt", "inputs": ["checkpoint23.pt", "checkpoint32.pt"],
-                                                  "n": 10, "kind": "epoch", "updates": 8000}))
-    bin_dir = root / "bin_p"
-    bin_dir.mkdir()
-    (bin_dir / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de"}))
+    run, bin_dir = imported_run(root, "p1"), tok_bpe_bin(root, "bin_p")
     config = root / "p.json"
     config.write_text(json.dumps([{"system": "P text-only", "pair": "en-de", "task": "translation", "bin": str(bin_dir),
                                    "updates": 8000, "runs": [{"seed": 1, "dir": str(run), "command": "SEED=1 bash p.sh"},
