@@ -201,13 +201,12 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
     stem = f"{slug(system['system'] + '_' + system['pair'])}.s{run['seed']}"
     image_list = os.path.join(system["bin"], "test.images.txt")
     want_shuffled = uses_images(system) and os.path.exists(image_list)
+    sources, imported = ([], None) if generated else average_sources(run["dir"], system)
+    base = os.path.join(generated, stem) if generated else os.path.join(work, f"{stem}.{output_key(system, sources)}")
+    out, shuffled = base + ".test.txt", base + ".test.shuffled.txt"
     if generated:
-        out = os.path.join(generated, f"{stem}.test.txt")
         cmd, updates, averaged = None, system.get("updates"), None
     else:
-        sources, imported = average_sources(run["dir"], system)
-        out = os.path.join(work, f"{stem}.{output_key(system, sources)}.test.txt")
-        shuffled = out[: -len(".test.txt")] + ".test.shuffled.txt"
         avg = imported["path"] if imported else os.path.join(work, f"{stem}.avg{len(sources)}.pt")
         if not imported and not (os.path.exists(out) and (os.path.exists(shuffled) or not want_shuffled)):
             torch.save(average(sources), avg)
@@ -217,7 +216,6 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
         averaged = f"{names[0]}..{names[-1]}"
     use = None
     if want_shuffled:
-        shuffled = out[: -len(".test.txt")] + ".test.shuffled.txt"
         if not generated:
             generate(system, avg, shuffled, ["--shuffle-images"])
         if os.path.exists(shuffled):
