@@ -102,14 +102,20 @@ def average_sources(ckpt_dir: str, system):
     return last_checkpoints(ckpt_dir, system.get("average", 10), updates=system.get("average_updates", False)), None
 
 
-def run_average(ckpt_dir: str, system, out: str):
-    """(checkpoint to decode, names of the checkpoints averaged, updates trained or None): the sources of
-    :func:`average_sources` averaged into ``out``, or the imported average."""
-    paths, imported = average_sources(ckpt_dir, system)
+def averaged_model(sources, imported, out: str, write: bool = True):
+    """(checkpoint to decode, names of the checkpoints averaged, updates trained or None) for what
+    :func:`average_sources` returned: the imported average, or ``sources`` averaged into ``out`` (not written
+    with ``write=False``: the decoded outputs are already there)."""
     if imported:
         return imported["path"], imported["inputs"], imported["updates"]
-    torch.save(average(paths), out)
-    return out, [os.path.basename(p) for p in paths], None
+    if write:
+        torch.save(average(sources), out)
+    return out, [os.path.basename(p) for p in sources], None
+
+
+def run_average(ckpt_dir: str, system, out: str):
+    """:func:`averaged_model` of the run in ``ckpt_dir``."""
+    return averaged_model(*average_sources(ckpt_dir, system), out)
 
 
 def evaluate(system, a, work):

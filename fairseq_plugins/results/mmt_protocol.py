@@ -41,7 +41,6 @@ import subprocess
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import torch
 
 from unix.data.tokenizer import read_lines
 from unix.metrics.bleu import image_rows, ordered, pretokenized_bleu, read_generate_output, score_tokenized
@@ -50,8 +49,7 @@ from unix.metrics.caption import bleu_statistics
 from unix.provenance import git_commit, load_config, provenance, slug
 from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, replace_block,
                                             run_generate, write_json, write_markdown)
-from fairseq_plugins.checkpoint import average
-from fairseq_plugins.results.mmt import average_sources, trained_updates, unfinished
+from fairseq_plugins.results.mmt import average_sources, averaged_model, trained_updates, unfinished
 
 logger = logging.getLogger(__name__)
 TEST = "test2016"
@@ -207,12 +205,12 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
     if generated:
         cmd, updates, averaged = None, system.get("updates"), None
     else:
-        avg = imported["path"] if imported else os.path.join(work, f"{stem}.avg{len(sources)}.pt")
-        if not imported and not (os.path.exists(out) and (os.path.exists(shuffled) or not want_shuffled)):
-            torch.save(average(sources), avg)
+        decoded = os.path.exists(out) and (os.path.exists(shuffled) or not want_shuffled)
+        avg, names, updates = averaged_model(sources, imported, os.path.join(work, f"{stem}.avg{len(sources)}.pt"),
+                                             write=not decoded)
         cmd = generate(system, avg, out)
-        updates = imported["updates"] if imported else trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
-        names = imported["inputs"] if imported else [os.path.basename(p) for p in sources]
+        if not imported:
+            updates = trained_updates(os.path.join(run["dir"], "checkpoint_last.pt"))
         averaged = f"{names[0]}..{names[-1]}"
     use = None
     if want_shuffled:
