@@ -9,7 +9,7 @@ wall time are given.
 
 Example (one torch thread)::
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=$PWD python examples/multi30k_mmt/time_published_recipe.py \\
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python scripts/time_published_recipe.py \\
         --data data-bin/multi30k_tok_ende --features data-bin/feats_lite0 \\
         --images ../shared/data/flickr8k/images --updates 10 --work /tmp/timing
 """
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+RECIPES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "multi30k_mmt")
 
 
 def systems(a):
@@ -37,7 +37,7 @@ def systems(a):
 
 def run(script, extra, a, save, updates):
     """(cpu seconds, wall seconds) of one training run stopping after ``updates`` updates."""
-    cmd = ["bash", os.path.join(HERE, script), a.data, save, "en", a.tgt, *extra,
+    cmd = ["bash", os.path.join(RECIPES, script), a.data, save, "en", a.tgt, *extra,
            "--disable-validation", "--no-save", "--log-interval", "1"]
     env = {**os.environ, "MAX_UPDATE": str(updates)}
     before, t0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
