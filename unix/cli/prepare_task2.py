@@ -235,6 +235,12 @@ def assemble(args) -> dict:
                 n_real, len(real[src]), args.real_copies, len(keep), empty)
     out = dict(manifest)
     out["lines"] = dict(manifest.get("lines") or {}, train=n_real + len(keep))
+    out["sources"] = dict(manifest.get("sources") or {}, **{
+        f"train.{lang}": f"{args.real_copies} x {os.path.join(tok_dir, f'train.lc.norm.tok.{lang}')} + the "
+                         f"{len(keep)} pairs of extra_data" for lang in (src, tgt)})
+    if tag:  # dict.txt gained the tag
+        symbols = len(read_lines(os.path.join(args.out, "dict.txt")))
+        out["dictionary"] = dict(manifest.get("dictionary") or {}, symbols=symbols, synthetic_tag=BT_TAG)
     out["extra_data"] = {"kind": "back-translation", "constrained": False, "real_pairs": len(real[src]),
                          "real_copies": args.real_copies, "synthetic_pairs": len(keep), "empty_left_out": empty,
                          "synthetic_tag": BT_TAG if tag else None,

@@ -88,6 +88,9 @@ def test_source_then_assemble(tmp_path):
     assert manifest["lines"]["train"] == 12 + 14
     assert manifest["extra_data"]["constrained"] is False and manifest["extra_data"]["synthetic_pairs"] == 14
     assert manifest["extra_data"]["synthetic_tag"] == "<BT>"
+    assert manifest["dictionary"]["symbols"] == len((out / "dict.txt").read_text().splitlines())
+    train_de = manifest["sources"]["train.de"]
+    assert train_de.startswith("2 x ") and train_de.endswith("the 14 pairs of extra_data")
 
     plain = tmp_path / "plain"
     assert prepare_task2.main(["bt-assemble", "--data", str(tmp_path), "--pair-data", str(pair), "--bt-data", str(bt),
