@@ -43,7 +43,7 @@ Example::
     python scripts/build_bundled_model.py --work runs/bundled            # everything, resumable
     python scripts/build_bundled_model.py --work runs/bundled --max-update 12000   # train longer
     python scripts/build_bundled_model.py --work runs/bundled_mmt --recipe mmt     # the translation model
-    python scripts/build_bundled_model.py --work runs/bundled_pub --recipe mmt --name unix_small_ende_mmt_tok \
+    python scripts/build_bundled_model.py --work runs/bundled_pub --recipe mmt --name unix_small_ende_mmt_tok \\
         --from-run checkpoints/pub_unix_gated_bt_ende_s1 --update-checkpoints     # a published-protocol run
 """
 
