@@ -7,8 +7,8 @@ update checkpoints, ``--save-interval-updates``; for a run on more data, whose e
 tokenized BLEU-4 on the output as it is against the ``tok/`` reference (no re-tokenization,
 as ``unix-score-mmt --tokenized``); fairseq's own printed ``BLEU4`` is kept beside it
 (it differs only where the binarized reference has ``<unk>``). METEOR is METEOR 1.5 (the jar
-pycocoevalcap ships, ``-l <target language> -norm``) when the jar has the target language's
-paraphrase table; pycocoevalcap ships only English's, so German and French rows say why not.
+pycocoevalcap ships, ``-l <target language> -norm``); pycocoevalcap ships only English's paraphrase
+table, so German and French rows are scored with the exact and stem modules the jar holds, and say so.
 
 A row: ``{system, pair, test, bleu, meteor, updates, seeds, bleu_per_seed, command, commit,
 device}`` (``bleu`` = mean over seeds; ``command`` and ``commit``: this command and the code it
@@ -38,7 +38,7 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -144,23 +144,28 @@ def printed_bleu(path: str) -> Optional[float]:
     return printed_float(path, r"BLEU4? = ([0-9.]+)", skip_samples=True)
 
 
-def meteor_unavailable(lang: str) -> str:
-    """Why METEOR 1.5 cannot score ``lang`` here ("" = it can)."""
+def meteor_setup(lang: str) -> Tuple[Optional[List[str]], str]:
+    """(extra options of ``meteor-1.5.jar -l lang -norm``, note for the table): ``None`` when METEOR 1.5 cannot
+    run here (the note says why); ``["-m", "exact stem"]`` when the language's paraphrase table is missing (the
+    jar holds its stemmer and function words, not the table); ``[]`` for full METEOR."""
     if shutil.which("java") is None:
-        return "METEOR 1.5 needs java"
+        return None, "METEOR 1.5 needs java"
     try:
         import pycocoevalcap.meteor.meteor as m
     except ImportError:
-        return "METEOR 1.5 comes with pycocoevalcap, not installed"
+        return None, "METEOR 1.5 comes with pycocoevalcap, not installed"
     table = os.path.join(os.path.dirname(m.__file__), "data", f"paraphrase-{lang}.gz")
     if not os.path.exists(table):
-        return (f"METEOR 1.5 -l {lang} needs its paraphrase table paraphrase-{lang}.gz, which pycocoevalcap "
-                f"does not ship (only paraphrase-en.gz)")
-    return ""
+        return ["-m", "exact stem"], (
+            f"METEOR 1.5 -l {lang} -norm with its exact and stem modules (the language's weights and parameters); "
+            f"its paraphrase module needs paraphrase-{lang}.gz, which pycocoevalcap does not ship (only "
+            f"paraphrase-en.gz), so paraphrase matches are not counted and the score is below full METEOR's")
+    return [], ""
 
 
-def meteor_15(hyps: List[str], refs: List[str], lang: str, workdir: str) -> float:
-    """Corpus METEOR 1.5 (x100) of tokenized lowercase hypotheses: ``java -jar meteor-1.5.jar -l lang -norm``."""
+def meteor_15(hyps: List[str], refs: List[str], lang: str, workdir: str, options: Sequence[str] = ()) -> float:
+    """Corpus METEOR 1.5 (x100) of tokenized lowercase hypotheses: ``java -jar meteor-1.5.jar -l lang -norm``
+    (+ ``options``, e.g. the modules of :func:`meteor_setup`)."""
     import pycocoevalcap.meteor.meteor as m
 
     jar = os.path.join(os.path.dirname(m.__file__), "meteor-1.5.jar")
@@ -168,7 +173,7 @@ def meteor_15(hyps: List[str], refs: List[str], lang: str, workdir: str) -> floa
     for path, lines in ((hyp_path, hyps), (ref_path, refs)):
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-    out = subprocess.run(["java", "-Xmx2G", "-jar", jar, hyp_path, ref_path, "-l", lang, "-norm"],
+    out = subprocess.run(["java", "-Xmx2G", "-jar", jar, hyp_path, ref_path, "-l", lang, "-norm", *options],
                          capture_output=True, text=True, check=True).stdout
     return parse_meteor_output(out)
 
@@ -229,14 +234,14 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
     """One table row from the seeds' generate outputs (scored here)."""
     tgt = system["pair"].split("-")[1]
     bleu, meteor = [], []
-    why_no_meteor = meteor_unavailable(tgt)
+    meteor_options, meteor_note = meteor_setup(tgt)
     refs = read_lines(ref_tok)
     for s in seeds:
         scores = score_tokenized(s["output"], ref_tok)
         bleu.append(scores["tokenized_bleu"]["bleu"])
-        if not why_no_meteor:
+        if meteor_options is not None:
             hyps = ordered(read_generate_output(s["output"]), len(refs), s["output"])
-            meteor.append(meteor_15(hyps, refs, tgt, work))
+            meteor.append(meteor_15(hyps, refs, tgt, work, meteor_options))
     mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
     return {
         "system": system["system"], "pair": system["pair"], "data": system.get("data", CONSTRAINED), "test": TEST,
@@ -245,7 +250,7 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
         "seeds": [s["seed"] for s in seeds], "bleu_per_seed": bleu,
         "command": command, "commit": git_commit(),
         "device": "; ".join(dict.fromkeys(s["device"] for s in seeds)),
-        "meteor_per_seed": meteor or None, "meteor_note": why_no_meteor or None,
+        "meteor_per_seed": meteor or None, "meteor_note": meteor_note or None,
         "fairseq_printed_bleu_per_seed": [s["printed_bleu"] for s in seeds],
         "average": system.get("average", 10), "average_updates": system.get("average_updates", False),
         "averaged_per_seed": [s["averaged"] for s in seeds],

@@ -8,6 +8,7 @@ from fairseq_plugins.cli import results as cli
 from fairseq_plugins.results import mmt_protocol as results
 
 REFS = ["ein hund läuft .", "a b c d f", "zwei &quot; männer &quot; ."]
+METEOR_OPTIONS, METEOR_NOTE = results.meteor_setup("de")
 
 
 def write_gen(path, hyps, printed=None):
@@ -58,8 +59,13 @@ def test_rows_from_generated_outputs(tree):
                 "device"} <= set(r)
         assert r["pair"] == "en-de" and r["test"] == "test2016" and r["updates"] == 8000
         assert "unix-results mmt-protocol" in r["command"] and r["commit"]
-        # no German paraphrase table in pycocoevalcap: no METEOR, and the row says why
-        assert r["meteor"] is None and "paraphrase-de.gz" in r["meteor_note"]
+        assert r["meteor_note"] == METEOR_NOTE
+        if METEOR_OPTIONS is None:  # no java here: no METEOR, and the row says why
+            assert r["meteor"] is None and r["meteor_per_seed"] is None
+        else:  # no German paraphrase table in pycocoevalcap: exact + stem modules, and the note says so
+            assert "paraphrase-de.gz" in r["meteor_note"] and "exact and stem" in r["meteor_note"]
+            assert len(r["meteor_per_seed"]) == len(r["seeds"]) and r["meteor"] == pytest.approx(
+                sum(r["meteor_per_seed"]) / len(r["seeds"]), abs=0.01)
     assert a["bleu"] == 100.0 and a["bleu_per_seed"] == [100.0] and a["seeds"] == [1]
     assert a["device"] == "cpu (config)" and a["train_commands"] == [f"bash train_a.sh {root / 'runs'}/a1"]
     # seed 2: one sentence with its last token wrong among 3; by hand, hypothesis/reference n-grams
@@ -68,9 +74,12 @@ def test_rows_from_generated_outputs(tree):
     assert b["bleu_per_seed"][0] == 100.0 and b["bleu_per_seed"][1] == pytest.approx(by_hand, abs=0.01)
     assert b["bleu"] == pytest.approx((100.0 + by_hand) / 2, abs=0.01) and b["seeds"] == [1, 2]
     assert b["fairseq_printed_bleu_per_seed"] == [100.0, None]
+    if METEOR_OPTIONS is not None:  # the references themselves score 100, a wrong token less
+        assert a["meteor"] == b["meteor_per_seed"][0] == 100.0 and b["meteor_per_seed"][1] < 100.0
     assert b["device"] == "unknown; NVIDIA H200, torch 2.11"
     md = (root / "RESULTS_published_protocol.md").read_text()
-    assert "| A text-only | en-de | constrained | 100.00 | 100.00 (seed 1) | - | 8000 | 10 | cpu (config) |" in md
+    meteor = "-" if a["meteor"] is None else f"{a['meteor']:.2f}"
+    assert f"| A text-only | en-de | constrained | 100.00 | 100.00 (seed 1) | {meteor} | 8000 | 10 | cpu (config) |" in md
     assert "published: Transformer-tiny, text-only (Revisit-MMT) | en-de | constrained | 41.02" in md and "41.96" in md
     assert "Do not edit by hand" in md and "paraphrase-de.gz" in md
     text = readme.read_text()
@@ -106,6 +115,17 @@ def test_the_data_must_be_the_tok_bpe_preparation_of_the_pair(tmp_path):
     with pytest.raises(ValueError, match="labelled data='constrained' but the data has extra back-translation pairs"):
         results.check_protocol(str(tmp_path), "en-de")
     results.check_protocol(str(tmp_path), "en-de", "extra: back-translation")
+
+
+def test_meteor_setup_says_why_or_which_modules(monkeypatch):
+    monkeypatch.setattr(results.shutil, "which", lambda name: None)
+    assert results.meteor_setup("de") == (None, "METEOR 1.5 needs java")
+    monkeypatch.setattr(results.shutil, "which", lambda name: "/usr/bin/java")
+    monkeypatch.setattr(results.os.path, "exists", lambda path: not path.endswith("paraphrase-de.gz"))
+    options, note = results.meteor_setup("de")
+    assert options == ["-m", "exact stem"] and "paraphrase-de.gz" in note
+    monkeypatch.setattr(results.os.path, "exists", lambda path: True)
+    assert results.meteor_setup("de") == ([], "")
 
 
 def test_meteor_output_and_readme_markers(tmp_path):
