@@ -286,7 +286,7 @@ def avg_kind(row: Dict) -> str:
     return " (update checkpoints)" if row.get("average_updates") else ""
 
 
-def markdown(rows: List[Dict], missing) -> str:
+def markdown(rows: List[Dict], missing, json_path: str = "") -> str:
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     lines = [provenance(), "",
              "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
@@ -322,8 +322,9 @@ def markdown(rows: List[Dict], missing) -> str:
     if notes:
         lines += ["", "METEOR: " + "; ".join(notes) + "."]
     lines += missing_lines(missing)
-    lines += ["", "Training commands:", ""]
-    lines += [f"- {r['system']} ({r['pair']}): " + "; ".join(f"`{c}`" for c in r["train_commands"] if c) for r in rows]
+    if rows:  # one line, not one per system: the example README has a length budget
+        lines += ["", f"Each row's training and decoding commands, per seed: `train_commands` and `generate_commands` "
+                      f"in {os.path.basename(json_path) if json_path else 'the JSON rows'}."]
     return "\n".join(lines) + "\n"
 
 
@@ -351,7 +352,7 @@ def run(a) -> str:
         row["seeds_pending"] = [p["seed"] for p in waiting] or None
         rows.append(row)
     write_json(a.out, rows, ensure_ascii=False, newline=True)
-    table = markdown(rows, missing)
+    table = markdown(rows, missing, a.out)
     write_markdown(os.path.splitext(a.out)[0] + ".md", ["# Multi30K test2016, published protocol", "", table], end="")
     if a.readme:
         replace_block(a.readme, table, BEGIN, END)

@@ -82,6 +82,7 @@ def test_rows_from_generated_outputs(tree):
     assert f"| A text-only | en-de | constrained | 100.00 | 100.00 (seed 1) | {meteor} | 8000 | 10 | cpu (config) |" in md
     assert "published: Transformer-tiny, text-only (Revisit-MMT) | en-de | constrained | 41.02" in md and "41.96" in md
     assert "Do not edit by hand" in md and "paraphrase-de.gz" in md
+    assert "`train_commands` and `generate_commands` in RESULTS_published_protocol.json" in md
     text = readme.read_text()
     assert text.startswith("intro\n" + results.BEGIN + "\n") and text.endswith(results.END + "\nafter\n")
     assert "old table" not in text and "| B gated | en-de |" in text
