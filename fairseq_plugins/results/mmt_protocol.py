@@ -286,7 +286,7 @@ def avg_kind(row: Dict) -> str:
     return " (update checkpoints)" if row.get("average_updates") else ""
 
 
-def markdown(rows: List[Dict], missing, json_path: str = "") -> str:
+def markdown(rows: List[Dict], missing, json_path: str) -> str:
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     lines = [provenance(), "",
              "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
@@ -324,7 +324,7 @@ def markdown(rows: List[Dict], missing, json_path: str = "") -> str:
     lines += missing_lines(missing)
     if rows:  # one line, not one per system: the example README has a length budget
         lines += ["", f"Each row's training and decoding commands, per seed: `train_commands` and `generate_commands` "
-                      f"in {os.path.basename(json_path) if json_path else 'the JSON rows'}."]
+                      f"in {os.path.basename(json_path)}."]
     return "\n".join(lines) + "\n"
 
 

@@ -211,11 +211,12 @@ def assemble(args) -> dict:
         write_lines(os.path.join(tmp, f"train.{src}"), real[src] * args.real_copies + [tag + sources[i] for i in keep])
         write_lines(os.path.join(tmp, f"train.{tgt}"), real[tgt] * args.real_copies + [targets[i] for i in keep])
         write_lines(os.path.join(args.out, "train.images.txt"), real_images * args.real_copies + [images[i] for i in keep])
-        dictionary = os.path.join(args.pair_data, f"dict.{src}.txt")
+        dictionary, symbols = os.path.join(args.pair_data, f"dict.{src}.txt"), None
         if tag:  # one dictionary for both tasks: the unix one (language tags at the end) + the tag after it
             dictionary = os.path.join(args.out, "dict.txt")
             with open(os.path.join(args.pair_data, "dict.txt"), encoding="utf-8") as f:
-                write_lines(dictionary, [line for line in f.read().split("\n") if line] + [f"{BT_TAG} 1"])
+                symbols = [line for line in f.read().split("\n") if line] + [f"{BT_TAG} 1"]
+            write_lines(dictionary, symbols)
         binarize(["--source-lang", src, "--target-lang", tgt, "--srcdict", dictionary, "--tgtdict", dictionary,
                   "--trainpref", os.path.join(tmp, "train"), "--destdir", args.out, "--workers", str(args.workers)])
     pair = f"{src}-{tgt}"
@@ -235,12 +236,13 @@ def assemble(args) -> dict:
                 n_real, len(real[src]), args.real_copies, len(keep), empty)
     out = dict(manifest)
     out["lines"] = dict(manifest.get("lines") or {}, train=n_real + len(keep))
-    out["sources"] = dict(manifest.get("sources") or {}, **{
-        f"train.{lang}": f"{args.real_copies} x {os.path.join(tok_dir, f'train.lc.norm.tok.{lang}')} + the "
-                         f"{len(keep)} pairs of extra_data" for lang in (src, tgt)})
-    if tag:  # dict.txt gained the tag
-        symbols = len(read_lines(os.path.join(args.out, "dict.txt")))
-        out["dictionary"] = dict(manifest.get("dictionary") or {}, symbols=symbols, synthetic_tag=BT_TAG)
+    pair_sources = manifest.get("sources") or {}
+    real_files = {lang: pair_sources.get(f"train.{lang}", f"multi30k/tok/train.lc.norm.tok.{lang}")
+                  for lang in (src, tgt)}
+    out["sources"] = dict(pair_sources, **{f"train.{lang}": f"{args.real_copies} x {path} + the {len(keep)} pairs of "
+                                           f"extra_data" for lang, path in real_files.items()})
+    if symbols:  # dict.txt gained the tag
+        out["dictionary"] = dict(manifest.get("dictionary") or {}, symbols=len(symbols), synthetic_tag=BT_TAG)
     out["extra_data"] = {"kind": "back-translation", "constrained": False, "real_pairs": len(real[src]),
                          "real_copies": args.real_copies, "synthetic_pairs": len(keep), "empty_left_out": empty,
                          "synthetic_tag": BT_TAG if tag else None,
