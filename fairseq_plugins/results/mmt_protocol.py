@@ -73,7 +73,8 @@ def add_arguments(p) -> None:
 def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
     """The binarized data must be the tok-bpe preparation of ``pair`` (its manifest says so), and a row
     labelled ``constrained`` must not train on extra data (``extra_data`` in the manifest, written by
-    unix-prepare-task2). A row on Task 1 data may be labelled with extra data: its pre-training's."""
+    unix-prepare-task2, or ``finetune_of.extra_data``: Task 1 data in the dictionary of extra data, for a model
+    trained on that). A row on Task 1 data may be labelled with extra data: its pre-training's."""
     path = os.path.join(bin_dir, "manifest.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no manifest; prepare with unix-prepare-multi30k --protocol tok-bpe")
@@ -82,7 +83,7 @@ def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
     if manifest.get("protocol") != "tok-bpe" or manifest.get("pair") != pair:
         raise ValueError(f"{path}: protocol {manifest.get('protocol')!r}, pair {manifest.get('pair')!r}; "
                          f"this table needs the tok-bpe preparation of {pair}")
-    extra = manifest.get("extra_data")
+    extra = manifest.get("extra_data") or (manifest.get("finetune_of") or {}).get("extra_data")
     if extra and data == CONSTRAINED:
         raise ValueError(f"{path}: the row is labelled data={data!r} but the data has extra {extra.get('kind')} pairs")
 

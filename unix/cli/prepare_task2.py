@@ -4,7 +4,7 @@ Multi30K Task 2 has five independent English and five independent German caption
 (``captions/train.<k>.<lang>``, the Task 1 training photos; no validation or test photo, which is
 checked, not assumed). Turned into the published protocol's text (:func:`unix.data.bpe.
 multi30k_tokenize`, the pair's ``bpe.codes`` and dictionary), they are extra in-domain data; rows
-trained on them are *with extra data*, not constrained. Three steps:
+trained on them are *with extra data*, not constrained. Four steps:
 
 1. ``bt-source``: the German captions as ``mono.bpe.de`` + ``mono.images.txt``, binarized as the
    ``test`` split of a source-only De->En data directory, to back-translate::
@@ -25,7 +25,15 @@ trained on them are *with extra data*, not constrained. Three steps:
        unix-prepare-task2 bt-assemble --pair-data data-bin/multi30k_tok_ende \
            --bt-data data-bin/bt_de --generated data-bin/bt_de/generate.txt --out data-bin/multi30k_tok_ende_bt
 
-3. ``captions``: the English and German captions of the photos available in Flickr8k as a
+3. ``bt-finetune``: Task 1 alone (train, valid, test and image lists of ``--pair-data``) with the
+   dictionaries of a tagged ``bt-assemble`` output, whose last symbol is the tag: a model trained on
+   the back-translated data fine-tunes on the real pairs with ``--finetune-from-model`` (the second
+   stage of back-translation, which leaves the synthetic sources' noise behind)::
+
+       unix-prepare-task2 bt-finetune --pair-data data-bin/multi30k_tok_ende \
+           --bt-assembled data-bin/multi30k_tok_ende_bt --out data-bin/multi30k_tok_ende_btft
+
+4. ``captions``: the English and German captions of the photos available in Flickr8k as a
    ``tag-cap`` caption stream of ``unix_pretrain`` (source = the language tag, target = the
    caption; ``train.images.txt``), in the pair's vocabulary, so that a model pre-trained on them
    fine-tunes on ``--pair-data`` with ``--finetune-from-model``::
@@ -252,6 +260,47 @@ def assemble(args) -> dict:
     return out
 
 
+def finetune_data(args) -> dict:
+    """Task 1 of ``--pair-data`` with the dictionaries of the tagged ``bt-assemble`` output ``--bt-assembled``.
+
+    The pair's symbols keep their indices there (the tag comes last), so the binarized files are copied as
+    they are. Raises ValueError (naming the manifest) for another pair, other BPE codes, or untagged data,
+    whose dictionaries are the pair's: fine-tune on ``--pair-data`` itself then.
+    """
+    manifest = pair_manifest(args.pair_data)
+    bt_manifest = pair_manifest(args.bt_assembled)
+    bt_path = os.path.join(args.bt_assembled, MANIFEST)
+    extra = bt_manifest.get("extra_data") or {}
+    if extra.get("kind") != "back-translation" or bt_manifest.get("pair") != manifest["pair"]:
+        raise ValueError(f"{bt_path}: not a bt-assemble output of {manifest['pair']} "
+                         f"(pair {bt_manifest.get('pair')!r}, extra data {extra.get('kind')!r})")
+    if not extra.get("synthetic_tag"):
+        raise ValueError(f"{bt_path}: untagged back-translation has the pair's dictionaries; fine-tune on "
+                         f"{args.pair_data} itself")
+    codes = manifest["bpe"]["codes"]
+    with open(os.path.join(args.pair_data, codes), "rb") as a, open(os.path.join(args.bt_assembled, codes), "rb") as b:
+        if a.read() != b.read():
+            raise ValueError(f"{bt_path}: its {codes} is not the one of {args.pair_data}")
+    src, tgt = manifest["pair"].split("-")
+    os.makedirs(args.out, exist_ok=True)
+    for split in ("train", "valid", "test"):
+        for lang in (src, tgt):
+            for ext in ("bin", "idx"):
+                name = f"{split}.{src}-{tgt}.{lang}.{ext}"
+                shutil.copyfile(os.path.join(args.pair_data, name), os.path.join(args.out, name))
+        name = f"{split}.images.txt"
+        shutil.copyfile(os.path.join(args.pair_data, name), os.path.join(args.out, name))
+    for name in ("dict.txt", f"dict.{src}.txt", f"dict.{tgt}.txt", codes):
+        shutil.copyfile(os.path.join(args.bt_assembled, name), os.path.join(args.out, name))
+    out = dict(manifest, dictionary=bt_manifest["dictionary"])
+    out["finetune_of"] = {"data": os.path.abspath(args.bt_assembled), "extra_data": extra,
+                          "note": "Task 1 pairs only; a model fine-tuned here from one trained on that data "
+                                  "has seen its extra data (not constrained)"}
+    logger.info("Task 1 %s with the dictionaries of %s (%d symbols)", manifest["pair"], args.bt_assembled,
+                bt_manifest["dictionary"]["symbols"])
+    return out
+
+
 def caption_stream(args) -> dict:
     """Task 2 captions (``args.langs``) of the photos available in Flickr8k as a ``tag-cap`` train split."""
     manifest = pair_manifest(args.pair_data)
@@ -294,9 +343,11 @@ def parse_args(argv=None):
     a.add_argument("--no-tag-synthetic", dest="tag_synthetic", action="store_false",
                    help=f"do not start the synthetic sources with {BT_TAG} (tagged back-translation is the default; "
                         "the dictionaries then have the tag as their last symbol)")
+    f = sub.add_parser("bt-finetune", help="Task 1 alone with a tagged bt-assemble output's dictionaries")
+    f.add_argument("--bt-assembled", required=True, help="the output of the bt-assemble step (tagged)")
     c = sub.add_parser("captions", help="a tag-cap caption stream of the captions with a Flickr8k photo")
     c.add_argument("--langs", nargs="+", default=["en", "de"], help="caption languages")
-    for q in (s, a, c):
+    for q in (s, a, f, c):
         q.add_argument("--data", default="../shared/data", help="root holding multi30k/ and flickr8k/")
         q.add_argument("--pair-data", required=True, help="unix-prepare-multi30k --protocol tok-bpe output of the pair")
         q.add_argument("--out", required=True, help="output directory")
@@ -308,7 +359,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = parse_args(argv)
     try:
-        manifest = {"bt-source": prepare_source, "bt-assemble": assemble, "captions": caption_stream}[args.step](args)
+        manifest = {"bt-source": prepare_source, "bt-assemble": assemble, "bt-finetune": finetune_data,
+                    "captions": caption_stream}[args.step](args)
     except (FileNotFoundError, ValueError) as e:
         logger.error("%s", e)
         return 2

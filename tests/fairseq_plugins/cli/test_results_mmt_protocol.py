@@ -116,6 +116,12 @@ def test_the_data_must_be_the_tok_bpe_preparation_of_the_pair(tmp_path):
     with pytest.raises(ValueError, match="labelled data='constrained' but the data has extra back-translation pairs"):
         results.check_protocol(str(tmp_path), "en-de")
     results.check_protocol(str(tmp_path), "en-de", "extra: back-translation")
+    # Task 1 in a back-translation model's dictionary (unix-prepare-task2 bt-finetune): its model saw the extra data
+    (tmp_path / "manifest.json").write_text(json.dumps({"protocol": "tok-bpe", "pair": "en-de", "finetune_of": {
+        "extra_data": {"kind": "back-translation"}}}))
+    with pytest.raises(ValueError, match="but the data has extra back-translation pairs"):
+        results.check_protocol(str(tmp_path), "en-de")
+    results.check_protocol(str(tmp_path), "en-de", "extra: back-translation, fine-tuned on Task 1")
 
 
 def test_meteor_setup_says_why_or_which_modules(monkeypatch):
@@ -140,7 +146,7 @@ def test_meteor_output_and_readme_markers(tmp_path):
 
 def test_the_readme_command_fills_every_run_of_the_published_table():
     """examples/multi30k_mmt: the README's results command names every {VAR} of systems_published.json;
-    rows on the back-translated data are labelled as extra data, the others constrained."""
+    rows on the back-translated data (and Task 1 after it) are labelled as extra data, the others constrained."""
     import re
     from pathlib import Path
 
@@ -153,7 +159,7 @@ def test_the_readme_command_fills_every_run_of_the_published_table():
     systems = load_config(str(example / "systems_published.json"), variables)
     assert {s["pair"] for s in systems} == {"en-de", "en-fr"} and len(systems) >= 8
     for s in systems:
-        extra = s["bin"].endswith("_bt") or any("--finetune-from-model" in r["command"] for r in s["runs"])
+        extra = s["bin"].endswith(("_bt", "_btft")) or any("--finetune-from-model" in r["command"] for r in s["runs"])
         assert (s.get("data", results.CONSTRAINED) == results.CONSTRAINED) != extra, s["system"]
         for run in s["runs"]:
             assert f"SEED={run['seed']}" in run["command"] or run["seed"] == 1

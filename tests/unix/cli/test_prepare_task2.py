@@ -37,7 +37,7 @@ def _unk(lines, dict_path):
     return [" ".join(w if w in have else "<unk>" for w in line.split()) for line in lines]
 
 
-def test_source_then_assemble(tmp_path):
+def test_source_then_assemble(tmp_path, caplog):
     pair = _tree(tmp_path)
     bt = tmp_path / "bt"
     assert prepare_task2.main(["bt-source", "--data", str(tmp_path), "--pair-data", str(pair), "--lang", "de",
@@ -92,6 +92,21 @@ def test_source_then_assemble(tmp_path):
     train_de = manifest["sources"]["train.de"]
     assert train_de.startswith("2 x ") and train_de.endswith("the 14 pairs of extra_data")
 
+    # bt-finetune: Task 1 alone in the tagged data's dictionaries, the pair's files as they are
+    ft = tmp_path / "ft"
+    finetune = ["bt-finetune", "--pair-data", str(pair), "--out", str(ft), "--workers", "1"]
+    assert prepare_task2.main(finetune + ["--bt-assembled", str(out)]) == 0
+    for name in ("train.en-de.en.bin", "train.en-de.de.idx", "valid.en-de.de.bin", "test.en-de.en.idx",
+                 "train.images.txt", "test.images.txt"):
+        assert (ft / name).read_bytes() == (pair / name).read_bytes()
+    for name in ("dict.txt", "dict.en.txt", "dict.de.txt", "bpe.codes"):
+        assert (ft / name).read_bytes() == (out / name).read_bytes()
+    assert _binarized(ft / "train.en-de.en", ft / "dict.txt") == real_src
+    ft_manifest = json.loads((ft / "manifest.json").read_text())
+    assert "extra_data" not in ft_manifest and ft_manifest["lines"]["train"] == 6
+    assert ft_manifest["finetune_of"]["extra_data"]["synthetic_pairs"] == 14
+    assert ft_manifest["dictionary"]["symbols"] == manifest["dictionary"]["symbols"]
+
     plain = tmp_path / "plain"
     assert prepare_task2.main(["bt-assemble", "--data", str(tmp_path), "--pair-data", str(pair), "--bt-data", str(bt),
                                "--generated", str(bt / "generate.txt"), "--no-tag-synthetic", "--out", str(plain),
@@ -101,6 +116,11 @@ def test_source_then_assemble(tmp_path):
     for name in ("dict.txt", "dict.en.txt", "dict.de.txt"):
         assert (plain / name).read_bytes() == (pair / name).read_bytes()
     assert json.loads((plain / "manifest.json").read_text())["extra_data"]["synthetic_tag"] is None
+    # untagged: its dictionaries are the pair's, nothing to build; Task 1 data is no bt-assemble output
+    assert prepare_task2.main(finetune + ["--bt-assembled", str(plain)]) == 2
+    assert f"{plain}/manifest.json: untagged back-translation has the pair's dictionaries" in caplog.text
+    assert prepare_task2.main(finetune + ["--bt-assembled", str(pair)]) == 2
+    assert f"{pair}/manifest.json: not a bt-assemble output of en-de" in caplog.text
 
 
 def test_wrong_inputs_are_refused_by_name(tmp_path, caplog):
