@@ -27,8 +27,8 @@ trained on them are *with extra data*, not constrained. Four steps:
 
 3. ``bt-finetune``: Task 1 alone (train, valid, test and image lists of ``--pair-data``) with the
    dictionaries of a tagged ``bt-assemble`` output, whose last symbol is the tag: a model trained on
-   the back-translated data fine-tunes on the real pairs with ``--finetune-from-model`` (the second
-   stage of back-translation, which leaves the synthetic sources' noise behind)::
+   the back-translated data goes on training on the real pairs (``CONTINUE_FROM`` of
+   ``examples/multi30k_mmt/train_published_unix.sh``: the second stage of back-translation)::
 
        unix-prepare-task2 bt-finetune --pair-data data-bin/multi30k_tok_ende \
            --bt-assembled data-bin/multi30k_tok_ende_bt --out data-bin/multi30k_tok_ende_btft
@@ -132,6 +132,13 @@ def write_lines(path: str, lines: List[str]) -> None:
         f.write("".join(line + "\n" for line in lines))
 
 
+def copy_splits(pair_data: str, out: str, src: str, tgt: str, splits) -> None:
+    """Copy the binarized ``splits`` of both languages and their image lists from ``pair_data`` to ``out``."""
+    names = [f"{split}.{src}-{tgt}.{lang}.{ext}" for split in splits for lang in (src, tgt) for ext in ("bin", "idx")]
+    for name in names + [f"{split}.images.txt" for split in splits]:
+        shutil.copyfile(os.path.join(pair_data, name), os.path.join(out, name))
+
+
 def binarize(args: List[str]) -> None:
     subprocess.run(["fairseq-preprocess"] + args, check=True, stdout=subprocess.DEVNULL)
 
@@ -227,13 +234,7 @@ def assemble(args) -> dict:
             write_lines(dictionary, symbols)
         binarize(["--source-lang", src, "--target-lang", tgt, "--srcdict", dictionary, "--tgtdict", dictionary,
                   "--trainpref", os.path.join(tmp, "train"), "--destdir", args.out, "--workers", str(args.workers)])
-    pair = f"{src}-{tgt}"
-    for split in ("valid", "test"):
-        for lang in (src, tgt):
-            for ext in ("bin", "idx"):
-                shutil.copyfile(os.path.join(args.pair_data, f"{split}.{pair}.{lang}.{ext}"),
-                                os.path.join(args.out, f"{split}.{pair}.{lang}.{ext}"))
-        shutil.copyfile(os.path.join(args.pair_data, f"{split}.images.txt"), os.path.join(args.out, f"{split}.images.txt"))
+    copy_splits(args.pair_data, args.out, src, tgt, ("valid", "test"))
     shutil.copyfile(os.path.join(args.pair_data, manifest["bpe"]["codes"]), os.path.join(args.out, manifest["bpe"]["codes"]))
     for name in (f"dict.{src}.txt", f"dict.{tgt}.txt") if tag else ("dict.txt", f"dict.{src}.txt", f"dict.{tgt}.txt"):
         # tagged: dict.<lang>.txt = the dict.txt written above (language tags + the tag), the same symbols
@@ -283,13 +284,7 @@ def finetune_data(args) -> dict:
             raise ValueError(f"{bt_path}: its {codes} is not the one of {args.pair_data}")
     src, tgt = manifest["pair"].split("-")
     os.makedirs(args.out, exist_ok=True)
-    for split in ("train", "valid", "test"):
-        for lang in (src, tgt):
-            for ext in ("bin", "idx"):
-                name = f"{split}.{src}-{tgt}.{lang}.{ext}"
-                shutil.copyfile(os.path.join(args.pair_data, name), os.path.join(args.out, name))
-        name = f"{split}.images.txt"
-        shutil.copyfile(os.path.join(args.pair_data, name), os.path.join(args.out, name))
+    copy_splits(args.pair_data, args.out, src, tgt, ("train", "valid", "test"))
     for name in ("dict.txt", f"dict.{src}.txt", f"dict.{tgt}.txt", codes):
         shutil.copyfile(os.path.join(args.bt_assembled, name), os.path.join(args.out, name))
     out = dict(manifest, dictionary=bt_manifest["dictionary"])
