@@ -17,7 +17,10 @@ training and generate commands. A system some of whose seeds have reached ``upda
 those seeds (``seeds_pending`` names the others, which the table says are pending); one with none is
 listed as not done. A decoded output is kept under ``eval/published_protocol/`` with a name that hashes the
 generate options and the checkpoints it comes from (path and mtime): the command run again decodes
-only the runs that are new or changed. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
+only the runs that are new or changed. A seed that an earlier run of the command scored into ``--out`` and whose run
+directory holds no checkpoint here (another machine trained it, or its files are gone) keeps that score, with
+the commit that scored it (``scored_at_per_seed``): a results file outlives the machine its runs were on, and a
+row gets its missing seeds without retraining the others. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
 GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. Written as JSON, with the markdown table
 beside it (``.md``).
 
@@ -231,35 +234,73 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
             "device": run_device(run.get("dir", ""), system.get("device", "unknown"))}
 
 
+def score_seed(seed: Dict, refs: List[str], ref_tok: str, tgt: str, work: str, meteor_options) -> Dict:
+    """``seed`` with its tokenized BLEU and METEOR 1.5 (None where it cannot run) on its generate output."""
+    bleu = score_tokenized(seed["output"], ref_tok)["tokenized_bleu"]["bleu"]
+    meteor = None
+    if meteor_options is not None:
+        hyps = ordered(read_generate_output(seed["output"]), len(refs), seed["output"])
+        meteor = meteor_15(hyps, refs, tgt, work, meteor_options)
+    return dict(seed, bleu=bleu, meteor=meteor, scored_at=git_commit())
+
+
 def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str = "") -> Dict:
-    """One table row from the seeds' generate outputs (scored here)."""
+    """One table row from the seeds' generate outputs (scored here) and the seeds carried from an earlier
+    results file (:func:`earlier_seeds`: scored already)."""
     tgt = system["pair"].split("-")[1]
-    bleu, meteor = [], []
     meteor_options, meteor_note = meteor_setup(tgt)
     refs = read_lines(ref_tok)
-    for s in seeds:
-        scores = score_tokenized(s["output"], ref_tok)
-        bleu.append(scores["tokenized_bleu"]["bleu"])
-        if meteor_options is not None:
-            hyps = ordered(read_generate_output(s["output"]), len(refs), s["output"])
-            meteor.append(meteor_15(hyps, refs, tgt, work, meteor_options))
+    seeds = sorted((s if "bleu" in s else score_seed(s, refs, ref_tok, tgt, work, meteor_options) for s in seeds),
+                   key=lambda s: s["seed"])
+    bleu, meteor = [s["bleu"] for s in seeds], [s["meteor"] for s in seeds]
+    meteor = meteor if all(m is not None for m in meteor) else []
+    fresh = any(s["scored_at"] == git_commit() for s in seeds) or not seeds
     mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
     return {
         "system": system["system"], "pair": system["pair"], "data": system.get("data", CONSTRAINED), "test": TEST,
         "bleu": mean(bleu), "meteor": mean(meteor),
         "updates": min(s["updates"] for s in seeds) if all(s["updates"] for s in seeds) else None,
         "seeds": [s["seed"] for s in seeds], "bleu_per_seed": bleu,
-        "command": command, "commit": git_commit(),
+        "command": command, "commit": git_commit() if fresh else seeds[0]["scored_at"],
+        "scored_at_per_seed": [s["scored_at"] for s in seeds],
         "device": "; ".join(dict.fromkeys(s["device"] for s in seeds)),
+        "device_per_seed": [s["device"] for s in seeds],
         "meteor_per_seed": meteor or None, "meteor_note": meteor_note or None,
         "fairseq_printed_bleu_per_seed": [s["printed_bleu"] for s in seeds],
         "average": system.get("average", 10), "average_updates": system.get("average_updates", False),
         "averaged_per_seed": [s["averaged"] for s in seeds],
         "train_commands": ([system["pretrain_command"]] if system.get("pretrain_command") else [])
-                          + [r.get("command") for r in system["runs"]],
+                          + [r.get("command") for r in sorted(system["runs"], key=lambda r: r["seed"])],
         "generate_commands": [s["generate"] for s in seeds],
         "image_use_per_seed": [s["image_use"] for s in seeds] if any(s["image_use"] for s in seeds) else None,
     }
+
+
+def earlier_seeds(path: str) -> Dict[Tuple[str, str], Dict[int, Dict]]:
+    """The seeds scored in an earlier results file (``--out`` as the command last wrote it), by ``(system, pair)``
+    and seed, in the form :func:`build_row` takes (``{}`` where there is no such file)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        rows = json.load(f)
+    out: Dict[Tuple[str, str], Dict[int, Dict]] = {}
+    for r in rows:
+        n = len(r["seeds"])
+        per = lambda key, default=None: r.get(key) or [default] * n  # noqa: E731
+        for i, seed in enumerate(r["seeds"]):
+            out.setdefault((r["system"], r["pair"]), {})[seed] = {
+                "seed": seed, "bleu": r["bleu_per_seed"][i], "meteor": per("meteor_per_seed")[i],
+                "updates": r["updates"], "printed_bleu": per("fairseq_printed_bleu_per_seed")[i],
+                "averaged": per("averaged_per_seed")[i], "generate": per("generate_commands")[i],
+                "image_use": per("image_use_per_seed")[i], "device": per("device_per_seed", r["device"])[i],
+                "scored_at": per("scored_at_per_seed", r["commit"])[i]}
+    return out
+
+
+def no_model_here(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds nothing of a run: no checkpoint and no average brought back."""
+    return not (os.path.isdir(run_dir) and any(n.startswith("checkpoint") or n.endswith(".pt")
+                                               for n in os.listdir(run_dir)))
 
 
 def pending(system) -> List[Dict]:
@@ -298,7 +339,9 @@ def markdown(rows: List[Dict], missing, json_path: str) -> str:
              "| system | pair | data | BLEU | per seed | METEOR | updates | averaged | device |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        per_seed = ", ".join(f"{b:.2f} (seed {s})" for b, s in zip(r["bleu_per_seed"], r["seeds"]))
+        at = r.get("scored_at_per_seed") or [r["commit"]] * len(r["seeds"])
+        per_seed = ", ".join(f"{b:.2f} (seed {s}{'' if c == r['commit'] else f', scored at {c}'})"
+                             for b, s, c in zip(r["bleu_per_seed"], r["seeds"], at))
         per_seed += "".join(f"; seed {s} pending" for s in r.get("seeds_pending") or [])
         lines.append(f"| {r['system']} | {r['pair']} | {r['data']} | {fmt(r['bleu'])} | {per_seed} | {fmt(r['meteor'])} | "
                      f"{r['updates'] if r['updates'] is not None else '-'} | {r['average']}{avg_kind(r)} | "
@@ -319,6 +362,9 @@ def markdown(rows: List[Dict], missing, json_path: str) -> str:
                     lines.append(f"| {r['system']} | {r['pair']} | {seed} | {u['n']} | {u['bleu']:.2f} | "
                                  f"{u['bleu_shuffled']:.2f} | {u['delta']:+.2f} ({u['delta_ci95'][0]:+.2f}, "
                                  f"{u['delta_ci95'][1]:+.2f}) |")
+    if any(c != r["commit"] for r in rows for c in r.get("scored_at_per_seed") or []):
+        lines += ["", "A seed `scored at` an earlier commit was trained and scored on a machine whose checkpoints are not "
+                      "here; its score is carried from the results file that run wrote."]
     notes = sorted({r["meteor_note"] for r in rows if r["meteor_note"]})
     if notes:
         lines += ["", "METEOR: " + "; ".join(notes) + "."]
@@ -334,22 +380,31 @@ def run(a) -> str:
     systems = load_config(a.config, a.var)
     work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval", "published_protocol")
     os.makedirs(work, exist_ok=True)
-    rows, missing = [], []
+    rows, missing, earlier = [], [], earlier_seeds(a.out)
     for system in systems:
         tgt = system["pair"].split("-")[1]
         ref_tok = ref_tok_path(a.data, tgt)
         waiting = [] if a.generated else pending(system)
+        scored = earlier.get((system["system"], system["pair"]), {})
+        dirs = {r["seed"]: r["dir"] for r in system["runs"]}
+        carried = [scored[p["seed"]] for p in waiting if p["seed"] in scored and no_model_here(dirs[p["seed"]])]
+        if carried:
+            logger.info("%s (%s): seed(s) %s carried from %s (no checkpoints here)", system["system"], system["pair"],
+                        ", ".join(str(c["seed"]) for c in carried), a.out)
+        waiting = [p for p in waiting if p["seed"] not in {c["seed"] for c in carried}]
         if waiting:
             why = describe(waiting)
             logger.warning("%s (%s): %s", system["system"], system["pair"], why)
             missing.append((f"{system['system']} ({system['pair']})", why))
-        runs = [r for r in system["runs"] if r["seed"] not in {p["seed"] for p in waiting}]
-        if not runs:
+        done = {c["seed"] for c in carried} | {p["seed"] for p in waiting}
+        runs = [r for r in system["runs"] if r["seed"] not in done]
+        if not runs and not carried:
             continue
-        if not a.generated:
+        if runs and not a.generated:
             check_protocol(system["bin"], system["pair"], system.get("data", CONSTRAINED))
-        seeds = [evaluate_seed(system, run, work, a.generated, a.data) for run in runs]
-        row = build_row(dict(system, runs=runs), seeds, ref_tok, work, a.command)
+        seeds = [evaluate_seed(system, run, work, a.generated, a.data) for run in runs] + carried
+        kept = [r for r in system["runs"] if r["seed"] not in {p["seed"] for p in waiting}]
+        row = build_row(dict(system, runs=kept), seeds, ref_tok, work, a.command)
         row["seeds_pending"] = [p["seed"] for p in waiting] or None
         rows.append(row)
     write_json(a.out, rows, ensure_ascii=False, newline=True)

@@ -311,3 +311,51 @@ def test_a_system_with_one_seed_trained_gets_a_row_that_names_the_other(tree, mo
     md = (root / "P.md").read_text()
     assert "| P text-only | en-de | constrained | 100.00 | 100.00 (seed 1); seed 2 pending |" in md
     assert f"- P text-only (en-de): seed 2: no checkpoints at {root / 'runs' / 'p2'}" in md
+
+
+def test_seeds_scored_earlier_are_carried_when_their_checkpoints_are_not_here(tree, monkeypatch):
+    """A results file outlives the machine its runs were on: a seed scored into --out earlier whose run directory
+    holds no checkpoint keeps its score and the commit that scored it; a seed trained since is scored beside it;
+    a seed whose run is under way again here is pending, not carried."""
+    root, _, _ = tree
+    run2, bin_dir = imported_run(root, "q2"), tok_bpe_bin(root, "bin_q")
+    config = root / "q.json"
+    runs = [{"seed": 1, "dir": str(root / "runs" / "q1"), "command": "SEED=1 bash q.sh"},
+            {"seed": 2, "dir": str(run2), "command": "SEED=2 bash q.sh"},
+            {"seed": 3, "dir": str(root / "runs" / "q3"), "command": "SEED=3 bash q.sh"}]
+    config.write_text(json.dumps([{"system": "Q gated", "pair": "en-de", "task": "unix_mmt", "bin": str(bin_dir),
+                                   "updates": 8000, "runs": runs}]))
+    out = root / "Q.json"
+    earlier = {"system": "Q gated", "pair": "en-de", "data": "constrained", "test": "test2016", "bleu": 40.0,
+               "meteor": 57.0, "updates": 8000, "seeds": [1, 3], "bleu_per_seed": [41.0, 39.0],
+               "command": "unix-results mmt-protocol ...", "commit": "abc1234", "device": "cpu: old machine",
+               "meteor_per_seed": [58.0, 56.0], "fairseq_printed_bleu_per_seed": [41.0, 39.0],
+               "averaged_per_seed": ["checkpoint53.pt..checkpoint62.pt"] * 2, "generate_commands": ["gen1", "gen3"],
+               "image_use_per_seed": None}
+    out.write_text(json.dumps([earlier]))
+    (root / "runs" / "q3").mkdir()
+    (root / "runs" / "q3" / "checkpoint_last.pt").write_bytes(b"")  # seed 3 trains again here
+    from fairseq_plugins.results import mmt
+
+    monkeypatch.setattr(mmt, "short_of", lambda path, updates: f"training not finished (100 of {updates} updates)")
+    monkeypatch.setattr(results, "run_generate", lambda cmd, out_path, keep_stderr=True: write_gen(out_path, REFS))
+    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(out)])
+    (row,) = json.loads(out.read_text())
+    assert row["seeds"] == [1, 2] and row["seeds_pending"] == [3]
+    assert row["bleu_per_seed"] == [41.0, 100.0] and row["bleu"] == 70.5
+    assert row["scored_at_per_seed"][0] == "abc1234" and row["scored_at_per_seed"][1] == row["commit"] != "abc1234"
+    assert row["device_per_seed"][0] == "cpu: old machine" and row["generate_commands"][0] == "gen1"
+    assert row["averaged_per_seed"] == ["checkpoint53.pt..checkpoint62.pt", "checkpoint23.pt..checkpoint32.pt"]
+    assert row["train_commands"] == ["SEED=1 bash q.sh", "SEED=2 bash q.sh"]
+    if METEOR_OPTIONS is not None:
+        assert row["meteor_per_seed"] == [58.0, 100.0]
+    md = out.with_suffix(".md").read_text()
+    assert "41.00 (seed 1, scored at abc1234), 100.00 (seed 2); seed 3 pending" in md
+    assert "carried from the results file" in md and "- Q gated (en-de): seed 3: training not finished" in md
+    # the command run again with seed 2's run gone too: both seeds carried, the row's commit stays theirs
+    import shutil
+
+    shutil.rmtree(run2)
+    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(out)])
+    (again,) = json.loads(out.read_text())
+    assert again["bleu_per_seed"] == [41.0, 100.0] and again["scored_at_per_seed"] == row["scored_at_per_seed"]
