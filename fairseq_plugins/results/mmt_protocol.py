@@ -328,7 +328,10 @@ def avg_kind(row: Dict) -> str:
     return " (update checkpoints)" if row.get("average_updates") else ""
 
 
-def markdown(rows: List[Dict], missing, json_path: str) -> str:
+def markdown(rows: List[Dict], missing: List[Tuple[str, List[Dict]]], json_path: str, brief: bool = False) -> str:
+    """The table of ``rows`` and the runs not in it (``missing``: a name and :func:`pending`'s runs per system);
+    ``brief``: those runs in one paragraph, by seed only (the example README, which has a length budget), instead
+    of a line each saying why."""
     fmt = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
     lines = [provenance(), "",
              "Tokenized BLEU-4 on test2016 (lowercased Moses-tokenized text, BPE removed, beam 5; the model of "
@@ -368,7 +371,12 @@ def markdown(rows: List[Dict], missing, json_path: str) -> str:
     notes = sorted({r["meteor_note"] for r in rows if r["meteor_note"]})
     if notes:
         lines += ["", "METEOR: " + "; ".join(notes) + "."]
-    lines += missing_lines(missing)
+    if brief and missing:
+        md = os.path.splitext(os.path.basename(json_path))[0] + ".md"
+        lines += ["", "Not in the table yet (why: " + md + "): " + "; ".join(
+            f"{name}: seed {', '.join(str(p['seed']) for p in waiting)}" for name, waiting in missing) + "."]
+    else:
+        lines += missing_lines((name, describe(waiting)) for name, waiting in missing)
     if rows:  # one line, not one per system: the example README has a length budget
         lines += ["", f"Each row's training and decoding commands, per seed: `train_commands` and `generate_commands` "
                       f"in {os.path.basename(json_path)}."]
@@ -393,9 +401,8 @@ def run(a) -> str:
                         ", ".join(str(c["seed"]) for c in carried), a.out)
         waiting = [p for p in waiting if p["seed"] not in {c["seed"] for c in carried}]
         if waiting:
-            why = describe(waiting)
-            logger.warning("%s (%s): %s", system["system"], system["pair"], why)
-            missing.append((f"{system['system']} ({system['pair']})", why))
+            logger.warning("%s (%s): %s", system["system"], system["pair"], describe(waiting))
+            missing.append((f"{system['system']} ({system['pair']})", waiting))
         done = {c["seed"] for c in carried} | {p["seed"] for p in waiting}
         runs = [r for r in system["runs"] if r["seed"] not in done]
         if not runs and not carried:
@@ -408,9 +415,9 @@ def run(a) -> str:
         row["seeds_pending"] = [p["seed"] for p in waiting] or None
         rows.append(row)
     write_json(a.out, rows, ensure_ascii=False, newline=True)
-    table = markdown(rows, missing, a.out)
-    write_markdown(os.path.splitext(a.out)[0] + ".md", ["# Multi30K test2016, published protocol", "", table], end="")
+    write_markdown(os.path.splitext(a.out)[0] + ".md",
+                   ["# Multi30K test2016, published protocol", "", markdown(rows, missing, a.out)], end="")
     if a.readme:
-        replace_block(a.readme, table, BEGIN, END)
+        replace_block(a.readme, markdown(rows, missing, a.out, brief=True), BEGIN, END)
     logger.info("wrote %s (%d rows, %d not done)", a.out, len(rows), len(missing))
     return ""

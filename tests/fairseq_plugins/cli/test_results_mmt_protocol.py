@@ -317,7 +317,7 @@ def test_seeds_scored_earlier_are_carried_when_their_checkpoints_are_not_here(tr
     """A results file outlives the machine its runs were on: a seed scored into --out earlier whose run directory
     holds no checkpoint keeps its score and the commit that scored it; a seed trained since is scored beside it;
     a seed whose run is under way again here is pending, not carried."""
-    root, _, _ = tree
+    root, _, readme = tree
     run2, bin_dir = imported_run(root, "q2"), tok_bpe_bin(root, "bin_q")
     config = root / "q.json"
     runs = [{"seed": 1, "dir": str(root / "runs" / "q1"), "command": "SEED=1 bash q.sh"},
@@ -339,7 +339,8 @@ def test_seeds_scored_earlier_are_carried_when_their_checkpoints_are_not_here(tr
 
     monkeypatch.setattr(mmt, "short_of", lambda path, updates: f"training not finished (100 of {updates} updates)")
     monkeypatch.setattr(results, "run_generate", lambda cmd, out_path, keep_stderr=True: write_gen(out_path, REFS))
-    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(out)])
+    cli.main(["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(out),
+              "--readme", str(readme)])
     (row,) = json.loads(out.read_text())
     assert row["seeds"] == [1, 2] and row["seeds_pending"] == [3]
     assert row["bleu_per_seed"] == [41.0, 100.0] and row["bleu"] == 70.5
@@ -352,6 +353,9 @@ def test_seeds_scored_earlier_are_carried_when_their_checkpoints_are_not_here(tr
     md = out.with_suffix(".md").read_text()
     assert "41.00 (seed 1, scored at abc1234), 100.00 (seed 2); seed 3 pending" in md
     assert "carried from the results file" in md and "- Q gated (en-de): seed 3: training not finished" in md
+    # the README gets the runs not in the table in one paragraph; the .md beside the JSON says why
+    assert "Not in the table yet (why: Q.md): Q gated (en-de): seed 3.\n" in readme.read_text()
+    assert "training not finished" not in readme.read_text()
     # the command run again with seed 2's run gone too: both seeds carried, the row's commit stays theirs
     import shutil
 
