@@ -38,9 +38,6 @@ import hashlib
 import json
 import logging
 import os
-import re
-import shutil
-import subprocess
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -49,6 +46,7 @@ from unix.data.tokenizer import read_lines
 from unix.metrics.bleu import image_rows, ordered, pretokenized_bleu, read_generate_output, score_tokenized
 from unix.metrics.bootstrap import bootstrap_bleu
 from unix.metrics.caption import bleu_statistics
+from unix.metrics.meteor import meteor_15, meteor_setup
 from unix.provenance import git_commit, load_config, provenance, slug
 from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, replace_block,
                                             run_generate, write_json, write_markdown)
@@ -146,47 +144,6 @@ def image_use(right: str, shuffled: str, ref_tok: str, image_list: str, resample
 def printed_bleu(path: str) -> Optional[float]:
     """The ``BLEU4 = x`` fairseq-generate printed at the end of its output (None if absent)."""
     return printed_float(path, r"BLEU4? = ([0-9.]+)", skip_samples=True)
-
-
-def meteor_setup(lang: str) -> Tuple[Optional[List[str]], str]:
-    """(extra options of ``meteor-1.5.jar -l lang -norm``, note for the table): ``None`` when METEOR 1.5 cannot
-    run here (the note says why); ``["-m", "exact stem"]`` when the language's paraphrase table is missing (the
-    jar holds its stemmer and function words, not the table); ``[]`` for full METEOR."""
-    if shutil.which("java") is None:
-        return None, "METEOR 1.5 needs java"
-    try:
-        import pycocoevalcap.meteor.meteor as m
-    except ImportError:
-        return None, "METEOR 1.5 comes with pycocoevalcap, not installed"
-    table = os.path.join(os.path.dirname(m.__file__), "data", f"paraphrase-{lang}.gz")
-    if not os.path.exists(table):
-        return ["-m", "exact stem"], (
-            f"METEOR 1.5 -l {lang} -norm with its exact and stem modules (the language's weights and parameters); "
-            f"its paraphrase module needs paraphrase-{lang}.gz, which pycocoevalcap does not ship (only "
-            f"paraphrase-en.gz), so paraphrase matches are not counted and the score is below full METEOR's")
-    return [], ""
-
-
-def meteor_15(hyps: List[str], refs: List[str], lang: str, workdir: str, options: Sequence[str] = ()) -> float:
-    """Corpus METEOR 1.5 (x100) of tokenized lowercase hypotheses: ``java -jar meteor-1.5.jar -l lang -norm``
-    (+ ``options``, e.g. the modules of :func:`meteor_setup`)."""
-    import pycocoevalcap.meteor.meteor as m
-
-    jar = os.path.join(os.path.dirname(m.__file__), "meteor-1.5.jar")
-    hyp_path, ref_path = os.path.join(workdir, "meteor.hyp"), os.path.join(workdir, "meteor.ref")
-    for path, lines in ((hyp_path, hyps), (ref_path, refs)):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-    out = subprocess.run(["java", "-Xmx2G", "-jar", jar, hyp_path, ref_path, "-l", lang, "-norm", *options],
-                         capture_output=True, text=True, check=True).stdout
-    return parse_meteor_output(out)
-
-
-def parse_meteor_output(text: str) -> float:
-    m = re.search(r"^Final score:\s+([0-9.]+)", text, re.M)
-    if not m:
-        raise RuntimeError(f"METEOR printed no 'Final score:' line: {text[-300:]!r}")
-    return round(100.0 * float(m.group(1)), 2)
 
 
 def run_device(run_dir: str, default: str = "unknown") -> str:

@@ -6,10 +6,16 @@ and runs METEOR 1.5 with English resources only (``-l en -norm``). Corpus scores
 (:func:`unix.metrics.caption.coco_scores`), rewards computed every update (:class:`SentenceMeteor`),
 validation (``--eval-metric meteor``, :mod:`unix.metrics.evaluators`) and bootstrap intervals
 (:func:`unix.metrics.bootstrap.bootstrap_meteor`) all go through :class:`MeteorStatistics`.
+
+Translation into other languages (the Multi30K tables: ``-l de``, ``-l fr``) runs the jar once on two files
+(:func:`meteor_15`), with the modules :func:`meteor_setup` says the language has here.
 """
 
+import os
+import re
 import shutil
-from typing import Optional, Sequence
+import subprocess
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -156,3 +162,44 @@ class SentenceMeteor(MeteorStatistics):
         if out.shape != (len(hyps),) or not np.all(np.isfinite(out)):
             raise RuntimeError(f"METEOR returned {out.shape[0]} scores for {len(hyps)} captions (or non-finite ones)")
         return out
+
+
+def meteor_setup(lang: str) -> Tuple[Optional[List[str]], str]:
+    """(extra options of ``meteor-1.5.jar -l lang -norm``, note for the table): ``None`` when METEOR 1.5 cannot
+    run here (the note says why); ``["-m", "exact stem"]`` when the language's paraphrase table is missing (the
+    jar holds its stemmer and function words, not the table); ``[]`` for full METEOR."""
+    if shutil.which("java") is None:
+        return None, "METEOR 1.5 needs java"
+    try:
+        import pycocoevalcap.meteor.meteor as m
+    except ImportError:
+        return None, "METEOR 1.5 comes with pycocoevalcap, not installed"
+    table = os.path.join(os.path.dirname(m.__file__), "data", f"paraphrase-{lang}.gz")
+    if not os.path.exists(table):
+        return ["-m", "exact stem"], (
+            f"METEOR 1.5 -l {lang} -norm with its exact and stem modules (the language's weights and parameters); "
+            f"its paraphrase module needs paraphrase-{lang}.gz, which pycocoevalcap does not ship (only "
+            f"paraphrase-en.gz), so paraphrase matches are not counted and the score is below full METEOR's")
+    return [], ""
+
+
+def meteor_15(hyps: List[str], refs: List[str], lang: str, workdir: str, options: Sequence[str] = ()) -> float:
+    """Corpus METEOR 1.5 (x100) of tokenized lowercase hypotheses: ``java -jar meteor-1.5.jar -l lang -norm``
+    (+ ``options``, e.g. the modules of :func:`meteor_setup`)."""
+    import pycocoevalcap.meteor.meteor as m
+
+    jar = os.path.join(os.path.dirname(m.__file__), "meteor-1.5.jar")
+    hyp_path, ref_path = os.path.join(workdir, "meteor.hyp"), os.path.join(workdir, "meteor.ref")
+    for path, lines in ((hyp_path, hyps), (ref_path, refs)):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    out = subprocess.run(["java", "-Xmx2G", "-jar", jar, hyp_path, ref_path, "-l", lang, "-norm", *options],
+                         capture_output=True, text=True, check=True).stdout
+    return parse_meteor_output(out)
+
+
+def parse_meteor_output(text: str) -> float:
+    m = re.search(r"^Final score:\s+([0-9.]+)", text, re.M)
+    if not m:
+        raise RuntimeError(f"METEOR printed no 'Final score:' line: {text[-300:]!r}")
+    return round(100.0 * float(m.group(1)), 2)

@@ -6,9 +6,10 @@ import pytest
 
 from fairseq_plugins.cli import results as cli
 from fairseq_plugins.results import mmt_protocol as results
+from unix.metrics.meteor import meteor_setup
 
 REFS = ["ein hund läuft .", "a b c d f", "zwei &quot; männer &quot; ."]
-METEOR_OPTIONS, METEOR_NOTE = results.meteor_setup("de")
+METEOR_OPTIONS, METEOR_NOTE = meteor_setup("de")
 
 
 def write_gen(path, hyps, printed=None):
@@ -124,21 +125,7 @@ def test_the_data_must_be_the_tok_bpe_preparation_of_the_pair(tmp_path):
     results.check_protocol(str(tmp_path), "en-de", "extra: back-translation, fine-tuned on Task 1")
 
 
-def test_meteor_setup_says_why_or_which_modules(monkeypatch):
-    monkeypatch.setattr(results.shutil, "which", lambda name: None)
-    assert results.meteor_setup("de") == (None, "METEOR 1.5 needs java")
-    monkeypatch.setattr(results.shutil, "which", lambda name: "/usr/bin/java")
-    monkeypatch.setattr(results.os.path, "exists", lambda path: not path.endswith("paraphrase-de.gz"))
-    options, note = results.meteor_setup("de")
-    assert options == ["-m", "exact stem"] and "paraphrase-de.gz" in note
-    monkeypatch.setattr(results.os.path, "exists", lambda path: True)
-    assert results.meteor_setup("de") == ([], "")
-
-
-def test_meteor_output_and_readme_markers(tmp_path):
-    assert results.parse_meteor_output("Segment 1 score: 0.5\nFinal score:            0.5412345\n") == 54.12
-    with pytest.raises(RuntimeError, match="no 'Final score:'"):
-        results.parse_meteor_output("Exception in thread main")
+def test_readme_markers(tmp_path):
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(ValueError, match="README.md: no '<!-- published-protocol-results: begin -->'"):
         results.replace_block(str(tmp_path / "README.md"), "table\n", results.BEGIN, results.END)
