@@ -21,7 +21,8 @@ only the runs that are new or changed. A seed that an earlier run of the command
 directory holds no checkpoint here (another machine trained it, or its files are gone) keeps that score, with
 the commit that scored it (``scored_at_per_seed``): a results file outlives the machine its runs were on, and a
 row gets its missing seeds without retraining the others. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
-GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. Written as JSON, with the markdown table
+GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. ``--train`` first trains the runs not finished here, one
+after another (:mod:`fairseq_plugins.results.train_runs`). Written as JSON, with the markdown table
 beside it (``.md``).
 
 Example::
@@ -51,6 +52,7 @@ from unix.provenance import git_commit, load_config, provenance, slug
 from fairseq_plugins.results.common import (generate_command, missing_lines, printed_float, quote, replace_block,
                                             run_generate, write_json, write_markdown)
 from fairseq_plugins.results.mmt import average_sources, averaged_model, trained_updates, unfinished
+from fairseq_plugins.results import train_runs
 
 logger = logging.getLogger(__name__)
 TEST = "test2016"
@@ -69,6 +71,7 @@ def add_arguments(p) -> None:
     p.add_argument("--generated", default=None, metavar="DIR",
                    help="score DIR/<slug>.s<seed>.test.txt written elsewhere instead of averaging and decoding")
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
+    train_runs.add_arguments(p)
 
 
 def check_protocol(bin_dir: str, pair: str, data: str = CONSTRAINED) -> None:
@@ -340,23 +343,38 @@ def markdown(rows: List[Dict], missing: List[Tuple[str, List[Dict]]], json_path:
     return "\n".join(lines) + "\n"
 
 
+def to_train(system, earlier) -> Tuple[List[Dict], List[Dict]]:
+    """(the seeds carried from ``earlier`` (:func:`earlier_seeds`), the runs still to train (:func:`pending`))
+    of ``system``: a seed not finished here whose run directory holds no checkpoint is carried where the
+    earlier results file scored it."""
+    waiting = pending(system)
+    scored = earlier.get((system["system"], system["pair"]), {})
+    dirs = {r["seed"]: r["dir"] for r in system["runs"]}
+    carried = [scored[p["seed"]] for p in waiting if p["seed"] in scored and no_model_here(dirs[p["seed"]])]
+    return carried, [p for p in waiting if p["seed"] not in {c["seed"] for c in carried}]
+
+
 def run(a) -> str:
     """Score the systems of ``a.config``; ``a.command``: the command line recorded in every row."""
     systems = load_config(a.config, a.var)
     work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval", "published_protocol")
     os.makedirs(work, exist_ok=True)
-    rows, missing, earlier = [], [], earlier_seeds(a.out)
+    earlier = earlier_seeds(a.out)
+    if a.train or a.dry_run or a.only:
+        if a.generated or not a.train:
+            raise ValueError("--train trains runs here, --generated scores outputs made elsewhere; --only and "
+                             "--dry-run go with --train")
+        listing = train_runs.train(train_runs.planned(systems, lambda s: to_train(s, earlier)[1], a.only), a.dry_run)
+        if a.dry_run:
+            return listing
+    rows, missing = [], []
     for system in systems:
         tgt = system["pair"].split("-")[1]
         ref_tok = ref_tok_path(a.data, tgt)
-        waiting = [] if a.generated else pending(system)
-        scored = earlier.get((system["system"], system["pair"]), {})
-        dirs = {r["seed"]: r["dir"] for r in system["runs"]}
-        carried = [scored[p["seed"]] for p in waiting if p["seed"] in scored and no_model_here(dirs[p["seed"]])]
+        carried, waiting = ([], []) if a.generated else to_train(system, earlier)
         if carried:
             logger.info("%s (%s): seed(s) %s carried from %s (no checkpoints here)", system["system"], system["pair"],
                         ", ".join(str(c["seed"]) for c in carried), a.out)
-        waiting = [p for p in waiting if p["seed"] not in {c["seed"] for c in carried}]
         if waiting:
             logger.warning("%s (%s): %s", system["system"], system["pair"], describe(waiting))
             missing.append((f"{system['system']} ({system['pair']})", waiting))
