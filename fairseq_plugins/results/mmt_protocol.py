@@ -194,14 +194,15 @@ def evaluate_seed(system, run, work: str, generated: Optional[str], data: str) -
             "device": run_device(run.get("dir", ""), system.get("device", "unknown"))}
 
 
-def score_seed(seed: Dict, refs: List[str], ref_tok: str, tgt: str, work: str, meteor_options) -> Dict:
-    """``seed`` with its tokenized BLEU and METEOR 1.5 (None where it cannot run) on its generate output."""
+def score_seed(seed: Dict, refs: List[str], ref_tok: str, tgt: str, work: str, meteor_options, commit: str) -> Dict:
+    """``seed`` with its tokenized BLEU and METEOR 1.5 (None where it cannot run) on its generate output, scored
+    at ``commit``."""
     bleu = score_tokenized(seed["output"], ref_tok)["tokenized_bleu"]["bleu"]
     meteor = None
     if meteor_options is not None:
         hyps = ordered(read_generate_output(seed["output"]), len(refs), seed["output"])
         meteor = meteor_15(hyps, refs, tgt, work, meteor_options)
-    return dict(seed, bleu=bleu, meteor=meteor, scored_at=git_commit())
+    return dict(seed, bleu=bleu, meteor=meteor, scored_at=commit)
 
 
 def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str = "") -> Dict:
@@ -209,19 +210,19 @@ def build_row(system, seeds: List[Dict], ref_tok: str, work: str, command: str =
     results file (:func:`earlier_seeds`: scored already)."""
     tgt = system["pair"].split("-")[1]
     meteor_options, meteor_note = meteor_setup(tgt)
-    refs = read_lines(ref_tok)
-    seeds = sorted((s if "bleu" in s else score_seed(s, refs, ref_tok, tgt, work, meteor_options) for s in seeds),
-                   key=lambda s: s["seed"])
+    refs, commit = read_lines(ref_tok), git_commit()
+    seeds = sorted((s if "bleu" in s else score_seed(s, refs, ref_tok, tgt, work, meteor_options, commit)
+                    for s in seeds), key=lambda s: s["seed"])
     bleu, meteor = [s["bleu"] for s in seeds], [s["meteor"] for s in seeds]
     meteor = meteor if all(m is not None for m in meteor) else []
-    fresh = any(s["scored_at"] == git_commit() for s in seeds) or not seeds
+    fresh = any(s["scored_at"] == commit for s in seeds)
     mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
     return {
         "system": system["system"], "pair": system["pair"], "data": system.get("data", CONSTRAINED), "test": TEST,
         "bleu": mean(bleu), "meteor": mean(meteor),
         "updates": min(s["updates"] for s in seeds) if all(s["updates"] for s in seeds) else None,
         "seeds": [s["seed"] for s in seeds], "bleu_per_seed": bleu,
-        "command": command, "commit": git_commit() if fresh else seeds[0]["scored_at"],
+        "command": command, "commit": commit if fresh else seeds[0]["scored_at"],
         "scored_at_per_seed": [s["scored_at"] for s in seeds],
         "device": "; ".join(dict.fromkeys(s["device"] for s in seeds)),
         "device_per_seed": [s["device"] for s in seeds],
