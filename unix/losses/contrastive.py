@@ -102,6 +102,47 @@ def clamp_logit_scale_(param: torch.Tensor, min_log: float = 0.0, max_log: float
     param.clamp_(min_log, max_log)
 
 
+def global_logits(a: torch.Tensor, b: torch.Tensor, logit_scale: Union[torch.Tensor, float], gather: bool = True,
+                  group=None, min_log_scale: float = 0.0, max_log_scale: float = LOG_MAX_SCALE,
+                  rows: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, int, Optional[torch.Tensor]]:
+    """Scaled similarities of the global batch, the part every contrastive loss here shares.
+
+    Args:
+        a: (B, E) embeddings; ``b``: (B, E) their pairs.
+        logit_scale: () log inverse temperature, clamped to ``[min_log_scale, max_log_scale]``.
+        gather: gather ``a``, ``b`` (and ``rows``) from all ranks (a no-op without torch.distributed).
+        group: process group of the gather.
+        rows: optional (B, ...) per-pair tensor gathered like ``a`` (RC3's relevance).
+
+    Returns:
+        ``(logits, offset, rows)``: (M, M) ``scale * a_all @ b_all.T`` in float32, the first global
+        row of this rank's pairs, and ``rows`` of the global batch (M, ...).
+
+    Raises:
+        ValueError: if ``a`` and ``b`` are not two (B, E) tensors of one shape.
+    """
+    if a.dim() != 2 or a.shape != b.shape:
+        raise ValueError(f"expected two (B, E) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    world = distributed_world_size(group) if gather else 1
+    scale = logit_scale_value(logit_scale, min_log_scale, max_log_scale).to(a.device)
+    offset = 0
+    if world > 1:
+        a, offset = gather_features(a, group)  # (M, E)
+        b, _ = gather_features(b, group)  # (M, E)
+        if rows is not None:
+            rows, _ = gather_features(rows, group)  # (M, ...)
+        # every rank sees the whole matrix: give logit_scale 1/N of the gradient, same value
+        scale = scale / world + (scale - scale / world).detach()
+    return scale * (a.float() @ b.float().t()), offset, rows
+
+
+def match_accuracy(logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Fractions () of rows, and of columns, of (M, M) ``logits`` whose best match is their pair."""
+    with torch.no_grad():
+        y = torch.arange(logits.shape[0], device=logits.device)  # (M,)
+        return (logits.argmax(dim=1) == y).float().mean(), (logits.argmax(dim=0) == y).float().mean()
+
+
 # -- symmetric InfoNCE -----------------------------------------------------------------------------
 class ContrastiveOutput(NamedTuple):
     """Result of :func:`contrastive_loss`.
@@ -143,22 +184,10 @@ def contrastive_loss(a: torch.Tensor, b: torch.Tensor, logit_scale: Union[torch.
     Returns:
         :class:`ContrastiveOutput`; see the module docstring for the distributed convention.
     """
-    if a.dim() != 2 or a.shape != b.shape:
-        raise ValueError(f"expected two (B, E) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-    world = distributed_world_size(group) if gather else 1
-    scale = logit_scale_value(logit_scale, min_log_scale, max_log_scale).to(a.device)
-    offset = 0
-    if world > 1:
-        a, offset = gather_features(a, group)  # (M, E)
-        b, _ = gather_features(b, group)  # (M, E)
-        # every rank sees the whole matrix: give logit_scale 1/N of the gradient, same value
-        scale = scale / world + (scale - scale / world).detach()
-    logits = scale * (a.float() @ b.float().t())  # (M, M)
+    logits, offset, _ = global_logits(a, b, logit_scale, gather, group, min_log_scale, max_log_scale)  # (M, M)
     y = torch.arange(logits.shape[0], device=logits.device)  # (M,)
     loss = 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(logits.t(), y))
-    with torch.no_grad():
-        acc_a2b = (logits.argmax(dim=1) == y).float().mean()
-        acc_b2a = (logits.argmax(dim=0) == y).float().mean()
+    acc_a2b, acc_b2a = match_accuracy(logits)
     return ContrastiveOutput(loss, acc_a2b, acc_b2a, logits, offset)
 
 

@@ -44,8 +44,7 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 
-from unix.losses.contrastive import (LOG_MAX_SCALE, ContrastiveOutput, distributed_world_size, gather_features,
-                                     logit_scale_value)
+from unix.losses.contrastive import LOG_MAX_SCALE, ContrastiveOutput, global_logits, match_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -113,20 +112,10 @@ def rc3_loss(a: torch.Tensor, b: torch.Tensor, relevance: torch.Tensor, logit_sc
         raise ValueError(f"expected two (B, E) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     check_relevance(relevance, a.shape[0])
     relevance = relevance.detach().to(device=a.device, dtype=torch.float32)
-    world = distributed_world_size(group) if gather else 1
-    scale = logit_scale_value(logit_scale, min_log_scale, max_log_scale).to(a.device)
-    offset = 0
-    if world > 1:
-        a, offset = gather_features(a, group)  # (M, E)
-        b, _ = gather_features(b, group)  # (M, E)
-        relevance, _ = gather_features(relevance, group)  # (M,)
-        scale = scale / world + (scale - scale / world).detach()  # as contrastive_loss: 1/N of the gradient
-    logits = scale * (a.float() @ b.float().t())  # (M, M)
+    logits, offset, relevance = global_logits(a, b, logit_scale, gather, group, min_log_scale, max_log_scale,
+                                              rows=relevance)  # (M, M), (M,)
     loss_a2b = _soft_cross_entropy(F.log_softmax(logits, dim=1), relevance)
     loss_b2a = _soft_cross_entropy(F.log_softmax(logits.t(), dim=1), relevance)
     loss = 0.5 * (loss_a2b + loss_b2a)
-    with torch.no_grad():
-        y = torch.arange(logits.shape[0], device=logits.device)
-        acc_a2b = (logits.argmax(dim=1) == y).float().mean()
-        acc_b2a = (logits.argmax(dim=0) == y).float().mean()
+    acc_a2b, acc_b2a = match_accuracy(logits)
     return ContrastiveOutput(loss, acc_a2b, acc_b2a, logits, offset)
