@@ -7,8 +7,10 @@ from the earlier results file: the training scripts resume from ``checkpoint_las
 started again after an interruption (or on the next machine, given the run directory) goes on where it
 stopped. Each run's output is appended to ``<run dir>/train.log``; then the table is written as without
 ``--train``. A run being trained holds ``<run dir>/train.lock``: a second ``--train`` started beside the first
-(a second lane on a machine with cores to spare) skips it and trains the next one. ``--only REGEX`` (searched in ``<system> (<pair>) seed <N>``) picks runs; ``--dry-run`` prints
-the commands that would run and runs nothing.
+(a second lane on a machine with cores to spare) skips it and trains the next one. ``--only REGEX`` (searched
+in ``<system> (<pair>) seed <N>``) picks runs; ``--dry-run`` prints the commands that would run, and where each
+run stands (the update its ``checkpoint_last.pt`` resumes at; being trained by another ``--train``), and runs
+nothing.
 
 A run whose binarized data or image features are not there is skipped with a warning (README section 4 prepares each data
 directory); a command that fails stops the whole, naming its log. Commands name the scripts relative to
@@ -26,7 +28,9 @@ import logging
 import os
 import re
 import subprocess
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
+
+from fairseq_plugins.checkpoint import trained_updates
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +65,51 @@ def planned(systems: Sequence[Dict], waiting: Callable[[Dict], List[Dict]], only
                 logger.warning("%s: no %s (README section 4 prepares it): not trained", name, absent[0])
                 continue
             todo.append({"name": name, "dir": run["dir"], "command": run["command"],
-                         "log": os.path.join(run["dir"], "train.log")})
+                         "log": os.path.join(run["dir"], "train.log"), "updates": system.get("updates")})
         if todo and system.get("pretrain_command"):
             todo.insert(0, dict(todo[0], name=f"{system['system']} ({system['pair']}): pre-training",
-                                command=system["pretrain_command"]))
+                                command=system["pretrain_command"], updates=None, pretrain=True))
         steps += todo
     return steps
+
+
+def locked(run_dir: str) -> bool:
+    """Whether another process holds ``<run_dir>/train.lock`` (a ``--train`` training that run now)."""
+    path = os.path.join(run_dir, "train.lock")
+    if not os.path.exists(path):
+        return False
+    with open(path) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return False
+
+
+def progress(step: Dict) -> Optional[str]:
+    """Where a run step stands: ``resumes at update N of M`` (its ``checkpoint_last.pt``), ``being trained by
+    another --train`` (its lock is held); None for a run not started, or a pre-training step (its directory is
+    the pre-training command's own)."""
+    if step.get("pretrain"):
+        return None
+    said = []
+    last = os.path.join(step["dir"], "checkpoint_last.pt")
+    if os.path.exists(last):
+        total = f" of {step['updates']}" if step.get("updates") else ""
+        said.append(f"resumes at update {trained_updates(last)}{total}")
+    if locked(step["dir"]):
+        said.append("being trained by another --train")
+    return "; ".join(said) or None
+
+
+def listing(steps: Sequence[Dict]) -> str:
+    """``--dry-run``'s output: per step a comment (number, name, log, :func:`progress`) and its command."""
+    lines = []
+    for i, s in enumerate(steps, 1):
+        where = progress(s)
+        lines += [f"# {i}/{len(steps)} {s['name']} (log: {s['log']})" + (f": {where}" if where else ""), s["command"]]
+    return "\n".join(lines) or "# nothing to train"
 
 
 def check_scripts(steps: Sequence[Dict]) -> None:
@@ -89,8 +132,7 @@ def train(steps: Sequence[Dict], dry_run: bool = False) -> str:
     """
     check_scripts(steps)
     if dry_run:
-        return "\n".join(f"# {i}/{len(steps)} {s['name']} (log: {s['log']})\n{s['command']}"
-                         for i, s in enumerate(steps, 1)) or "# nothing to train"
+        return listing(steps)
     for i, s in enumerate(steps, 1):
         os.makedirs(s["dir"], exist_ok=True)
         with open(os.path.join(s["dir"], "train.lock"), "w") as lock:

@@ -112,3 +112,22 @@ def test_a_run_another_lane_is_training_is_skipped(repo):
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a --train in another process holds it
         cli.main(argv + ["--train", "--only", "^A "])
     assert (root / "order.txt").read_text().split() == ["runs/a2"]
+
+
+def test_dry_run_says_where_each_run_stands(repo, capsys):
+    import fcntl
+
+    import torch
+
+    root, argv = repo
+    (root / "runs" / "a1").mkdir(parents=True)
+    (root / "runs" / "a2").mkdir(parents=True)
+    torch.save({"optimizer_history": [{"num_updates": 1200}]}, root / "runs" / "a1" / "checkpoint_last.pt")
+    with open(root / "runs" / "a2" / "train.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another lane trains seed 2
+        cli.main(argv + ["--train", "--dry-run", "--only", "^A "])
+    heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith("#")]
+    assert heads == ["# 1/2 A text-only (en-de) seed 1 (log: runs/a1/train.log): resumes at update 1200 of 8000",
+                     "# 2/2 A text-only (en-de) seed 2 (log: runs/a2/train.log): being trained by another --train"]
+    cli.main(argv + ["--train", "--dry-run", "--only", "^A .*seed 2"])  # the lock was let go: nothing said
+    assert capsys.readouterr().out.splitlines()[0] == "# 1/1 A text-only (en-de) seed 2 (log: runs/a2/train.log)"
