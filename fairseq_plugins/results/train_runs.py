@@ -12,8 +12,8 @@ in ``<system> (<pair>) seed <N>``) picks runs; ``--dry-run`` prints the commands
 run stands (the update its ``checkpoint_last.pt`` resumes at; being trained by another ``--train``), and runs
 nothing.
 
-A run whose binarized data or image features are not there is skipped with a warning (README section 4 prepares each data
-directory); a command that fails stops the whole, naming its log. Commands name the scripts relative to
+A run whose binarized data or image features are not there is skipped with a warning (README section 4 prepares
+each data directory); a command that fails stops the whole, naming its log. Commands name the scripts relative to
 the repository root (``bash examples/...``), as the README's do: run from there.
 
 Example (both unix text-only seeds of the En-De table, on this machine, then the table)::
@@ -68,9 +68,18 @@ def planned(systems: Sequence[Dict], waiting: Callable[[Dict], List[Dict]], only
                          "log": os.path.join(run["dir"], "train.log"), "updates": system.get("updates")})
         if todo and system.get("pretrain_command"):
             todo.insert(0, dict(todo[0], name=f"{system['system']} ({system['pair']}): pre-training",
-                                command=system["pretrain_command"], updates=None, pretrain=True))
+                                command=system["pretrain_command"], pretrain=True))
         steps += todo
     return steps
+
+
+def take_lock(lock) -> bool:
+    """Take the exclusive lock of the open file ``lock`` without waiting; False if another process holds it."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def locked(run_dir: str) -> bool:
@@ -78,13 +87,8 @@ def locked(run_dir: str) -> bool:
     path = os.path.join(run_dir, "train.lock")
     if not os.path.exists(path):
         return False
-    with open(path) as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(lock, fcntl.LOCK_UN)
-    return False
+    with open(path) as lock:  # closing it lets go of a lock taken here
+        return not take_lock(lock)
 
 
 def progress(step: Dict) -> Optional[str]:
@@ -136,9 +140,7 @@ def train(steps: Sequence[Dict], dry_run: bool = False) -> str:
     for i, s in enumerate(steps, 1):
         os.makedirs(s["dir"], exist_ok=True)
         with open(os.path.join(s["dir"], "train.lock"), "w") as lock:
-            try:  # held while it trains: a second --train (another lane) goes on with the next run
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not take_lock(lock):  # held while it trains: a second --train (another lane) goes on with the next run
                 logger.warning("%s: another --train is training %s: skipped", s["name"], s["dir"])
                 continue
             logger.info("training %d/%d: %s (log: %s)", i, len(steps), s["name"], s["log"])
