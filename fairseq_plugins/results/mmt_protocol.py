@@ -15,7 +15,7 @@ device}`` (``bleu`` = mean over seeds; ``command`` and ``commit``: this command 
 ran; ``device``: what ``<run>/device.txt`` says, written by the training scripts), plus the
 training and generate commands. A system some of whose seeds have reached ``updates`` gets a row of
 those seeds (``seeds_pending`` names the others, which the table says are pending); one with none is
-listed as not done. A decoded output is kept under ``eval/published_protocol/`` with a name that hashes the
+listed as not done. A decoded output is kept under ``--work`` (default ``eval/published_protocol/`` next to ``--out``) with a name that hashes the
 generate options and the checkpoints it comes from (path and mtime): the command run again decodes
 only the runs that are new or changed. A seed that an earlier run of the command scored into ``--out`` and whose run
 directory holds no checkpoint here (another machine trained it, or its files are gone) keeps that score, with
@@ -71,6 +71,8 @@ def add_arguments(p) -> None:
     p.add_argument("--generated", default=None, metavar="DIR",
                    help="score DIR/<slug>.s<seed>.test.txt written elsewhere instead of averaging and decoding")
     p.add_argument("--var", action="append", default=[], help="NAME=VALUE substituted for {NAME} in the config")
+    p.add_argument("--work", default=None, help="where the averaged checkpoints and decoded outputs go and are reused "
+                   "from (default: eval/published_protocol/ next to --out)")
     train_runs.add_arguments(p)
 
 
@@ -358,7 +360,7 @@ def to_train(system, earlier) -> Tuple[List[Dict], List[Dict]]:
 def run(a) -> str:
     """Score the systems of ``a.config``; ``a.command``: the command line recorded in every row."""
     systems = load_config(a.config, a.var)
-    work = os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval", "published_protocol")
+    work = a.work or os.path.join(os.path.dirname(os.path.abspath(a.out)), "eval", "published_protocol")
     os.makedirs(work, exist_ok=True)
     earlier = earlier_seeds(a.out)
     if a.train or a.dry_run or a.only:

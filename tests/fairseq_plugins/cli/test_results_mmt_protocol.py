@@ -280,6 +280,31 @@ def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypat
     assert not list((root / "eval" / "published_protocol").glob("*.part"))
 
 
+def test_work_puts_the_decoded_outputs_elsewhere_and_reuses_them(tree, monkeypatch):
+    """--work DIR: the decoded outputs are written and found again there, none next to --out."""
+    root, _, _ = tree
+    run, bin_dir = imported_run(root, "t1"), tok_bpe_bin(root, "bin_t")
+    config = root / "t.json"
+    config.write_text(json.dumps([{"system": "T text-only", "pair": "en-de", "task": "translation", "bin": str(bin_dir),
+                                   "updates": 8000, "runs": [{"seed": 1, "dir": str(run), "command": "bash t.sh"}]}]))
+    calls = []
+
+    def fake_generate(cmd, out_path, keep_stderr=True):
+        calls.append(out_path)
+        write_gen(out_path, REFS)
+        return list(cmd)
+
+    monkeypatch.setattr(results, "run_generate", fake_generate)
+    work = root / "scratch" / "pub"
+    argv = ["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(root / "T.json"),
+            "--work", str(work)]
+    cli.main(argv)
+    cli.main(argv)
+    assert len(calls) == 1 and str(calls[0]).startswith(str(work))
+    assert list(work.glob("*.txt")) and not (root / "eval").exists()
+    assert json.loads((root / "T.json").read_text())[0]["bleu"] == 100.0
+
+
 def test_a_system_with_one_seed_trained_gets_a_row_that_names_the_other(tree, monkeypatch):
     """Seed 1 trained, seed 2 not: the row has seed 1 only and marks seed 2 pending, and the list below
     says why seed 2 is not in it."""
