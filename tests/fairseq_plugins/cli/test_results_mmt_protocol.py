@@ -249,8 +249,10 @@ def tok_bpe_bin(root, name):
     return bin_dir
 
 
-def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypatch):
-    """The command run again decodes nothing new; a re-imported (newer) average is decoded again."""
+@pytest.mark.parametrize("work", [None, "scratch/pub"])
+def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypatch, work):
+    """The command run again decodes nothing new; a re-imported (newer) average is decoded again. The outputs
+    live in eval/published_protocol/ next to --out, or in --work (and then nothing is written next to --out)."""
     import os
 
     root, _, _ = tree
@@ -258,18 +260,24 @@ def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypat
     config = root / "t.json"
     config.write_text(json.dumps([{"system": "T text-only", "pair": "en-de", "task": "translation", "bin": str(bin_dir),
                                    "updates": 8000, "runs": [{"seed": 1, "dir": str(run), "command": "bash t.sh"}]}]))
-    calls = []
+    calls, outputs = [], []
 
     def fake_generate(cmd, out_path, keep_stderr=True):
         calls.append(cmd)
+        outputs.append(str(out_path))
         write_gen(out_path, REFS)
         return list(cmd)
 
     monkeypatch.setattr(results, "run_generate", fake_generate)
     argv = ["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(root / "T.json")]
+    where = root / "eval" / "published_protocol"
+    if work:
+        where = root / work
+        argv += ["--work", str(where)]
     cli.main(argv)
     cli.main(argv)
-    assert len(calls) == 1 and str(run / "average.pt") in calls[0]
+    assert len(calls) == 1 and str(run / "average.pt") in calls[0] and outputs[0].startswith(str(where))
+    assert (root / "eval").exists() == (work is None)
     row = json.loads((root / "T.json").read_text())[0]
     assert row["bleu"] == 100.0 and row["averaged_per_seed"] == ["checkpoint23.pt..checkpoint32.pt"]
     assert row["updates"] == 8000 and "--path " + str(run / "average.pt") in row["generate_commands"][0]
@@ -277,32 +285,7 @@ def test_decoded_outputs_are_reused_until_the_checkpoints_change(tree, monkeypat
     os.utime(run / "average.pt", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     cli.main(argv)
     assert len(calls) == 2
-    assert not list((root / "eval" / "published_protocol").glob("*.part"))
-
-
-def test_work_puts_the_decoded_outputs_elsewhere_and_reuses_them(tree, monkeypatch):
-    """--work DIR: the decoded outputs are written and found again there, none next to --out."""
-    root, _, _ = tree
-    run, bin_dir = imported_run(root, "t1"), tok_bpe_bin(root, "bin_t")
-    config = root / "t.json"
-    config.write_text(json.dumps([{"system": "T text-only", "pair": "en-de", "task": "translation", "bin": str(bin_dir),
-                                   "updates": 8000, "runs": [{"seed": 1, "dir": str(run), "command": "bash t.sh"}]}]))
-    calls = []
-
-    def fake_generate(cmd, out_path, keep_stderr=True):
-        calls.append(out_path)
-        write_gen(out_path, REFS)
-        return list(cmd)
-
-    monkeypatch.setattr(results, "run_generate", fake_generate)
-    work = root / "scratch" / "pub"
-    argv = ["mmt-protocol", "--config", str(config), "--data", str(root / "data"), "--out", str(root / "T.json"),
-            "--work", str(work)]
-    cli.main(argv)
-    cli.main(argv)
-    assert len(calls) == 1 and str(calls[0]).startswith(str(work))
-    assert list(work.glob("*.txt")) and not (root / "eval").exists()
-    assert json.loads((root / "T.json").read_text())[0]["bleu"] == 100.0
+    assert not list(where.glob("*.part"))
 
 
 def test_a_system_with_one_seed_trained_gets_a_row_that_names_the_other(tree, monkeypatch):
