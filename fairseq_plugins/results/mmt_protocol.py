@@ -15,15 +15,15 @@ device}`` (``bleu`` = mean over seeds; ``command`` and ``commit``: this command 
 ran; ``device``: what ``<run>/device.txt`` says, written by the training scripts), plus the
 training and generate commands. A system some of whose seeds have reached ``updates`` gets a row of
 those seeds (``seeds_pending`` names the others, which the table says are pending); one with none is
-listed as not done. A decoded output is kept under ``--work`` (default ``eval/published_protocol/`` next to ``--out``) with a name that hashes the
-generate options and the checkpoints it comes from (path and mtime): the command run again decodes
-only the runs that are new or changed. A seed that an earlier run of the command scored into ``--out`` and whose run
-directory holds no checkpoint here (another machine trained it, or its files are gone) keeps that score, with
-the commit that scored it (``scored_at_per_seed``): a results file outlives the machine its runs were on, and a
-row gets its missing seeds without retraining the others. ``--generated DIR`` scores outputs that fairseq-generate already wrote elsewhere (a
-GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. ``--train`` first trains the runs not finished here, one
-after another (:mod:`fairseq_plugins.results.train_runs`). Written as JSON, with the markdown table
-beside it (``.md``).
+listed as not done. A decoded output is kept under ``--work`` (default ``eval/published_protocol/`` next to
+``--out``) with a name that hashes the generate options and the checkpoints it comes from (path and mtime): the
+command run again decodes only the runs that are new or changed. A seed that an earlier run of the command scored
+into ``--out`` and whose run directory holds no checkpoint here (another machine trained it, or its files are gone)
+keeps that score, with the commit that scored it (``scored_at_per_seed``): a results file outlives the machine its
+runs were on, and a row gets its missing seeds without retraining the others. ``--generated DIR`` scores outputs
+that fairseq-generate already wrote elsewhere (a GPU machine): ``DIR/<system slug>.s<seed>.test.txt``. ``--train``
+first trains the runs not finished here, one after another (:mod:`fairseq_plugins.results.train_runs`). Written as
+JSON, with the markdown table beside it (``.md``).
 
 Example::
 
